@@ -1,0 +1,94 @@
+"""User accounts of the local identity provider, and the email-address claim that keeps emails unique."""
+
+from __future__ import annotations
+
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import event
+
+from commands.domain.audited import AuditedAggregate
+
+SIGNUP = "signup"
+RESET = "reset"
+MAX_CODE_ATTEMPTS = 5
+
+
+class UserAccount(AuditedAggregate):
+    """A person who signs in; holds the password hash, one-time codes and login sessions."""
+
+    @staticmethod
+    def create_id(username: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"/iotcloud/users/{username.lower()}")
+
+    @event("SignedUp")
+    def __init__(self, username: str, email: str, given_name: str, family_name: str, password_hash: str):
+        self.username = username
+        self.email = email
+        self.given_name = given_name
+        self.family_name = family_name
+        self.password_hash = password_hash
+        self.confirmed = False
+        self.codes: dict[str, dict] = {}
+        self.failed_logins: list[float] = []
+        self.sessions: dict[str, dict] = {}
+
+    @event("ConfirmationCodeIssued")
+    def issue_code(self, purpose: str, code_hash: str, expires_at: float) -> None:
+        self.codes[purpose] = {"hash": code_hash, "expires_at": expires_at, "attempts": 0}
+
+    @event("CodeRejected")
+    def reject_code(self, purpose: str) -> None:
+        code = self.codes.get(purpose)
+        if code is not None:
+            code["attempts"] += 1
+
+    @event("Confirmed")
+    def confirm(self) -> None:
+        self.confirmed = True
+        self.codes.pop(SIGNUP, None)
+
+    @event("PasswordReset")
+    def reset_password(self, password_hash: str) -> None:
+        self.password_hash = password_hash
+        self.codes.pop(RESET, None)
+        self.sessions.clear()
+        self.failed_logins.clear()
+
+    @event("LoginFailed")
+    def fail_login(self, at: float) -> None:
+        self.failed_logins.append(at)
+
+    @event("SessionStarted")
+    def start_session(self, session_id: str, refresh_hash: str, expires_at: float) -> None:
+        self.sessions[session_id] = {"refresh_hash": refresh_hash, "expires_at": expires_at}
+        self.failed_logins.clear()
+
+    @event("SessionRefreshed")
+    def rotate_session(self, session_id: str, refresh_hash: str, expires_at: float) -> None:
+        self.sessions[session_id] = {"refresh_hash": refresh_hash, "expires_at": expires_at}
+
+    @event("SessionEnded")
+    def end_session(self, session_id: str, reason: str) -> None:
+        self.sessions.pop(session_id, None)
+
+    def usable_code(self, purpose: str, now: float) -> dict | None:
+        code = self.codes.get(purpose)
+        if code is None or code["expires_at"] < now or code["attempts"] >= MAX_CODE_ATTEMPTS:
+            return None
+        return code
+
+    def recent_failures(self, now: float, window: float) -> list[float]:
+        return [at for at in self.failed_logins if at > now - window]
+
+
+class EmailClaim(AuditedAggregate):
+    """Makes an email address belong to one account; created in the same transaction as the account."""
+
+    @staticmethod
+    def create_id(email: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"/iotcloud/emails/{email.strip().lower()}")
+
+    @event("Claimed")
+    def __init__(self, email: str, username: str):
+        self.email = email
+        self.username = username

@@ -1,0 +1,115 @@
+"""DeviceFleet: the write side of the device registry (register, unregister, reissue certificates)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from commands.domain.devices import Device, DeviceNameClaim, new_device_id
+from commands.errors import ConcurrentChange, DeviceNameTaken, DeviceNotFound, InvalidCertificateRequest, ValidationFailed
+from commands.pki import CertificateAuthority, InvalidCSR, IssuedCertificate
+
+DEVICE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCredentials:
+    """What a registration or reissue hands back once; the private key is never stored."""
+
+    device_id: str
+    name: str
+    ca_pem: str
+    certificate: IssuedCertificate
+    position: int
+
+
+class DeviceFleet(Application):
+    """Registers devices and manages their certificates."""
+
+    env = {"AGGREGATE_CACHE_MAXSIZE": "5000"}
+
+    def __init__(self, *args, ca: CertificateAuthority, certificate_days: int = 730, key_type: str = "ec", **kwargs):
+        super().__init__(*args, **kwargs)
+        self._ca = ca
+        self._certificate_days = certificate_days
+        self._key_type = key_type
+
+    def register_device(self, owner: str, name: str, csr_pem: str | None = None) -> DeviceCredentials:
+        check_device_name(name)
+        claim = self._existing_claim(owner, name)
+        if claim is not None and claim.device_id is not None:
+            raise DeviceNameTaken(f"device '{name}' is already registered")
+        device_id = new_device_id()
+        issued = self._issue(device_id, csr_pem)
+        device = Device(device_id=device_id, owner=owner, name=name, certificate=certificate_record(issued))
+        if claim is None:
+            claim = DeviceNameClaim(owner=owner, name=name, device_id=device_id)
+        else:
+            claim.reclaim(device_id)
+        try:
+            recordings = self.save(device, claim)
+        except IntegrityError:
+            raise DeviceNameTaken(f"device '{name}' is already registered") from None
+        return DeviceCredentials(device_id, name, self._ca.certificate_pem, issued, recordings[-1].notification.id)
+
+    def unregister_device(self, owner: str, name: str) -> int:
+        device, claim = self._owned_device(owner, name)
+        device.unregister()
+        claim.release()
+        return self._save_or_conflict(device, claim)
+
+    def reissue_certificate(self, owner: str, name: str, csr_pem: str | None = None) -> DeviceCredentials:
+        device, _ = self._owned_device(owner, name)
+        issued = self._issue(device.device_id, csr_pem)
+        device.reissue_certificate(certificate_record(issued))
+        position = self._save_or_conflict(device)
+        return DeviceCredentials(device.device_id, device.name, self._ca.certificate_pem, issued, position)
+
+    @property
+    def ca_certificate_pem(self) -> str:
+        return self._ca.certificate_pem
+
+    def _issue(self, device_id: str, csr_pem: str | None) -> IssuedCertificate:
+        try:
+            return self._ca.issue_client_certificate(device_id, validity_days=self._certificate_days,
+                                                     key_type=self._key_type, csr_pem=csr_pem)
+        except InvalidCSR as exc:
+            raise InvalidCertificateRequest(str(exc)) from None
+
+    def _existing_claim(self, owner: str, name: str) -> DeviceNameClaim | None:
+        try:
+            return self.repository.get(DeviceNameClaim.create_id(owner, name))
+        except AggregateNotFoundError:
+            return None
+
+    def _owned_device(self, owner: str, name: str) -> tuple[Device, DeviceNameClaim]:
+        claim = self._existing_claim(owner, name)
+        if claim is None or claim.device_id is None:
+            raise DeviceNotFound(f"device '{name}' is not registered")
+        return self.repository.get(Device.create_id(claim.device_id)), claim
+
+    def _save_or_conflict(self, *aggregates) -> int:
+        try:
+            return self.save(*aggregates)[-1].notification.id
+        except IntegrityError:
+            raise ConcurrentChange() from None
+
+
+def check_device_name(name) -> None:
+    if not isinstance(name, str) or not DEVICE_NAME_PATTERN.match(name):
+        raise ValidationFailed("device name must be 1-64 characters: letters, digits, space, '_', '.', '-',"
+                               " starting with a letter or digit", field="name")
+
+
+def certificate_record(issued: IssuedCertificate) -> dict:
+    """The public facts of a certificate, as stored in events (never the private key)."""
+    return {
+        "serial": issued.serial,
+        "fingerprint_sha256": issued.fingerprint_sha256,
+        "not_before": issued.not_before.isoformat(),
+        "not_after": issued.not_after.isoformat(),
+        "pem": issued.certificate_pem,
+    }

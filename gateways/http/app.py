@@ -1,0 +1,94 @@
+"""The REST API's composition root: `create_app(platform)` wires resources, middleware and errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import uuid
+from dataclasses import dataclass
+
+import falcon
+import falcon.media
+
+from gateways.http import compat_v2 as v2
+from gateways.http import problems
+from gateways.http.middleware import BearerAuthentication, RequestContext
+from gateways.http.openapi import build_document
+from gateways.http.resources import accounts, devices, service
+
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    resource: object
+    suffix: str | None = None
+
+    def methods(self) -> list[str]:
+        tail = f"_{self.suffix}" if self.suffix else ""
+        return [m for m in METHODS if callable(getattr(self.resource, f"on_{m}{tail}", None))]
+
+
+def _json_default(value):
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def routes(platform) -> list[Route]:
+    identity, fleet, settings = platform.identity, platform.fleet, platform.settings
+    rw = devices.ReadYourWrites(platform.catalogue, settings.projection_wait)
+    problems_resource = service.Problems()
+    return [
+        Route("/healthz", service.Health()),
+        Route("/readyz", service.Ready(platform)),
+        Route("/problems", problems_resource),
+        Route("/problems/{slug}", problems_resource, "one"),
+        Route("/.well-known/jwks.json", accounts.Jwks(identity)),
+        Route("/v1/auth/signup", accounts.SignUp(identity)),
+        Route("/v1/auth/confirm", accounts.ConfirmSignUp(identity)),
+        Route("/v1/auth/resend-code", accounts.ResendCode(identity)),
+        Route("/v1/auth/login", accounts.Login(identity)),
+        Route("/v1/auth/refresh", accounts.Refresh(identity)),
+        Route("/v1/auth/logout", accounts.Logout(identity)),
+        Route("/v1/auth/forgot-password", accounts.ForgotPassword(identity)),
+        Route("/v1/auth/reset-password", accounts.ResetPassword(identity)),
+        Route("/v1/me", accounts.Me(platform.users)),
+        Route("/v1/ca", devices.CertificateAuthorityCertificate(fleet)),
+        Route("/v1/devices", devices.Devices(fleet, platform.devices, rw, settings)),
+        Route("/v1/devices/_count", devices.DeviceCount(platform.devices)),
+        Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw)),
+        Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, settings)),
+        # libpyiotcloud v2 compatibility
+        Route("/user/signup", v2.UserSignUp(identity)),
+        Route("/user/confirm_signup", v2.UserConfirmSignUp(identity)),
+        Route("/user/resend_confirmation_code", v2.UserResendCode(identity)),
+        Route("/user/forgot_password", v2.UserForgotPassword(identity)),
+        Route("/user/confirm_forgot_password", v2.UserConfirmForgotPassword(identity)),
+        Route("/user/login", v2.UserLogin(identity)),
+        Route("/user/logout", v2.UserLogout(identity)),
+        Route("/user", v2.User(identity, platform.users)),
+        Route("/devices", v2.DeviceList(identity, platform.devices)),
+        Route("/devices/device", v2.DeviceItem(identity, fleet, platform.devices, platform.catalogue,
+                                               settings.projection_wait)),
+    ]
+
+
+def create_app(platform) -> falcon.App:
+    app = falcon.App(middleware=[RequestContext(), BearerAuthentication(platform.identity)],
+                     cors_enable=True)
+    handler = falcon.media.JSONHandler(dumps=functools.partial(json.dumps, default=_json_default),
+                                       loads=json.loads)
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
+    app.req_options.strip_url_path_trailing_slash = True
+    problems.install(app)
+    table = routes(platform)
+    for route in table:
+        app.add_route(route.path, route.resource, **({"suffix": route.suffix} if route.suffix else {}))
+    app.add_route("/openapi.json", service.OpenApi(build_document(table, platform.settings)))
+    return app

@@ -1,0 +1,268 @@
+"""libpyiotcloud v2 routes, byte-compatible in shape, as a thin adapter over the same application.
+
+Bodies carry `username` + `token` ({access, refresh, id}); answers use the
+`{"status": "OK"|"NG", "message": ...}` envelope written with json.dumps defaults. Seed bugs
+are dropped, shapes kept: errors are never 200 + NG, no private key is stored or listed
+(`pkey` is "" after registration), and an expired access token is refreshed silently
+(`new_token` in the answer) as the seed did.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import falcon
+
+from commands.context import acting_as
+from commands.errors import (DeviceNameTaken, DeviceNotFound, DomainError, EmailTaken, InvalidCode,
+                             InvalidCredentials, InvalidToken, NotConfirmed, TokenExpired, TooManyAttempts,
+                             UnknownEmail, UnknownUser, UsernameTaken, ValidationFailed)
+from commands.fleet import DeviceFleet
+from commands.identity.port import IdentityProvider, Principal
+from gateways.http.bodies import MAX_BODY
+from queries.devices import DeviceListQueries
+from queries.read_models import DEVICE_LIST, ReadModelCatalogue
+from queries.users import UserQueries
+
+log = logging.getLogger("iotcloud.http.v2")
+
+# (HTTP status, message) for each domain error, as libpyiotcloud answered them.
+V2_ERRORS: list[tuple[type[DomainError], int, str]] = [
+    (ValidationFailed, 400, "Empty parameter found"),
+    (UsernameTaken, 409, "Username already exists"),
+    (EmailTaken, 409, "Email already used"),
+    (InvalidCode, 400, "Invalid code"),
+    (UnknownEmail, 400, "Email does not exist"),
+    (UnknownUser, 400, "Invalid user"),
+    (InvalidCredentials, 401, "Unauthorized access"),
+    (NotConfirmed, 401, "Unauthorized access"),
+    (InvalidToken, 401, "Unauthorized access"),
+    (TooManyAttempts, 429, "Attempt limit exceeded. Please try again later."),
+    (DeviceNameTaken, 409, "Device is already registered"),
+    (DeviceNotFound, 400, "Device is not registered"),
+]
+
+
+class V2Error(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def envelope(resp: falcon.Response, status: int, message: str, **extra) -> None:
+    resp.status = falcon.code_to_http_status(status)
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = json.dumps({"status": "OK" if status < 400 else "NG", "message": message, **extra})
+
+
+def v2_error_for(error: DomainError) -> tuple[int, str]:
+    for kind, status, message in V2_ERRORS:
+        if isinstance(error, kind):
+            if kind is ValidationFailed and "required" not in error.detail:
+                return status, error.detail
+            return status, message
+    return error.status, error.title
+
+
+class V2Resource:
+    """Parses the body, authenticates from it when asked, and maps errors to the NG envelope."""
+
+    public = True  # v2 carries its credentials in the body, not in an Authorization header
+
+    def __init__(self, identity: IdentityProvider):
+        self._identity = identity
+
+    def respond(self, req, resp, action, authenticated: bool = True) -> None:
+        try:
+            body = self._body(req)
+            if authenticated:
+                principal, new_token = self._authenticate(body)
+                req.context.principal = principal
+                with acting_as(f"user:{principal.username}", req.context.correlation_id, req.context.request_id):
+                    message, extra = action(body, principal)
+                if new_token:
+                    extra["new_token"] = new_token
+            else:
+                with acting_as(f"anonymous:{body.get('username') or 'v2'}", req.context.correlation_id,
+                               req.context.request_id):
+                    message, extra = action(body, None)
+            envelope(resp, 200, message, **extra)
+        except V2Error as error:
+            envelope(resp, error.status, error.message)
+        except DomainError as error:
+            envelope(resp, *v2_error_for(error))
+
+    def _body(self, req) -> dict:
+        if req.content_length and req.content_length > MAX_BODY:
+            raise V2Error(413, "Request too large")
+        raw = req.bounded_stream.read()
+        try:
+            body = json.loads(raw) if raw else {}
+        except (ValueError, UnicodeDecodeError):
+            raise V2Error(400, "Invalid JSON body") from None
+        if not isinstance(body, dict):
+            raise V2Error(400, "Invalid JSON body")
+        return body
+
+    def _authenticate(self, body: dict) -> tuple[Principal, dict | None]:
+        username, token = body.get("username"), body.get("token")
+        if not isinstance(username, str) or not username or not isinstance(token, dict):
+            raise V2Error(400, "Empty parameter found")
+        access, refresh = token.get("access"), token.get("refresh")
+        if not isinstance(access, str):
+            raise V2Error(401, "Unauthorized access")
+        new_token = None
+        try:
+            principal = self._identity.authenticate(access)
+        except TokenExpired:
+            if not isinstance(refresh, str):
+                raise V2Error(401, "Unauthorized access") from None
+            tokens = self._identity.refresh(refresh)
+            principal = self._identity.authenticate(tokens.access_token)
+            new_token = {"access": tokens.access_token, "refresh": tokens.refresh_token, "id": tokens.id_token}
+        if principal.username.lower() != username.lower():
+            raise V2Error(401, "Unauthorized access")
+        return principal, new_token
+
+
+def _text(body: dict, *names: str) -> list[str]:
+    values = [body.get(name) for name in names]
+    if not all(isinstance(v, str) and v for v in values):
+        raise V2Error(400, "Empty parameter found")
+    return values
+
+
+class UserSignUp(V2Resource):
+    def on_post(self, req, resp):
+        def action(body, _):
+            username, password, email, given, family = _text(body, "username", "password", "email", "givenname",
+                                                             "familyname")
+            if len(password) < 8:
+                raise V2Error(400, "Password length should at least be 8 characters")
+            self._identity.sign_up(username, password, email, given, family)
+            return "User registered successfully. Check email for confirmation code.", {}
+        self.respond(req, resp, action, authenticated=False)
+
+
+class UserConfirmSignUp(V2Resource):
+    def on_post(self, req, resp):
+        def action(body, _):
+            username, code = _text(body, "username", "confirmationcode")
+            self._identity.confirm_sign_up(username, code)
+            return "User registration confirmed successfully", {}
+        self.respond(req, resp, action, authenticated=False)
+
+
+class UserResendCode(V2Resource):
+    def on_post(self, req, resp):
+        def action(body, _):
+            (username,) = _text(body, "username")
+            self._identity.resend_confirmation_code(username)
+            return "Confirmation code resend successfully", {}
+        self.respond(req, resp, action, authenticated=False)
+
+
+class UserForgotPassword(V2Resource):
+    def on_post(self, req, resp):
+        def action(body, _):
+            (email,) = _text(body, "email")
+            username = self._identity.forgot_password(email=email)
+            return "User account recovery successfully. Check email for confirmation code.", {"username": username}
+        self.respond(req, resp, action, authenticated=False)
+
+
+class UserConfirmForgotPassword(V2Resource):
+    def on_post(self, req, resp):
+        def action(body, _):
+            username, code, password = _text(body, "username", "confirmationcode", "password")
+            if len(password) < 8:
+                raise V2Error(400, "Password length should at least be 8 characters")
+            self._identity.confirm_forgot_password(username, code, password)
+            return "User password reset successfully", {}
+        self.respond(req, resp, action, authenticated=False)
+
+
+class UserLogin(V2Resource):
+    def on_post(self, req, resp):
+        def action(body, _):
+            username, password = _text(body, "username", "password")
+            tokens = self._identity.login(username, password)
+            return "Login successful", {"token": {"access": tokens.access_token, "refresh": tokens.refresh_token,
+                                                  "id": tokens.id_token}}
+        self.respond(req, resp, action, authenticated=False)
+
+
+class UserLogout(V2Resource):
+    def on_post(self, req, resp):
+        def action(body, principal):
+            self._identity.logout(principal)
+            return "User logout successfully", {}
+        self.respond(req, resp, action)
+
+
+class User(V2Resource):
+    def __init__(self, identity: IdentityProvider, users: UserQueries):
+        super().__init__(identity)
+        self._users = users
+
+    def on_post(self, req, resp):
+        def action(body, principal):
+            profile = self._users.profile(principal.username)
+            info = {"email": profile["email"], "given_name": profile["given_name"],
+                    "family_name": profile["family_name"]}
+            return "User info queried successfully", {"info": info}
+        self.respond(req, resp, action)
+
+    on_get = on_post
+
+
+def _v2_device(doc: dict) -> dict:
+    return {"devicename": doc["name"], "deviceid": doc["device_id"], "cert": doc["certificate"]["pem"], "pkey": ""}
+
+
+class DeviceList(V2Resource):
+    def __init__(self, identity: IdentityProvider, devices: DeviceListQueries):
+        super().__init__(identity)
+        self._devices = devices
+
+    def on_post(self, req, resp):
+        def action(body, principal):
+            devices = self._devices.list_devices(principal.username, limit=100)
+            return "Devices queried successfully", {"devices": [_v2_device(d) for d in devices]}
+        self.respond(req, resp, action)
+
+    on_get = on_post
+
+
+class DeviceItem(V2Resource):
+    def __init__(self, identity: IdentityProvider, fleet: DeviceFleet, devices: DeviceListQueries,
+                 catalogue: ReadModelCatalogue, projection_wait: float):
+        super().__init__(identity)
+        self._fleet, self._devices = fleet, devices
+        self._catalogue, self._wait = catalogue, projection_wait
+
+    def on_post(self, req, resp):
+        def action(body, principal):
+            (name,) = _text(body, "devicename")
+            credentials = self._fleet.register_device(principal.username, name)
+            self._catalogue.wait_for(DEVICE_LIST, "DeviceFleet", credentials.position, self._wait)
+            device = {"devicename": name, "deviceid": credentials.device_id,
+                      "cert": credentials.certificate.certificate_pem,
+                      "pkey": credentials.certificate.private_key_pem, "ca": credentials.ca_pem}
+            return "Device registered successfully", {"device": device}
+        self.respond(req, resp, action)
+
+    def on_delete(self, req, resp):
+        def action(body, principal):
+            (name,) = _text(body, "devicename")
+            position = self._fleet.unregister_device(principal.username, name)
+            self._catalogue.wait_for(DEVICE_LIST, "DeviceFleet", position, self._wait)
+            return "Device unregistered successfully", {}
+        self.respond(req, resp, action)
+
+    def on_patch(self, req, resp):
+        def action(body, principal):
+            (name,) = _text(body, "devicename")
+            return "Device queried successfully", {"device": _v2_device(self._devices.get_device(principal.username, name))}
+        self.respond(req, resp, action)

@@ -1,0 +1,120 @@
+"""/v1/devices: register, list, count, get, unregister devices and reissue their certificates."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import falcon
+
+from commands.context import acting_as
+from commands.fleet import DeviceCredentials, DeviceFleet
+from gateways.http.bodies import int_param, json_body, text_field
+from iotcloud.config import Settings
+from queries.devices import MAX_PAGE, DeviceListQueries
+from queries.read_models import DEVICE_LIST, ReadModelCatalogue
+
+
+def as_user(req):
+    return acting_as(f"user:{req.context.principal.username}", req.context.correlation_id, req.context.request_id)
+
+
+def device_view(doc: dict) -> dict:
+    return {"device_id": doc["device_id"], "name": doc["name"], "status": doc.get("status", "registered"),
+            "registered_at": doc.get("registered_at"), "updated_at": doc.get("updated_at"),
+            "certificate": doc.get("certificate")}
+
+
+class ReadYourWrites:
+    """Lets a write return once the device list shows it, so the next read sees the change."""
+
+    def __init__(self, catalogue: ReadModelCatalogue, timeout: float):
+        self._catalogue = catalogue
+        self._timeout = timeout
+
+    def settle(self, resp: falcon.Response, position: int) -> None:
+        caught_up = self._catalogue.wait_for(DEVICE_LIST, "DeviceFleet", position, self._timeout)
+        resp.set_header("X-Read-Model", "current" if caught_up else "lagging")
+
+
+def credentials_body(credentials: DeviceCredentials, settings: Settings) -> dict:
+    """Registration/reissue answer; saved as a file it is what the device simulators read."""
+    issued = credentials.certificate
+    return {
+        "device_id": credentials.device_id, "name": credentials.name,
+        "ca": credentials.ca_pem, "certificate": issued.certificate_pem,
+        "private_key": issued.private_key_pem or None,
+        "certificate_info": {"serial": issued.serial, "fingerprint_sha256": issued.fingerprint_sha256,
+                             "not_before": issued.not_before.isoformat(), "not_after": issued.not_after.isoformat()},
+        "host": settings.broker_host, "mqtt_port": settings.mqtt_port, "amqp_port": settings.amqp_port,
+    }
+
+
+class Devices:
+    def __init__(self, fleet: DeviceFleet, devices: DeviceListQueries, rw: ReadYourWrites, settings: Settings):
+        self._fleet, self._devices, self._rw, self._settings = fleet, devices, rw, settings
+
+    def on_get(self, req, resp):
+        owner = req.context.principal.username
+        limit = int_param(req, "limit", 50, 1, MAX_PAGE)
+        offset = int_param(req, "offset", 0, 0, 10**9)
+        items = [device_view(d) for d in self._devices.list_devices(owner, limit, offset)]
+        total = self._devices.count_devices(owner)
+        following = offset + len(items)
+        resp.media = {"items": items, "total": total, "limit": limit, "offset": offset,
+                      "next": f"/v1/devices?limit={limit}&offset={following}" if following < total else None}
+
+    def on_post(self, req, resp):
+        body = json_body(req)
+        name = text_field(body, "name", max_length=64)
+        csr = text_field(body, "csr", required=False, max_length=16384)
+        with as_user(req):
+            credentials = self._fleet.register_device(req.context.principal.username, name, csr)
+        self._rw.settle(resp, credentials.position)
+        resp.status = falcon.HTTP_201
+        resp.location = f"/v1/devices/{quote(name)}"
+        resp.media = credentials_body(credentials, self._settings)
+
+
+class DeviceCount:
+    def __init__(self, devices: DeviceListQueries):
+        self._devices = devices
+
+    def on_get(self, req, resp):
+        resp.media = {"count": self._devices.count_devices(req.context.principal.username)}
+
+
+class Device:
+    def __init__(self, fleet: DeviceFleet, devices: DeviceListQueries, rw: ReadYourWrites):
+        self._fleet, self._devices, self._rw = fleet, devices, rw
+
+    def on_get(self, req, resp, name):
+        resp.media = device_view(self._devices.get_device(req.context.principal.username, name))
+
+    def on_delete(self, req, resp, name):
+        with as_user(req):
+            position = self._fleet.unregister_device(req.context.principal.username, name)
+        self._rw.settle(resp, position)
+        resp.status = falcon.HTTP_204
+
+
+class DeviceCertificate:
+    def __init__(self, fleet: DeviceFleet, rw: ReadYourWrites, settings: Settings):
+        self._fleet, self._rw, self._settings = fleet, rw, settings
+
+    def on_post(self, req, resp, name):
+        csr = text_field(json_body(req, required=False), "csr", required=False, max_length=16384)
+        with as_user(req):
+            credentials = self._fleet.reissue_certificate(req.context.principal.username, name, csr)
+        self._rw.settle(resp, credentials.position)
+        resp.media = credentials_body(credentials, self._settings)
+
+
+class CertificateAuthorityCertificate:
+    public = True
+
+    def __init__(self, fleet: DeviceFleet):
+        self._fleet = fleet
+
+    def on_get(self, req, resp):
+        resp.content_type = "application/x-pem-file"
+        resp.text = self._fleet.ca_certificate_pem

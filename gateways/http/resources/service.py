@@ -1,0 +1,62 @@
+"""Operational resources: liveness, readiness, problem-type docs and the OpenAPI document."""
+
+from __future__ import annotations
+
+import falcon
+
+from gateways.http import problems
+
+
+class Health:
+    public = True
+
+    def on_get(self, req, resp):
+        resp.media = {"status": "ok"}
+
+
+class Ready:
+    """Ready when the event store and the read store answer; reports projection positions."""
+
+    public = True
+
+    def __init__(self, platform):
+        self._platform = platform
+
+    def on_get(self, req, resp):
+        checks, ok = {}, True
+        for name, app in (("accounts", self._platform.accounts), ("device_fleet", self._platform.fleet)):
+            try:
+                checks[f"event_store.{name}"] = {"ok": True, "head": app.recorder.max_notification_id() or 0}
+            except Exception as exc:  # noqa: BLE001 - readiness reports, it does not fail
+                ok, checks[f"event_store.{name}"] = False, {"ok": False, "error": type(exc).__name__}
+        try:
+            self._platform.db.command("ping")
+            checks["read_store"] = {"ok": True, "projections": self._platform.catalogue.status()}
+        except Exception as exc:  # noqa: BLE001
+            ok, checks["read_store"] = False, {"ok": False, "error": type(exc).__name__}
+        resp.status = falcon.HTTP_200 if ok else falcon.HTTP_503
+        resp.media = {"status": "ready" if ok else "unavailable", "checks": checks}
+
+
+class Problems:
+    public = True
+
+    def on_get(self, req, resp):
+        resp.media = {slug: {"type": problems.problem_type(slug), **entry}
+                      for slug, entry in problems.catalogue().items()}
+
+    def on_get_one(self, req, resp, slug):
+        entry = problems.catalogue().get(slug)
+        if entry is None:
+            raise falcon.HTTPNotFound(description=f"no problem type '{slug}'")
+        resp.media = {"type": problems.problem_type(slug), **entry}
+
+
+class OpenApi:
+    public = True
+
+    def __init__(self, document: dict):
+        self._document = document
+
+    def on_get(self, req, resp):
+        resp.media = self._document

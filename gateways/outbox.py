@@ -1,0 +1,66 @@
+"""The local outbox: where email and SMS go when no provider is configured (the embedded default)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+
+from commands.identity.port import Notifier
+
+log = logging.getLogger("iotcloud.outbox")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL
+)
+"""
+
+
+class Outbox(Notifier):
+    """Appends messages to an SQLite file and announces them on the console."""
+
+    def __init__(self, path: Path, clock=lambda: dt.datetime.now(dt.timezone.utc)):
+        self._path = Path(path)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute(SCHEMA)
+
+    def send_email(self, to: str, subject: str, body: str) -> None:
+        self._append("email", to, subject, body)
+
+    def send_sms(self, to: str, body: str) -> None:
+        self._append("sms", to, "", body)
+
+    def messages(self, limit: int = 50, recipient: str | None = None) -> list[dict]:
+        """Newest first."""
+        query = "SELECT id, channel, recipient, subject, body, created_at FROM outbox"
+        params: tuple = ()
+        if recipient:
+            query, params = query + " WHERE recipient = ?", (recipient,)
+        with self._connect() as db:
+            rows = db.execute(query + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        return [{"id": r[0], "channel": r[1], "to": r[2], "subject": r[3], "body": r[4], "created_at": r[5]}
+                for r in rows]
+
+    def _append(self, channel: str, to: str, subject: str, body: str) -> None:
+        created_at = self._clock().isoformat(timespec="milliseconds")
+        with self._lock, self._connect() as db:
+            db.execute("INSERT INTO outbox (channel, recipient, subject, body, created_at) VALUES (?, ?, ?, ?, ?)",
+                       (channel, to, subject, body, created_at))
+        log.info("outbox: %s to %s: %s", channel, to, subject or body[:60],
+                 extra={"outbox": {"channel": channel, "to": to, "subject": subject}})
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._path, timeout=10)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db

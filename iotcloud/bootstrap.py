@@ -1,0 +1,111 @@
+"""Composition root: builds the applications, adapters and read-side objects from Settings."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from commands.accounts import Accounts
+from commands.fleet import DeviceFleet
+from commands.identity.local import LocalIdentityProvider
+from commands.identity.port import IdentityProvider, Notifier
+from commands.identity.tokens import TokenIssuer
+from commands.pki import CertificateAuthority
+from gateways.outbox import Outbox
+from iotcloud.config import Settings
+from projections.device_list import DeviceListProjection
+from projections.runner import Projector
+from projections.users import UsersProjection
+from queries.devices import DeviceListQueries
+from queries.read_models import ReadModelCatalogue
+from queries.users import UserQueries
+
+
+@dataclass
+class Platform:
+    """Everything one API process needs, wired once."""
+
+    settings: Settings
+    ca: CertificateAuthority
+    accounts: Accounts
+    fleet: DeviceFleet
+    identity: IdentityProvider
+    notifier: Notifier
+    mongo: MongoClient
+    db: Database
+    devices: DeviceListQueries
+    users: UserQueries
+    catalogue: ReadModelCatalogue
+
+    def close(self) -> None:
+        self.mongo.close()
+        for app in (self.accounts, self.fleet):
+            app.close()
+
+
+def connect_read_store(settings: Settings) -> tuple[MongoClient, Database]:
+    client = MongoClient(settings.effective_mongodb_uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=3000,
+                         tz_aware=True, appname="iotcloud")
+    return client, client[settings.mongodb_database]
+
+
+def build_event_applications(settings: Settings, ca: CertificateAuthority | None = None) -> tuple[Accounts, DeviceFleet]:
+    accounts = Accounts(env=settings.event_store_env("Accounts"))
+    fleet = DeviceFleet(env=settings.event_store_env("DeviceFleet"), ca=ca,
+                        certificate_days=settings.device_cert_days, key_type=settings.device_key_type)
+    return accounts, fleet
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    if settings.notifier != "outbox":
+        raise ValueError(f"unknown IOTCLOUD_NOTIFIER {settings.notifier!r} (supported: outbox)")
+    return Outbox(settings.state_dir / "outbox.sqlite3")
+
+
+def build_platform(settings: Settings) -> Platform:
+    ca = CertificateAuthority.load_or_create(settings.pki_dir)
+    accounts, fleet = build_event_applications(settings, ca)
+    notifier = build_notifier(settings)
+    if settings.identity_provider != "local":
+        raise ValueError(f"unknown IOTCLOUD_IDENTITY_PROVIDER {settings.identity_provider!r} (supported: local)")
+    identity = LocalIdentityProvider(
+        accounts, TokenIssuer.load_or_create(settings.state_dir / "keys" / "token-signing.pem",
+                                             settings.access_token_ttl),
+        notifier, load_or_create_secret(settings.state_dir / "keys" / "code.key"),
+        refresh_ttl=settings.refresh_token_ttl, code_ttl=settings.code_ttl,
+        max_failures=settings.login_max_failures, lockout=settings.login_lockout)
+    mongo, db = connect_read_store(settings)
+    return Platform(settings=settings, ca=ca, accounts=accounts, fleet=fleet, identity=identity,
+                    notifier=notifier, mongo=mongo, db=db, devices=DeviceListQueries(db), users=UserQueries(db),
+                    catalogue=ReadModelCatalogue(db))
+
+
+def build_projectors(settings: Settings) -> tuple[list[Projector], MongoClient]:
+    accounts, fleet = build_event_applications(settings)
+    mongo, db = connect_read_store(settings)
+    sources = {"Accounts": accounts, "DeviceFleet": fleet}
+    return [Projector(DeviceListProjection(), sources, db), Projector(UsersProjection(), sources, db)], mongo
+
+
+def prepare_state(settings: Settings) -> None:
+    """Creates the CA and signing keys once, before worker processes race to do it."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    CertificateAuthority.load_or_create(settings.pki_dir)
+    TokenIssuer.load_or_create(settings.state_dir / "keys" / "token-signing.pem", settings.access_token_ttl)
+    load_or_create_secret(settings.state_dir / "keys" / "code.key")
+
+
+def load_or_create_secret(path: Path, size: int = 32) -> bytes:
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secret = secrets.token_bytes(size)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret)
+    return secret

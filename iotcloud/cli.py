@@ -1,0 +1,116 @@
+"""The `iotcloud` command: run the platform or one of its processes, read the outbox, rebuild projections."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from iotcloud import logs
+from iotcloud.config import Settings
+
+
+def cmd_run(settings: Settings, args) -> int:
+    from iotcloud.supervisor import run
+    return run(settings)
+
+
+def cmd_projector(settings: Settings, args) -> int:
+    from iotcloud.bootstrap import build_projectors
+    from projections.runner import run_projectors
+    projectors, mongo = build_projectors(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run_projectors(projectors, stop)
+    mongo.close()
+    return 0
+
+
+def cmd_rebuild(settings: Settings, args) -> int:
+    from iotcloud.bootstrap import build_projectors
+    from projections.runner import progress_bar, rebuild
+    projectors, mongo = build_projectors(settings)
+    chosen = [p for p in projectors if not args.name or p.projection.name in args.name]
+    if not chosen:
+        print(f"no projection named {', '.join(args.name)}; known: "
+              f"{', '.join(p.projection.name for p in projectors)}", file=sys.stderr)
+        return 2
+    for projector in chosen:
+        generation = rebuild(projector, progress_bar())
+        print(f"{projector.projection.name}: generation {generation} is live")
+    mongo.close()
+    return 0
+
+
+def cmd_status(settings: Settings, args) -> int:
+    from iotcloud.bootstrap import build_projectors
+    from queries.read_models import ReadModelCatalogue
+    projectors, mongo = build_projectors(settings)
+    catalogue = ReadModelCatalogue(mongo[settings.mongodb_database])
+    for projector in projectors:
+        name = projector.projection.name
+        generation = catalogue.active_generation(name)
+        for source in projector.projection.sources:
+            position = catalogue.position(name, generation, source)
+            head = projector._sources[source].recorder.max_notification_id() or 0
+            print(f"{name:<12} g{generation}  {source:<12} {position}/{head}  lag {head - position}")
+    mongo.close()
+    return 0
+
+
+def cmd_outbox(settings: Settings, args) -> int:
+    from gateways.outbox import Outbox
+    messages = Outbox(settings.state_dir / "outbox.sqlite3").messages(limit=args.limit, recipient=args.to)
+    if args.json:
+        for message in messages:
+            print(json.dumps(message))
+        return 0
+    if not messages:
+        print("The outbox is empty.")
+    for m in messages:
+        print(f"--- #{m['id']}  {m['created_at']}  {m['channel']} to {m['to']}")
+        if m["subject"]:
+            print(f"Subject: {m['subject']}")
+        print(m["body"])
+        print()
+    return 0
+
+
+def cmd_init(settings: Settings, args) -> int:
+    from iotcloud.bootstrap import prepare_state
+    prepare_state(settings)
+    print(f"state ready in {settings.state_dir} (CA: {settings.pki_dir / 'ca.pem'})")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="iotcloud", description="iotcloud: secure remote control of devices.")
+    sub = root.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start the whole platform on embedded defaults (foreground)").set_defaults(func=cmd_run)
+    sub.add_parser("projector", help="run the read-model projectors (foreground)").set_defaults(func=cmd_projector)
+    sub.add_parser("init", help="create the platform CA and signing keys").set_defaults(func=cmd_init)
+    projections = sub.add_parser("projections", help="read-model maintenance").add_subparsers(dest="action", required=True)
+    rebuild = projections.add_parser("rebuild", help="replay the whole event store into fresh read models")
+    rebuild.add_argument("name", nargs="*", help="projection names (default: all)")
+    rebuild.set_defaults(func=cmd_rebuild)
+    projections.add_parser("status", help="positions and lag of each read model").set_defaults(func=cmd_status)
+    outbox = sub.add_parser("outbox", help="list emails and SMS the platform sent (newest first)")
+    outbox.add_argument("--json", action="store_true", help="one JSON object per line")
+    outbox.add_argument("--limit", type=int, default=20)
+    outbox.add_argument("--to", help="only messages to this recipient")
+    outbox.set_defaults(func=cmd_outbox)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    return args.func(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Settings for every iotcloud process: a literal default, then an environment override.
+
+This is the only module that reads `os.environ` (besides eventsourcing, which reads the
+`PERSISTENCE_MODULE` / `POSTGRES_*` variables we hand it through `event_store_env`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_STATE_DIR = ".state"
+DEFAULT_API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8000
+DEFAULT_API_WORKERS = 1
+DEFAULT_API_THREADS = 32
+DEFAULT_MONGODB_URI = ""          # empty: start the embedded nx-27017 stand-in
+DEFAULT_MONGODB_DATABASE = "iotcloud"
+DEFAULT_EMBEDDED_MONGODB_PORT = 27018
+DEFAULT_PERSISTENCE_MODULE = "eventsourcing.sqlite"
+DEFAULT_ACCESS_TOKEN_TTL = 900            # 15 minutes
+DEFAULT_REFRESH_TOKEN_TTL = 30 * 86400    # 30 days, rotated on every use
+DEFAULT_CODE_TTL = 3600                   # confirmation and reset codes
+DEFAULT_LOGIN_MAX_FAILURES = 5
+DEFAULT_LOGIN_LOCKOUT = 900               # seconds a user is locked out after too many failures
+DEFAULT_DEVICE_CERT_DAYS = 730
+DEFAULT_DEVICE_KEY_TYPE = "ec"
+DEFAULT_PROJECTION_WAIT = 2.0             # seconds a write waits for its read model to catch up
+DEFAULT_IDENTITY_PROVIDER = "local"
+DEFAULT_NOTIFIER = "outbox"
+DEFAULT_LOG_LEVEL = "INFO"
+DEFAULT_BROKER_HOST = "127.0.0.1"
+DEFAULT_MQTT_PORT = 8883
+DEFAULT_AMQP_PORT = 5671
+
+
+def _env(name: str, default, cast=str):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if cast is bool:
+        return raw.strip().lower() in {"1", "y", "yes", "true", "on"}
+    return cast(raw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the platform; `Settings.from_env()` is what the processes use."""
+
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
+    api_host: str = DEFAULT_API_HOST
+    api_port: int = DEFAULT_API_PORT
+    api_workers: int = DEFAULT_API_WORKERS
+    api_threads: int = DEFAULT_API_THREADS
+    public_url: str = ""
+    mongodb_uri: str = DEFAULT_MONGODB_URI
+    mongodb_database: str = DEFAULT_MONGODB_DATABASE
+    embedded_mongodb_port: int = DEFAULT_EMBEDDED_MONGODB_PORT
+    persistence_module: str = DEFAULT_PERSISTENCE_MODULE
+    postgres: dict = field(default_factory=dict)
+    access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL
+    refresh_token_ttl: int = DEFAULT_REFRESH_TOKEN_TTL
+    code_ttl: int = DEFAULT_CODE_TTL
+    login_max_failures: int = DEFAULT_LOGIN_MAX_FAILURES
+    login_lockout: int = DEFAULT_LOGIN_LOCKOUT
+    device_cert_days: int = DEFAULT_DEVICE_CERT_DAYS
+    device_key_type: str = DEFAULT_DEVICE_KEY_TYPE
+    projection_wait: float = DEFAULT_PROJECTION_WAIT
+    identity_provider: str = DEFAULT_IDENTITY_PROVIDER
+    notifier: str = DEFAULT_NOTIFIER
+    log_level: str = DEFAULT_LOG_LEVEL
+    broker_host: str = DEFAULT_BROKER_HOST
+    mqtt_port: int = DEFAULT_MQTT_PORT
+    amqp_port: int = DEFAULT_AMQP_PORT
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        postgres = {key: value for key, value in os.environ.items() if key.startswith("POSTGRES_")}
+        return cls(
+            state_dir=Path(_env("IOTCLOUD_STATE_DIR", DEFAULT_STATE_DIR)).resolve(),
+            api_host=_env("IOTCLOUD_API_HOST", DEFAULT_API_HOST),
+            api_port=_env("IOTCLOUD_API_PORT", DEFAULT_API_PORT, int),
+            api_workers=_env("IOTCLOUD_API_WORKERS", DEFAULT_API_WORKERS, int),
+            api_threads=_env("IOTCLOUD_API_THREADS", DEFAULT_API_THREADS, int),
+            public_url=_env("IOTCLOUD_PUBLIC_URL", ""),
+            mongodb_uri=_env("IOTCLOUD_MONGODB_URI", DEFAULT_MONGODB_URI),
+            mongodb_database=_env("IOTCLOUD_MONGODB_DATABASE", DEFAULT_MONGODB_DATABASE),
+            embedded_mongodb_port=_env("IOTCLOUD_EMBEDDED_MONGODB_PORT", DEFAULT_EMBEDDED_MONGODB_PORT, int),
+            persistence_module=_env("PERSISTENCE_MODULE", DEFAULT_PERSISTENCE_MODULE),
+            postgres=postgres,
+            access_token_ttl=_env("IOTCLOUD_ACCESS_TOKEN_TTL", DEFAULT_ACCESS_TOKEN_TTL, int),
+            refresh_token_ttl=_env("IOTCLOUD_REFRESH_TOKEN_TTL", DEFAULT_REFRESH_TOKEN_TTL, int),
+            code_ttl=_env("IOTCLOUD_CODE_TTL", DEFAULT_CODE_TTL, int),
+            login_max_failures=_env("IOTCLOUD_LOGIN_MAX_FAILURES", DEFAULT_LOGIN_MAX_FAILURES, int),
+            login_lockout=_env("IOTCLOUD_LOGIN_LOCKOUT", DEFAULT_LOGIN_LOCKOUT, int),
+            device_cert_days=_env("IOTCLOUD_DEVICE_CERT_DAYS", DEFAULT_DEVICE_CERT_DAYS, int),
+            device_key_type=_env("IOTCLOUD_DEVICE_KEY_TYPE", DEFAULT_DEVICE_KEY_TYPE),
+            projection_wait=_env("IOTCLOUD_PROJECTION_WAIT", DEFAULT_PROJECTION_WAIT, float),
+            identity_provider=_env("IOTCLOUD_IDENTITY_PROVIDER", DEFAULT_IDENTITY_PROVIDER),
+            notifier=_env("IOTCLOUD_NOTIFIER", DEFAULT_NOTIFIER),
+            log_level=_env("IOTCLOUD_LOG_LEVEL", DEFAULT_LOG_LEVEL),
+            broker_host=_env("IOTCLOUD_BROKER_HOST", DEFAULT_BROKER_HOST),
+            mqtt_port=_env("IOTCLOUD_MQTT_PORT", DEFAULT_MQTT_PORT, int),
+            amqp_port=_env("IOTCLOUD_AMQP_PORT", DEFAULT_AMQP_PORT, int),
+        )
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.state_dir / "pki"
+
+    @property
+    def uses_embedded_mongodb(self) -> bool:
+        return not self.mongodb_uri
+
+    @property
+    def effective_mongodb_uri(self) -> str:
+        return self.mongodb_uri or f"mongodb://127.0.0.1:{self.embedded_mongodb_port}/"
+
+    @property
+    def api_url(self) -> str:
+        return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+    def event_store_env(self, application_name: str) -> dict[str, str]:
+        """The eventsourcing environment for one application (own SQLite file or own PG table)."""
+        env = {"PERSISTENCE_MODULE": self.persistence_module}
+        if self.persistence_module == "eventsourcing.sqlite":
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            # One file per application: every SQLite recorder uses the table name `stored_events`.
+            env["SQLITE_DBNAME"] = str(self.state_dir / f"{application_name.lower()}.events.sqlite3")
+            env["SQLITE_LOCK_TIMEOUT"] = "10"
+        elif self.persistence_module == "eventsourcing.postgres":
+            env.update(self.postgres)
+        return env
+
+    def describe(self) -> dict[str, object]:
+        """Settings safe to print: no passwords."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["postgres"] = {k: ("***" if "PASSWORD" in k else v) for k, v in self.postgres.items()}
+        return shown

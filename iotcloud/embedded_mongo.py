@@ -1,0 +1,46 @@
+"""The embedded read store: nx-27017 (MongoDB wire protocol on SQLite) on loopback."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def nx_command(data_dir: Path, port: int, log_file: Path, pid_file: Path) -> list[str]:
+    executable = shutil.which("nx-27017") or str(Path(sys.executable).with_name("nx-27017"))
+    return [executable, "--host", "127.0.0.1", "-p", str(port), "--data-dir", str(data_dir),
+            "--log-file", str(log_file), "--pid-file", str(pid_file)]
+
+
+def start_embedded_mongo(state_dir: Path, port: int, timeout: float = 20.0) -> subprocess.Popen:
+    """Starts nx-27017 with its data under the state directory; returns once it accepts connections."""
+    data_dir = state_dir / "mongo"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if port_open(port):
+        raise RuntimeError(f"127.0.0.1:{port} is already in use; set IOTCLOUD_EMBEDDED_MONGODB_PORT "
+                           "or IOTCLOUD_MONGODB_URI")
+    log = open(data_dir / "nx-27017.out", "ab")
+    process = subprocess.Popen(nx_command(data_dir, port, data_dir / "nx-27017.log", data_dir / "nx-27017.pid"),
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for_port(port, timeout, process)
+    return process
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = None, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open(port, host):
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {host}:{port}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+        time.sleep(0.05)

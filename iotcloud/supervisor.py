@@ -1,0 +1,128 @@
+"""`iotcloud run`: starts every platform process on embedded defaults and stops them all on exit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+from iotcloud.bootstrap import prepare_state
+from iotcloud.config import Settings
+from iotcloud.embedded_mongo import start_embedded_mongo
+
+log = logging.getLogger("iotcloud.run")
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    where: str = ""
+
+
+@dataclass
+class Supervisor:
+    """Owns the child processes; the first to die (or a signal) stops the rest."""
+
+    settings: Settings
+    children: list[Child] = field(default_factory=list)
+    stopping: bool = False
+
+    def start(self) -> None:
+        prepare_state(self.settings)
+        env = {**os.environ, "IOTCLOUD_STATE_DIR": str(self.settings.state_dir)}
+        if self.settings.uses_embedded_mongodb:
+            mongo = start_embedded_mongo(self.settings.state_dir, self.settings.embedded_mongodb_port)
+            self.children.append(Child("read store (nx-27017)", mongo, self.settings.effective_mongodb_uri))
+        self._spawn("projector", [sys.executable, "-m", "iotcloud.cli", "projector"], env,
+                    "device_list, users read models")
+        self._spawn("api", gunicorn_command(self.settings), env, self.settings.api_url)
+        wait_until_healthy(self.settings.api_url + "/healthz", self.children[-1].process)
+
+    def _spawn(self, name: str, command: list[str], env: dict, where: str) -> None:
+        process = subprocess.Popen(command, env=env, start_new_session=True)
+        self.children.append(Child(name, process, where))
+
+    def banner(self) -> str:
+        s = self.settings
+        store = (f"SQLite files in {s.state_dir}" if s.persistence_module == "eventsourcing.sqlite"
+                 else s.persistence_module)
+        lines = ["", "iotcloud is running", "",
+                 f"  REST API        {s.api_url}   (OpenAPI: {s.api_url}/openapi.json)",
+                 f"  event store     {store}",
+                 f"  read store      {s.effective_mongodb_uri}{'  (embedded nx-27017)' if s.uses_embedded_mongodb else ''}",
+                 f"  platform CA     {s.pki_dir / 'ca.pem'}",
+                 f"  outbox          iotcloud outbox   (confirmation codes and notifications)",
+                 f"  state           {s.state_dir}", "",
+                 "  processes: " + ", ".join(f"{c.name} [pid {c.process.pid}]" for c in self.children),
+                 "", "Press Ctrl-C to stop.", ""]
+        return "\n".join(lines)
+
+    def wait(self) -> int:
+        while not self.stopping:
+            for child in self.children:
+                if child.process.poll() is not None:
+                    log.error("%s exited with %s; stopping the platform", child.name, child.process.returncode)
+                    self.stop()
+                    return 1
+            time.sleep(0.2)
+        return 0
+
+    def stop(self, *_signal) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in reversed(self.children):
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+
+
+def gunicorn_command(settings: Settings) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "iotcloud.wsgi:app",
+            "--bind", f"{settings.api_host}:{settings.api_port}",
+            "--workers", str(settings.api_workers), "--worker-class", "gthread",
+            "--threads", str(settings.api_threads), "--no-control-socket",
+            "--graceful-timeout", "10", "--log-level", "warning"]
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the API exited with {process.returncode} during start-up")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def run(settings: Settings) -> int:
+    supervisor = Supervisor(settings)
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    try:
+        supervisor.start()
+    except Exception as exc:
+        log.error("start-up failed: %s", exc)
+        supervisor.stop()
+        return 1
+    print(supervisor.banner(), flush=True)
+    code = supervisor.wait()
+    supervisor.stop()
+    print("iotcloud stopped.", flush=True)
+    return code
