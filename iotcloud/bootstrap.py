@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from argon2 import PasswordHasher
 from pymongo import MongoClient
 from pymongo.database import Database
 
@@ -49,7 +50,7 @@ class Platform:
 
 
 def connect_read_store(settings: Settings) -> tuple[MongoClient, Database]:
-    client = MongoClient(settings.effective_mongodb_uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=3000,
+    client = MongoClient(settings.effective_mongodb_uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=3000, socketTimeoutMS=15000,
                          tz_aware=True, appname="iotcloud")
     return client, client[settings.mongodb_database]
 
@@ -78,18 +79,23 @@ def build_platform(settings: Settings) -> Platform:
                                              settings.access_token_ttl),
         notifier, load_or_create_secret(settings.state_dir / "keys" / "code.key"),
         refresh_ttl=settings.refresh_token_ttl, code_ttl=settings.code_ttl,
-        max_failures=settings.login_max_failures, lockout=settings.login_lockout)
+        max_failures=settings.login_max_failures, lockout=settings.login_lockout,
+        hasher=PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
+                              parallelism=1))
     mongo, db = connect_read_store(settings)
     return Platform(settings=settings, ca=ca, accounts=accounts, fleet=fleet, identity=identity,
                     notifier=notifier, mongo=mongo, db=db, devices=DeviceListQueries(db), users=UserQueries(db),
                     catalogue=ReadModelCatalogue(db))
 
 
-def build_projectors(settings: Settings) -> tuple[list[Projector], MongoClient]:
-    accounts, fleet = build_event_applications(settings)
+def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[list[Projector], MongoClient]:
+    """The read-model projectors; `sources` lets a test share in-memory applications with them."""
+    if sources is None:
+        accounts, fleet = build_event_applications(settings)
+        sources = {"Accounts": accounts, "DeviceFleet": fleet}
     mongo, db = connect_read_store(settings)
-    sources = {"Accounts": accounts, "DeviceFleet": fleet}
-    return [Projector(DeviceListProjection(), sources, db), Projector(UsersProjection(), sources, db)], mongo
+    batch = settings.projection_batch
+    return [Projector(DeviceListProjection(), sources, db, batch), Projector(UsersProjection(), sources, db, batch)], mongo
 
 
 def prepare_state(settings: Settings) -> None:

@@ -77,16 +77,16 @@ class Supervisor:
         if self.stopping:
             return
         self.stopping = True
+        # Reverse start order: the API stops taking requests before the stores it uses go away.
         for child in reversed(self.children):
             if child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for child in reversed(self.children):
-            try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
+                try:
+                    child.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    log.warning("%s did not stop within 10 s; killing it", child.name)
+                    child.process.kill()
+                    child.process.wait()
 
 
 def gunicorn_command(settings: Settings) -> list[str]:

@@ -14,7 +14,7 @@ import time
 from eventsourcing.application import Application
 from pymongo.database import Database
 
-from queries.read_models import CATALOGUE, CHECKPOINTS, ReadModelCatalogue, collection_name
+from queries.read_models import ReadModelCatalogue, collection_name
 
 log = logging.getLogger("iotcloud.projections")
 DEFAULT_BATCH = 500
@@ -75,36 +75,37 @@ def rebuild(projector: Projector, progress=None) -> int:
     catalogue = ReadModelCatalogue(projector._db)
     name = projector.projection.name
     active = catalogue.active_generation(name)
-    existing = [int(doc["_id"].rpartition("_g")[2]) for doc in
-                projector._db[CHECKPOINTS].find({"_id": {"$regex": f"^{name}_g[0-9]+$"}})]
+    existing = catalogue.generations(name)
     generation = max([active, *existing]) + 1
     projector._db.drop_collection(collection_name(name, generation))
-    projector._db[CHECKPOINTS].delete_one({"_id": collection_name(name, generation)})
+    catalogue.forget(name, generation)
     total, done, started = projector.head(), 0, time.monotonic()
     while True:
         applied = projector.step(generation)
         done += applied
-        if progress:
-            progress(name, min(done, total) if total else done, max(total, done), time.monotonic() - started)
         if not applied:
             break
+        if progress:
+            progress(name, min(done, total), max(total, done), time.monotonic() - started, False)
+    if progress:
+        progress(name, done, done, time.monotonic() - started, True)
     catalogue.activate(name, generation)
     for old in existing + [active]:
         if old < generation - 1:
             projector._db.drop_collection(collection_name(name, old))
-            projector._db[CHECKPOINTS].delete_one({"_id": collection_name(name, old)})
+            catalogue.forget(name, old)
     return generation
 
 
 def progress_bar(stream=sys.stderr, width: int = 30):
     """A text progress bar: `device_list [#####.....] 1200/2400 events 0.8s`."""
-    def show(name: str, done: int, total: int, elapsed: float) -> None:
+    def show(name: str, done: int, total: int, elapsed: float, final: bool) -> None:
         filled = int(width * done / total) if total else width
         stream.write(f"\r{name:<12} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} events {elapsed:.1f}s")
-        if done >= total:
+        if final:
             stream.write("\n")
         stream.flush()
     return show
 
 
-__all__ = ["Projector", "run_projectors", "rebuild", "progress_bar", "CATALOGUE"]
+__all__ = ["Projector", "run_projectors", "rebuild", "progress_bar"]

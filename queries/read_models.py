@@ -21,6 +21,10 @@ def collection_name(projection: str, generation: int) -> str:
     return f"{projection}_g{generation}"
 
 
+def checkpoint_id(projection: str, generation: int, source: str) -> str:
+    return f"{collection_name(projection, generation)}:{source}"
+
+
 class ReadModelCatalogue:
     """Which generation of each read model is live, and how far each has projected."""
 
@@ -39,12 +43,18 @@ class ReadModelCatalogue:
         self._db[CATALOGUE].update_one({"_id": projection}, {"$set": {"active": generation}}, upsert=True)
 
     def position(self, projection: str, generation: int, source: str) -> int:
-        doc = self._db[CHECKPOINTS].find_one({"_id": collection_name(projection, generation)})
-        return int((doc or {}).get("positions", {}).get(source, 0))
+        doc = self._db[CHECKPOINTS].find_one({"_id": checkpoint_id(projection, generation, source)})
+        return int(doc["position"]) if doc else 0
 
     def advance(self, projection: str, generation: int, source: str, position: int) -> None:
-        self._db[CHECKPOINTS].update_one({"_id": collection_name(projection, generation)},
-                                         {"$max": {f"positions.{source}": position}}, upsert=True)
+        # One flat document per source: `$max` never moves a checkpoint backwards.
+        self._db[CHECKPOINTS].update_one(
+            {"_id": checkpoint_id(projection, generation, source)},
+            {"$max": {"position": position},
+             "$set": {"collection": collection_name(projection, generation), "source": source}}, upsert=True)
+
+    def forget(self, projection: str, generation: int) -> None:
+        self._db[CHECKPOINTS].delete_many({"collection": collection_name(projection, generation)})
 
     def wait_for(self, projection: str, source: str, position: int, timeout: float) -> bool:
         """Blocks until the live read model has applied `position` of `source` (read-your-writes)."""
@@ -60,9 +70,12 @@ class ReadModelCatalogue:
 
     def status(self) -> list[dict]:
         rows = []
-        for doc in self._db[CHECKPOINTS].find({}):
-            projection, _, generation = doc["_id"].rpartition("_g")
-            rows.append({"collection": doc["_id"], "projection": projection, "generation": int(generation),
-                         "active": self.active_generation(projection) == int(generation),
-                         "positions": doc.get("positions", {})})
-        return sorted(rows, key=lambda r: r["collection"])
+        for doc in self._db[CHECKPOINTS].find({}).sort([("_id", 1)]):
+            projection, _, generation = doc["collection"].rpartition("_g")
+            rows.append({"collection": doc["collection"], "source": doc["source"], "position": doc["position"],
+                         "active": self.active_generation(projection) == int(generation)})
+        return rows
+
+    def generations(self, projection: str) -> list[int]:
+        names = {doc["collection"] for doc in self._db[CHECKPOINTS].find({"collection": {"$regex": f"^{projection}_g[0-9]+$"}})}
+        return sorted(int(name.rpartition("_g")[2]) for name in names)

@@ -1,0 +1,230 @@
+"""The embedded identity provider: sign-up, codes, login, tokens, reset — on every event store."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from argon2 import PasswordHasher
+
+from commands.accounts import Accounts
+from commands.domain.accounts import UserAccount
+from commands.errors import (AlreadyConfirmed, EmailTaken, InvalidCode, InvalidCredentials, InvalidToken,
+                             NotConfirmed, TokenExpired, TooManyAttempts, UnknownEmail, UsernameTaken,
+                             ValidationFailed)
+from commands.identity.local import LocalIdentityProvider
+from commands.identity.tokens import TokenIssuer
+from gateways.outbox import Outbox
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def outbox(tmp_path):
+    return Outbox(tmp_path / "outbox.sqlite3")
+
+
+@pytest.fixture
+def identity(make_settings, any_store, clock, outbox):
+    settings = make_settings(any_store)
+    accounts = Accounts(env=settings.event_store_env("Accounts"))
+    tokens = TokenIssuer.load_or_create(settings.state_dir / "keys" / "t.pem", access_ttl=900)
+    tokens._clock = clock
+    provider = LocalIdentityProvider(accounts, tokens, outbox, b"k" * 32, refresh_ttl=86400, code_ttl=3600,
+                                     max_failures=3, lockout=600, hasher=PasswordHasher(time_cost=1, memory_cost=8192),
+                                     clock=clock)
+    provider.accounts = accounts
+    yield provider
+    accounts.close()
+
+
+def last_code(outbox: Outbox, to: str) -> str:
+    return re.search(r"code is (\d{6})", outbox.messages(limit=1, recipient=to)[0]["body"]).group(1)
+
+
+def sign_up(identity, username="alice", email="alice@example.com", password="correct horse"):
+    identity.sign_up(username, password, email, "Alice", "Liddell")
+
+
+def confirmed(identity, outbox, username="alice", email="alice@example.com"):
+    sign_up(identity, username, email)
+    identity.confirm_sign_up(username, last_code(outbox, email))
+
+
+class TestSignUp:
+    def test_sends_a_six_digit_code_and_stores_only_a_hash(self, identity, outbox):
+        sign_up(identity)
+        code = last_code(outbox, "alice@example.com")
+        account = identity.accounts.account("alice")
+        assert not account.confirmed
+        states = b"".join(n.state for n in identity.accounts.recorder.select_notifications(start=1, limit=50))
+        assert code.encode() not in states
+        assert b"correct horse" not in states
+        assert b"$argon2id$" in states
+
+    def test_username_and_email_are_unique(self, identity):
+        sign_up(identity)
+        with pytest.raises(UsernameTaken):
+            sign_up(identity, "ALICE", "other@example.com")
+        with pytest.raises(EmailTaken):
+            sign_up(identity, "alice2", "Alice@Example.com")
+
+    @pytest.mark.parametrize("field,value", [("username", "a"), ("password", "short"), ("email", "not-an-email")])
+    def test_rejects_bad_fields(self, identity, field, value):
+        args = {"username": "alice", "password": "correct horse", "email": "alice@example.com"}
+        args[field] = value
+        with pytest.raises(ValidationFailed):
+            identity.sign_up(args["username"], args["password"], args["email"], "Alice", "Liddell")
+
+
+class TestConfirmation:
+    def test_wrong_code_is_rejected_and_the_right_one_works_once(self, identity, outbox):
+        sign_up(identity)
+        code = last_code(outbox, "alice@example.com")
+        with pytest.raises(InvalidCode):
+            identity.confirm_sign_up("alice", "000000" if code != "000000" else "111111")
+        identity.confirm_sign_up("alice", code)
+        with pytest.raises(AlreadyConfirmed):
+            identity.confirm_sign_up("alice", code)
+
+    def test_code_expires(self, identity, outbox, clock):
+        sign_up(identity)
+        clock.now += 3601
+        with pytest.raises(InvalidCode):
+            identity.confirm_sign_up("alice", last_code(outbox, "alice@example.com"))
+
+    def test_resend_replaces_the_code(self, identity, outbox):
+        sign_up(identity)
+        old = last_code(outbox, "alice@example.com")
+        identity.resend_confirmation_code("alice")
+        new = last_code(outbox, "alice@example.com")
+        if old != new:
+            with pytest.raises(InvalidCode):
+                identity.confirm_sign_up("alice", old)
+        identity.confirm_sign_up("alice", new)
+
+    def test_five_wrong_guesses_burn_the_code(self, identity, outbox):
+        sign_up(identity)
+        code = last_code(outbox, "alice@example.com")
+        wrong = "000000" if code != "000000" else "111111"
+        for _ in range(5):
+            with pytest.raises(InvalidCode):
+                identity.confirm_sign_up("alice", wrong)
+        with pytest.raises(InvalidCode):
+            identity.confirm_sign_up("alice", code)
+
+
+class TestLogin:
+    def test_unconfirmed_users_cannot_log_in(self, identity):
+        sign_up(identity)
+        with pytest.raises(NotConfirmed):
+            identity.login("alice", "correct horse")
+
+    def test_unknown_user_and_wrong_password_look_the_same(self, identity, outbox):
+        confirmed(identity, outbox)
+        with pytest.raises(InvalidCredentials) as unknown:
+            identity.login("nobody", "correct horse")
+        with pytest.raises(InvalidCredentials) as wrong:
+            identity.login("alice", "wrong password")
+        assert str(unknown.value) == str(wrong.value)
+
+    def test_access_token_names_the_user_and_session(self, identity, outbox):
+        confirmed(identity, outbox)
+        tokens = identity.login("alice", "correct horse")
+        principal = identity.authenticate(tokens.access_token)
+        assert principal.username == "alice"
+        assert tokens.expires_in == 900
+
+    def test_locks_out_after_repeated_failures_then_recovers(self, identity, outbox, clock):
+        confirmed(identity, outbox)
+        for _ in range(3):
+            with pytest.raises(InvalidCredentials):
+                identity.login("alice", "wrong password")
+        with pytest.raises(TooManyAttempts) as locked:
+            identity.login("alice", "correct horse")
+        assert 0 < locked.value.retry_after <= 600
+        clock.now += 601
+        assert identity.login("alice", "correct horse").access_token
+
+
+class TestTokens:
+    def test_expired_access_token_is_refused_as_expired(self, identity, outbox, clock):
+        confirmed(identity, outbox)
+        tokens = identity.login("alice", "correct horse")
+        clock.now += 1000
+        with pytest.raises(TokenExpired):
+            identity.authenticate(tokens.access_token)
+
+    def test_tampered_token_is_refused(self, identity, outbox):
+        confirmed(identity, outbox)
+        token = identity.login("alice", "correct horse").access_token
+        head, payload, signature = token.split(".")
+        with pytest.raises(InvalidToken):
+            identity.authenticate(f"{head}.{payload}.{signature[::-1]}")
+
+    def test_refresh_rotates_and_reuse_revokes_the_session(self, identity, outbox):
+        confirmed(identity, outbox)
+        first = identity.login("alice", "correct horse")
+        second = identity.refresh(first.refresh_token)
+        assert second.refresh_token != first.refresh_token
+        identity.authenticate(second.access_token)
+        with pytest.raises(InvalidToken):
+            identity.refresh(first.refresh_token)
+        with pytest.raises(InvalidToken):
+            identity.refresh(second.refresh_token)
+        with pytest.raises(InvalidToken):
+            identity.authenticate(second.access_token)
+
+    def test_logout_revokes_refresh_and_access_tokens(self, identity, outbox):
+        confirmed(identity, outbox)
+        tokens = identity.login("alice", "correct horse")
+        identity.logout(identity.authenticate(tokens.access_token))
+        with pytest.raises(InvalidToken):
+            identity.authenticate(tokens.access_token)
+        with pytest.raises(InvalidToken):
+            identity.refresh(tokens.refresh_token)
+
+    @pytest.mark.parametrize("garbage", ["", "x", "a.b", "e30.e30.e30", None])
+    def test_garbage_refresh_tokens_are_invalid(self, identity, garbage):
+        with pytest.raises((InvalidToken, ValidationFailed)):
+            identity.refresh(garbage)
+
+
+class TestPasswordReset:
+    def test_reset_by_email_changes_the_password_and_ends_sessions(self, identity, outbox):
+        confirmed(identity, outbox)
+        tokens = identity.login("alice", "correct horse")
+        assert identity.forgot_password(email="alice@example.com") == "alice"
+        identity.confirm_forgot_password("alice", last_code(outbox, "alice@example.com"), "battery staple")
+        with pytest.raises(InvalidToken):
+            identity.authenticate(tokens.access_token)
+        with pytest.raises(InvalidCredentials):
+            identity.login("alice", "correct horse")
+        assert identity.login("alice", "battery staple").access_token
+
+    def test_unknown_email(self, identity):
+        with pytest.raises(UnknownEmail):
+            identity.forgot_password(email="nobody@example.com")
+
+    def test_reset_code_is_single_use(self, identity, outbox):
+        confirmed(identity, outbox)
+        identity.forgot_password(username="alice")
+        code = last_code(outbox, "alice@example.com")
+        identity.confirm_forgot_password("alice", code, "battery staple")
+        with pytest.raises(InvalidCode):
+            identity.confirm_forgot_password("alice", code, "another one!")
+
+
+def test_account_ids_are_case_insensitive_usernames():
+    assert UserAccount.create_id("Alice") == UserAccount.create_id("alice")
