@@ -13,6 +13,7 @@ import falcon.media
 
 from gateways.http import compat_v2 as v2
 from gateways.http import problems
+from gateways.http.consistency import ReadYourWrites
 from gateways.http.middleware import BearerAuthentication, RequestContext
 from gateways.http.openapi import build_document
 from gateways.http.resources import accounts, devices, service
@@ -41,7 +42,7 @@ def _json_default(value):
 
 def routes(platform) -> list[Route]:
     identity, fleet, settings = platform.identity, platform.fleet, platform.settings
-    rw = devices.ReadYourWrites(platform.catalogue, settings.projection_wait)
+    rw = ReadYourWrites(platform.catalogue, settings.projection_wait)
     problems_resource = service.Problems()
     return [
         Route("/healthz", service.Health()),
@@ -49,8 +50,8 @@ def routes(platform) -> list[Route]:
         Route("/problems", problems_resource),
         Route("/problems/{slug}", problems_resource, "one"),
         Route("/.well-known/jwks.json", accounts.Jwks(identity)),
-        Route("/v1/auth/signup", accounts.SignUp(identity)),
-        Route("/v1/auth/confirm", accounts.ConfirmSignUp(identity)),
+        Route("/v1/auth/signup", accounts.SignUp(identity, rw)),
+        Route("/v1/auth/confirm", accounts.ConfirmSignUp(identity, rw)),
         Route("/v1/auth/resend-code", accounts.ResendCode(identity)),
         Route("/v1/auth/login", accounts.Login(identity)),
         Route("/v1/auth/refresh", accounts.Refresh(identity)),
@@ -64,17 +65,16 @@ def routes(platform) -> list[Route]:
         Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw)),
         Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, settings)),
         # libpyiotcloud v2 compatibility
-        Route("/user/signup", v2.UserSignUp(identity)),
-        Route("/user/confirm_signup", v2.UserConfirmSignUp(identity)),
-        Route("/user/resend_confirmation_code", v2.UserResendCode(identity)),
-        Route("/user/forgot_password", v2.UserForgotPassword(identity)),
-        Route("/user/confirm_forgot_password", v2.UserConfirmForgotPassword(identity)),
-        Route("/user/login", v2.UserLogin(identity)),
-        Route("/user/logout", v2.UserLogout(identity)),
-        Route("/user", v2.User(identity, platform.users)),
-        Route("/devices", v2.DeviceList(identity, platform.devices)),
-        Route("/devices/device", v2.DeviceItem(identity, fleet, platform.devices, platform.catalogue,
-                                               settings.projection_wait)),
+        Route("/user/signup", v2.UserSignUp(identity, rw)),
+        Route("/user/confirm_signup", v2.UserConfirmSignUp(identity, rw)),
+        Route("/user/resend_confirmation_code", v2.UserResendCode(identity, rw)),
+        Route("/user/forgot_password", v2.UserForgotPassword(identity, rw)),
+        Route("/user/confirm_forgot_password", v2.UserConfirmForgotPassword(identity, rw)),
+        Route("/user/login", v2.UserLogin(identity, rw)),
+        Route("/user/logout", v2.UserLogout(identity, rw)),
+        Route("/user", v2.User(identity, rw, platform.users)),
+        Route("/devices", v2.DeviceList(identity, rw, platform.devices)),
+        Route("/devices/device", v2.DeviceItem(identity, rw, fleet, platform.devices)),
     ]
 
 

@@ -11,7 +11,7 @@ MAX_BODY = 64 * 1024
 
 def json_body(req: falcon.Request, required: bool = True) -> dict:
     if req.content_length and req.content_length > MAX_BODY:
-        raise falcon.HTTPPayloadTooLarge(description=f"bodies are limited to {MAX_BODY} bytes")
+        raise falcon.HTTPContentTooLarge(description=f"bodies are limited to {MAX_BODY} bytes")
     if not req.content_length and not required:
         return {}
     if req.content_type is None or not req.content_type.startswith("application/json"):

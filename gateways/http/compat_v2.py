@@ -21,8 +21,8 @@ from commands.errors import (DeviceNameTaken, DeviceNotFound, DomainError, Email
 from commands.fleet import DeviceFleet
 from commands.identity.port import IdentityProvider, Principal
 from gateways.http.bodies import MAX_BODY
+from gateways.http.consistency import ReadYourWrites
 from queries.devices import DeviceListQueries
-from queries.read_models import DEVICE_LIST, ReadModelCatalogue
 from queries.users import UserQueries
 
 log = logging.getLogger("iotcloud.http.v2")
@@ -70,8 +70,8 @@ class V2Resource:
 
     public = True  # v2 carries its credentials in the body, not in an Authorization header
 
-    def __init__(self, identity: IdentityProvider):
-        self._identity = identity
+    def __init__(self, identity: IdentityProvider, rw: ReadYourWrites):
+        self._identity, self._rw = identity, rw
 
     def respond(self, req, resp, action, authenticated: bool = True) -> None:
         try:
@@ -140,7 +140,7 @@ class UserSignUp(V2Resource):
                                                              "familyname")
             if len(password) < 8:
                 raise V2Error(400, "Password length should at least be 8 characters")
-            self._identity.sign_up(username, password, email, given, family)
+            self._rw.users(None, self._identity.sign_up(username, password, email, given, family))
             return "User registered successfully. Check email for confirmation code.", {}
         self.respond(req, resp, action, authenticated=False)
 
@@ -149,7 +149,7 @@ class UserConfirmSignUp(V2Resource):
     def on_post(self, req, resp):
         def action(body, _):
             username, code = _text(body, "username", "confirmationcode")
-            self._identity.confirm_sign_up(username, code)
+            self._rw.users(None, self._identity.confirm_sign_up(username, code))
             return "User registration confirmed successfully", {}
         self.respond(req, resp, action, authenticated=False)
 
@@ -202,8 +202,8 @@ class UserLogout(V2Resource):
 
 
 class User(V2Resource):
-    def __init__(self, identity: IdentityProvider, users: UserQueries):
-        super().__init__(identity)
+    def __init__(self, identity: IdentityProvider, rw: ReadYourWrites, users: UserQueries):
+        super().__init__(identity, rw)
         self._users = users
 
     def on_post(self, req, resp):
@@ -222,8 +222,8 @@ def _v2_device(doc: dict) -> dict:
 
 
 class DeviceList(V2Resource):
-    def __init__(self, identity: IdentityProvider, devices: DeviceListQueries):
-        super().__init__(identity)
+    def __init__(self, identity: IdentityProvider, rw: ReadYourWrites, devices: DeviceListQueries):
+        super().__init__(identity, rw)
         self._devices = devices
 
     def on_post(self, req, resp):
@@ -236,17 +236,16 @@ class DeviceList(V2Resource):
 
 
 class DeviceItem(V2Resource):
-    def __init__(self, identity: IdentityProvider, fleet: DeviceFleet, devices: DeviceListQueries,
-                 catalogue: ReadModelCatalogue, projection_wait: float):
-        super().__init__(identity)
+    def __init__(self, identity: IdentityProvider, rw: ReadYourWrites, fleet: DeviceFleet,
+                 devices: DeviceListQueries):
+        super().__init__(identity, rw)
         self._fleet, self._devices = fleet, devices
-        self._catalogue, self._wait = catalogue, projection_wait
 
     def on_post(self, req, resp):
         def action(body, principal):
             (name,) = _text(body, "devicename")
             credentials = self._fleet.register_device(principal.username, name)
-            self._catalogue.wait_for(DEVICE_LIST, "DeviceFleet", credentials.position, self._wait)
+            self._rw.devices(None, credentials.position)
             device = {"devicename": name, "deviceid": credentials.device_id,
                       "cert": credentials.certificate.certificate_pem,
                       "pkey": credentials.certificate.private_key_pem, "ca": credentials.ca_pem}
@@ -257,7 +256,7 @@ class DeviceItem(V2Resource):
         def action(body, principal):
             (name,) = _text(body, "devicename")
             position = self._fleet.unregister_device(principal.username, name)
-            self._catalogue.wait_for(DEVICE_LIST, "DeviceFleet", position, self._wait)
+            self._rw.devices(None, position)
             return "Device unregistered successfully", {}
         self.respond(req, resp, action)
 

@@ -51,6 +51,8 @@ def _write(req: falcon.Request, resp: falcon.Response, status: int, slug: str, t
 def handle_domain_error(req, resp, error: DomainError, params) -> None:
     if isinstance(error, TooManyAttempts):
         resp.set_header("Retry-After", str(error.retry_after))
+    if error.status == 401:
+        resp.set_header("WWW-Authenticate", 'Bearer realm="iotcloud"')
     _write(req, resp, error.status, error.problem, error.title, error.detail, error.extensions)
 
 

@@ -6,6 +6,7 @@ import falcon
 
 from commands.context import acting_as
 from commands.identity.port import IdentityProvider, TokenSet
+from gateways.http.consistency import ReadYourWrites
 from gateways.http.bodies import json_body, text_field
 from queries.users import UserQueries
 
@@ -22,17 +23,18 @@ def anonymous(req, actor: str):
 class SignUp:
     public = True
 
-    def __init__(self, identity: IdentityProvider):
-        self._identity = identity
+    def __init__(self, identity: IdentityProvider, rw: ReadYourWrites):
+        self._identity, self._rw = identity, rw
 
     def on_post(self, req, resp):
         body = json_body(req)
         username = text_field(body, "username", max_length=64)
         with anonymous(req, username):
-            self._identity.sign_up(username, text_field(body, "password", max_length=256),
+            position = self._identity.sign_up(username, text_field(body, "password", max_length=256),
                                    text_field(body, "email", max_length=254),
                                    text_field(body, "given_name", max_length=128),
                                    text_field(body, "family_name", max_length=128))
+        self._rw.users(resp, position)
         resp.status = falcon.HTTP_201
         resp.media = {"username": username, "status": "UNCONFIRMED",
                       "next": "POST /v1/auth/confirm with the code sent to your email"}
@@ -41,14 +43,15 @@ class SignUp:
 class ConfirmSignUp:
     public = True
 
-    def __init__(self, identity: IdentityProvider):
-        self._identity = identity
+    def __init__(self, identity: IdentityProvider, rw: ReadYourWrites):
+        self._identity, self._rw = identity, rw
 
     def on_post(self, req, resp):
         body = json_body(req)
         username = text_field(body, "username", max_length=64)
         with anonymous(req, username):
-            self._identity.confirm_sign_up(username, text_field(body, "code", max_length=16))
+            position = self._identity.confirm_sign_up(username, text_field(body, "code", max_length=16))
+        self._rw.users(resp, position)
         resp.media = {"username": username, "status": "CONFIRMED"}
 
 

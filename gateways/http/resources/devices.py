@@ -11,7 +11,7 @@ from commands.fleet import DeviceCredentials, DeviceFleet
 from gateways.http.bodies import int_param, json_body, text_field
 from iotcloud.config import Settings
 from queries.devices import MAX_PAGE, DeviceListQueries
-from queries.read_models import DEVICE_LIST, ReadModelCatalogue
+from gateways.http.consistency import ReadYourWrites
 
 
 def as_user(req):
@@ -22,18 +22,6 @@ def device_view(doc: dict) -> dict:
     return {"device_id": doc["device_id"], "name": doc["name"], "status": doc.get("status", "registered"),
             "registered_at": doc.get("registered_at"), "updated_at": doc.get("updated_at"),
             "certificate": doc.get("certificate")}
-
-
-class ReadYourWrites:
-    """Lets a write return once the device list shows it, so the next read sees the change."""
-
-    def __init__(self, catalogue: ReadModelCatalogue, timeout: float):
-        self._catalogue = catalogue
-        self._timeout = timeout
-
-    def settle(self, resp: falcon.Response, position: int) -> None:
-        caught_up = self._catalogue.wait_for(DEVICE_LIST, "DeviceFleet", position, self._timeout)
-        resp.set_header("X-Read-Model", "current" if caught_up else "lagging")
 
 
 def credentials_body(credentials: DeviceCredentials, settings: Settings) -> dict:
@@ -69,7 +57,7 @@ class Devices:
         csr = text_field(body, "csr", required=False, max_length=16384)
         with as_user(req):
             credentials = self._fleet.register_device(req.context.principal.username, name, csr)
-        self._rw.settle(resp, credentials.position)
+        self._rw.devices(resp, credentials.position)
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/devices/{quote(name)}"
         resp.media = credentials_body(credentials, self._settings)
@@ -93,7 +81,7 @@ class Device:
     def on_delete(self, req, resp, name):
         with as_user(req):
             position = self._fleet.unregister_device(req.context.principal.username, name)
-        self._rw.settle(resp, position)
+        self._rw.devices(resp, position)
         resp.status = falcon.HTTP_204
 
 
@@ -105,7 +93,7 @@ class DeviceCertificate:
         csr = text_field(json_body(req, required=False), "csr", required=False, max_length=16384)
         with as_user(req):
             credentials = self._fleet.reissue_certificate(req.context.principal.username, name, csr)
-        self._rw.settle(resp, credentials.position)
+        self._rw.devices(resp, credentials.position)
         resp.media = credentials_body(credentials, self._settings)
 
 

@@ -1,0 +1,26 @@
+"""Read-your-writes: a write answers once the read model it affects has caught up (bounded wait)."""
+
+from __future__ import annotations
+
+import falcon
+
+from queries.read_models import DEVICE_LIST, USERS, ReadModelCatalogue
+
+
+class ReadYourWrites:
+    """Waits up to `timeout` for a projection to reach a write's position; says so in X-Read-Model."""
+
+    def __init__(self, catalogue: ReadModelCatalogue, timeout: float):
+        self._catalogue = catalogue
+        self._timeout = timeout
+
+    def devices(self, resp: falcon.Response | None, position: int) -> None:
+        self._settle(resp, DEVICE_LIST, "DeviceFleet", position)
+
+    def users(self, resp: falcon.Response | None, position: int) -> None:
+        self._settle(resp, USERS, "Accounts", position)
+
+    def _settle(self, resp, projection: str, source: str, position: int) -> None:
+        caught_up = self._catalogue.wait_for(projection, source, position, self._timeout)
+        if resp is not None:
+            resp.set_header("X-Read-Model", "current" if caught_up else "lagging")
