@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages iotcloud needs, only those missing. Usage: system-packages.sh run|test
+set -euo pipefail
+purpose="${1:-run}"
+
+need=()
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || need+=(python3)
+python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+have_cmd openssl || need+=(openssl)
+have_cmd curl || need+=(curl)
+if [[ "$purpose" == test ]]; then
+  [[ -x /usr/lib/postgresql/15/bin/initdb || -n "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ]] || need+=(postgresql)
+fi
+
+if ((${#need[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "iotcloud needs these packages: ${need[*]} (run: sudo apt-get install -y ${need[*]})" >&2
+    exit 1
+  fi
+  echo "==> installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
