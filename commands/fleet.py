@@ -37,14 +37,16 @@ class DeviceFleet(Application):
         self._certificate_days = certificate_days
         self._key_type = key_type
 
-    def register_device(self, owner: str, name: str, csr_pem: str | None = None) -> DeviceCredentials:
+    def register_device(self, owner: str, name: str, csr_pem: str | None = None,
+                        correlation_ids: bool = False) -> DeviceCredentials:
         check_device_name(name)
         claim = self._existing_claim(owner, name)
         if claim is not None and claim.device_id is not None:
             raise DeviceNameTaken(f"device '{name}' is already registered")
         device_id = new_device_id()
         issued = self._issue(device_id, csr_pem)
-        device = Device(device_id=device_id, owner=owner, name=name, certificate=certificate_record(issued))
+        device = Device(device_id=device_id, owner=owner, name=name, certificate=certificate_record(issued),
+                        correlation_ids=bool(correlation_ids))
         if claim is None:
             claim = DeviceNameClaim(owner=owner, name=name, device_id=device_id)
         else:
@@ -67,6 +69,23 @@ class DeviceFleet(Application):
         device.reissue_certificate(certificate_record(issued))
         position = self._save_or_conflict(device)
         return DeviceCredentials(device.device_id, device.name, self._ca.certificate_pem, issued, position)
+
+    def record_presence(self, device_id: str, online: bool, at: float, protocol: str = "") -> int | None:
+        """Records a connect or disconnect the broker reported; ignores unknown or unchanged devices."""
+        try:
+            device = self.repository.get(Device.create_id(device_id))
+        except AggregateNotFoundError:
+            return None
+        if not device.registered or device.online == online:
+            return None
+        if online:
+            device.connect(at=at, protocol=protocol)
+        else:
+            device.disconnect(at=at)
+        try:
+            return self.save(device)[-1].notification.id
+        except IntegrityError:
+            return None
 
     @property
     def ca_certificate_pem(self) -> str:

@@ -40,6 +40,9 @@ class DeviceListProjection:
             "name": event.name,
             "certificate": _public_certificate(event.certificate),
             "status": "registered",
+            "connection": "offline",
+            "last_seen": None,
+            "correlation_ids": getattr(event, "correlation_ids", False),
             "registered_at": event.timestamp,
             "updated_at": event.timestamp,
         })
@@ -48,6 +51,15 @@ class DeviceListProjection:
     def _(self, event: Device.CertificateReissued, position: int, devices: Collection) -> None:
         guarded_set(devices, str(event.originator_id), position,
                     {"certificate": _public_certificate(event.certificate), "updated_at": event.timestamp})
+
+    @apply.register
+    def _(self, event: Device.Connected, position: int, devices: Collection) -> None:
+        guarded_set(devices, str(event.originator_id), position,
+                    {"connection": "online", "protocol": event.protocol, "last_seen": event.timestamp})
+
+    @apply.register
+    def _(self, event: Device.Disconnected, position: int, devices: Collection) -> None:
+        guarded_set(devices, str(event.originator_id), position, {"connection": "offline", "last_seen": event.timestamp})
 
     @apply.register
     def _(self, event: Device.Unregistered, position: int, devices: Collection) -> None:

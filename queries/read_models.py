@@ -13,6 +13,7 @@ from pymongo.database import Database
 
 DEVICE_LIST = "device_list"
 USERS = "users"
+COMMANDS = "commands"
 CATALOGUE = "read_model_catalogue"
 CHECKPOINTS = "projection_checkpoints"
 

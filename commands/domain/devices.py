@@ -28,12 +28,14 @@ class Device(AuditedAggregate):
         return uuid5(NAMESPACE_URL, f"/iotcloud/devices/{device_id}")
 
     @event("Registered")
-    def __init__(self, device_id: str, owner: str, name: str, certificate: dict):
+    def __init__(self, device_id: str, owner: str, name: str, certificate: dict, correlation_ids: bool = False):
         self.device_id = device_id
         self.owner = owner
         self.name = name
         self.certificate = certificate
+        self.correlation_ids = correlation_ids
         self.registered = True
+        self.online = False
 
     @event("CertificateReissued")
     def reissue_certificate(self, certificate: dict) -> None:
@@ -44,6 +46,14 @@ class Device(AuditedAggregate):
     def unregister(self) -> None:
         self.check_registered()
         self.registered = False
+
+    @event("Connected")
+    def connect(self, at: float, protocol: str) -> None:
+        self.online = True
+
+    @event("Disconnected")
+    def disconnect(self, at: float) -> None:
+        self.online = False
 
     def check_registered(self) -> None:
         if not self.registered:

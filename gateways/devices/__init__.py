@@ -1,0 +1,1 @@
+"""Device gateway: device calls from the event store to the broker, answers and presence back."""

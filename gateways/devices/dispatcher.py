@@ -1,0 +1,285 @@
+"""The gateway's decisions: when to send a command, which command an answer belongs to, when a
+command has timed out or expired. Transport-free: the broker adapter feeds it value objects.
+
+At most one command per device and api is in flight for devices that cannot echo a correlation
+id (libpyiotcloud devices answer on `server/<id>/<api>` only), so an answer always belongs to the
+command in that slot; a correlated device may have any number in flight. A command is recorded as
+Sent before it is published, so no gateway, restarted or concurrent, ever publishes it twice.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Callable
+
+from commands.device_control import DeviceControl
+from commands.domain.device_commands import QUEUED, SENT, DeviceCommand
+from gateways.devices.messages import CommandOutcome, DeviceAnswer, PresenceChange
+from gateways.devices.protocol import MalformedAnswer, decode_answer, encode_request
+
+log = logging.getLogger("iotcloud.gateway")
+ANSWER_EXCERPT = 256
+
+
+@dataclass
+class Pending:
+    command_id: str
+    device_id: str
+    api: str
+    params: dict
+    timeout: float
+    queue_deadline: float
+    correlate: bool
+    expires_at: float
+
+
+@dataclass
+class InFlight:
+    command_id: str
+    device_id: str
+    api: str
+    deadline: float
+    correlation_id: str | None
+
+
+def pending_from(command: DeviceCommand) -> Pending:
+    requested = command.created_on.timestamp()
+    # A command without a time-to-live may still wait its timeout for a busy slot of an online device.
+    return Pending(str(command.id), command.device_id, command.api, command.params, command.timeout,
+                   max(command.expires_at, requested + command.timeout), command.correlate, command.expires_at)
+
+
+class Dispatcher:
+    """Owns in-flight slots, per-device queues and deadlines; records every decision as an event."""
+
+    def __init__(self, control: DeviceControl, publish: Callable[[str, str, bytes, float], None],
+                 announce: Callable[[CommandOutcome], None], record_presence: Callable[[PresenceChange], None],
+                 clock=time.time, name: str = "gateway"):
+        self._control = control
+        self._publish = publish
+        self._announce = announce
+        self._record_presence = record_presence
+        self._clock = clock
+        self._name = name
+        self._connections: dict[str, set[str]] = defaultdict(set)
+        self._waiting: dict[str, deque[Pending]] = defaultdict(deque)
+        self._slots: dict[tuple[str, str], InFlight] = {}
+        self._by_correlation: dict[str, InFlight] = {}
+        self._in_flight: dict[str, InFlight] = {}
+        self._deadlines: list[tuple[float, str]] = []
+        self.known: set[str] = set()
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def assume_online(self, device_ids) -> None:
+        """Seeds presence at start-up (from the broker's connection list or the read model)."""
+        for device_id in device_ids:
+            self._connections[device_id].add("assumed")
+
+    def requested(self, commands: list[DeviceCommand]) -> None:
+        touched = set()
+        for command in commands:
+            key = str(command.id)
+            if key in self.known:
+                continue
+            self.known.add(key)
+            if command.status == QUEUED:
+                self._waiting[command.device_id].append(pending_from(command))
+                touched.add(command.device_id)
+            elif command.status == SENT:
+                # Sent by an earlier run: keep waiting for its answer, never send it again.
+                self._track(InFlight(key, command.device_id, command.api,
+                                     (command.sent_at or self._clock()) + command.timeout,
+                                     key if command.correlate else None))
+        self._pump(touched)
+
+    def answered(self, answers: list[DeviceAnswer]) -> None:
+        changes, freed = [], set()
+        for answer in answers:
+            try:
+                value, whole, correlation_id = decode_answer(answer.payload)
+            except MalformedAnswer as problem:
+                flight = self._slots.get((answer.device_id, answer.api))
+                if flight is None:
+                    log.warning("malformed answer with no command waiting", extra={
+                        "device_id": answer.device_id, "api": answer.api, "reason": str(problem)})
+                    continue
+                self._untrack(flight)
+                freed.add(answer.device_id)
+                excerpt = answer.payload[:ANSWER_EXCERPT].decode("utf-8", "replace")
+                changes.append((flight.command_id, _reject(str(problem), excerpt)))
+                continue
+            flight = (self._by_correlation.get(correlation_id) if correlation_id
+                      else self._slots.get((answer.device_id, answer.api)))
+            if flight is None or flight.device_id != answer.device_id:
+                log.info("answer with no command waiting (late or unsolicited)",
+                         extra={"device_id": answer.device_id, "api": answer.api})
+                continue
+            self._untrack(flight)
+            freed.add(answer.device_id)
+            whole.pop("correlation_id", None)
+            changes.append((flight.command_id, _succeed(value, whole)))
+        self._apply_and_announce(changes)
+        self._pump(freed)
+
+    def presence(self, change: PresenceChange) -> None:
+        connections = self._connections[change.device_id]
+        connections.discard("assumed")
+        was_online = bool(connections)
+        if change.online:
+            connections.add(change.connection)
+        else:
+            connections.discard(change.connection)
+        if bool(connections) != was_online:
+            self._record_presence(PresenceChange(change.device_id, change.connection, bool(connections),
+                                                 change.protocol, change.at))
+        if connections:
+            self._pump({change.device_id})
+
+    def tick(self) -> None:
+        """Times out unanswered commands and expires queued ones past their deadline."""
+        now = self._clock()
+        changes = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, command_id = heapq.heappop(self._deadlines)
+            flight = self._in_flight.get(command_id)
+            if flight is not None and flight.deadline <= now:
+                self._untrack(flight)
+                changes.append((command_id, _time_out))
+                self._pump({flight.device_id}, record=False)
+        for device_id, queue in list(self._waiting.items()):
+            kept = deque(p for p in queue if p.queue_deadline > now)
+            for expired in (p for p in queue if p.queue_deadline <= now):
+                reason = "the device stayed offline" if not self.is_online(device_id) else "waited too long to be sent"
+                changes.append((expired.command_id, _expire(reason)))
+            self._waiting[device_id] = kept
+        self._apply_and_announce(changes)
+
+    def next_deadline(self) -> float | None:
+        queued = [p.queue_deadline for q in self._waiting.values() for p in q]
+        candidates = queued + ([self._deadlines[0][0]] if self._deadlines else [])
+        return min(candidates) if candidates else None
+
+    def is_online(self, device_id: str) -> bool:
+        return bool(self._connections.get(device_id))
+
+    @property
+    def in_flight_count(self) -> int:
+        return len(self._in_flight)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _pump(self, device_ids, record: bool = True) -> None:
+        now = self._clock()
+        to_send: list[Pending] = []
+        changes = []
+        for device_id in device_ids:
+            if not self.is_online(device_id):
+                # Offline: commands without a time-to-live fail now, the others wait for a connect.
+                queue = self._waiting[device_id]
+                for p in [p for p in queue if p.expires_at <= now]:
+                    queue.remove(p)
+                    changes.append((p.command_id, _expire("the device is offline")))
+                continue
+            queue, kept = self._waiting[device_id], deque()
+            busy = {api for (dev, api) in self._slots if dev == device_id}
+            while queue:
+                pending = queue.popleft()
+                if pending.queue_deadline <= now:
+                    changes.append((pending.command_id, _expire("waited too long to be sent")))
+                elif pending.correlate or pending.api not in busy:
+                    if not pending.correlate:
+                        busy.add(pending.api)
+                    to_send.append(pending)
+                else:
+                    kept.append(pending)
+            self._waiting[device_id] = kept
+        if to_send:
+            self._send(to_send, now)
+        if changes:
+            self._apply_and_announce(changes)
+
+    def _send(self, batch: list[Pending], now: float) -> None:
+        by_id = {p.command_id: p for p in batch}
+        for pending in batch:  # reserve slots before the save so answers cannot race the publish
+            self._track(InFlight(pending.command_id, pending.device_id, pending.api, now + pending.timeout,
+                                 pending.command_id if pending.correlate else None))
+        saved = self._control.apply([(p.command_id, _mark_sent(now, self._name)) for p in batch])
+        saved_ids = {str(c.id) for c in saved}
+        for command_id, pending in by_id.items():
+            if command_id not in saved_ids:
+                self._untrack(self._in_flight[command_id])  # someone else recorded it; not ours to send
+                continue
+            payload = encode_request(pending.params, pending.command_id if pending.correlate else None)
+            try:
+                self._publish(pending.device_id, pending.api, payload, pending.timeout)
+            except Exception:  # noqa: BLE001 - the command stays Sent and times out; never resent
+                log.exception("publish failed", extra={"command_id": command_id})
+
+    def _track(self, flight: InFlight) -> None:
+        self._in_flight[flight.command_id] = flight
+        if flight.correlation_id:
+            self._by_correlation[flight.correlation_id] = flight
+        else:
+            self._slots[(flight.device_id, flight.api)] = flight
+        heapq.heappush(self._deadlines, (flight.deadline, flight.command_id))
+
+    def _untrack(self, flight: InFlight) -> None:
+        self._in_flight.pop(flight.command_id, None)
+        if flight.correlation_id:
+            self._by_correlation.pop(flight.correlation_id, None)
+        elif self._slots.get((flight.device_id, flight.api)) is flight:
+            del self._slots[(flight.device_id, flight.api)]
+
+    def _apply_and_announce(self, changes) -> None:
+        if not changes:
+            return
+        for command in self._control.apply(changes):
+            self._announce(CommandOutcome(str(command.id), command.status, command.result, command.error))
+
+
+def _mark_sent(at: float, gateway: str):
+    def change(command: DeviceCommand) -> bool:
+        if command.status != QUEUED:
+            return False
+        command.mark_sent(sent_at=at, gateway=gateway)
+        return True
+    return change
+
+
+def _succeed(value, answer: dict):
+    def change(command: DeviceCommand) -> bool:
+        if command.status != SENT:
+            return False
+        command.succeed(value=value, answer=answer)
+        return True
+    return change
+
+
+def _reject(reason: str, payload: str):
+    def change(command: DeviceCommand) -> bool:
+        if command.status != SENT:
+            return False
+        command.reject_answer(reason=reason, payload=payload)
+        return True
+    return change
+
+
+def _time_out(command: DeviceCommand) -> bool:
+    if command.status != SENT:
+        return False
+    command.time_out()
+    return True
+
+
+def _expire(reason: str):
+    def change(command: DeviceCommand) -> bool:
+        if command.status != QUEUED:
+            return False
+        command.expire(reason=reason)
+        return True
+    return change

@@ -1,0 +1,61 @@
+"""libpyiotcloud's device wire protocol: topics, routing keys and FT900-safe JSON payloads."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from commands.device_apis import DEVICE_APIS
+
+DEVICE_ID = re.compile(r"^[0-9a-f]{40}$")
+MAX_ANSWER = 64 * 1024
+
+
+class MalformedAnswer(ValueError):
+    """A device answer that is not a JSON object with a `value`."""
+
+
+def request_routing_key(device_id: str, api: str) -> str:
+    """`<id>.<api>` on amq.topic, which the MQTT plugin delivers to the device as `<id>/<api>`."""
+    return f"{device_id}.{api}"
+
+
+def answer_routing_key(device_id: str, api: str) -> str:
+    return f"server.{device_id}.{api}"
+
+
+def parse_answer_routing_key(routing_key: str) -> tuple[str, str] | None:
+    """(device id, api) of `server.<id>.<api>`, or None for anything else."""
+    parts = routing_key.split(".")
+    if len(parts) != 3 or parts[0] != "server" or not DEVICE_ID.match(parts[1]) or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def encode_request(params: dict, correlation_id: str | None = None) -> bytes:
+    """json.dumps with its default `", "` and `": "` separators and the catalogue's key order:
+    the FT900 parser scans for `"number": ` and `"value": ` with exactly one space."""
+    body = dict(params)
+    if correlation_id:
+        body["correlation_id"] = correlation_id
+    return json.dumps(body).encode()
+
+
+def decode_answer(payload: bytes) -> tuple[object, dict, str | None]:
+    """Returns (value, whole answer, echoed correlation id) or raises MalformedAnswer."""
+    if len(payload) > MAX_ANSWER:
+        raise MalformedAnswer(f"answer of {len(payload)} bytes exceeds {MAX_ANSWER}")
+    try:
+        answer = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedAnswer("answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise MalformedAnswer("answer is not a JSON object")
+    if "value" not in answer:
+        raise MalformedAnswer("answer has no 'value'")
+    correlation_id = answer.get("correlation_id")
+    return answer["value"], answer, correlation_id if isinstance(correlation_id, str) else None
+
+
+def is_known_api(api: str) -> bool:
+    return api in DEVICE_APIS
