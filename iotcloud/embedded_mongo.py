@@ -16,7 +16,7 @@ def nx_command(data_dir: Path, port: int, log_file: Path, pid_file: Path) -> lis
             "--log-file", str(log_file), "--pid-file", str(pid_file)]
 
 
-def start_embedded_mongo(state_dir: Path, port: int, timeout: float = 20.0) -> subprocess.Popen:
+def start_embedded_mongo(state_dir: Path, port: int, timeout: float = 20.0, preexec_fn=None) -> subprocess.Popen:
     """Starts nx-27017 with its data under the state directory; returns once it accepts connections."""
     data_dir = state_dir / "mongo"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -25,7 +25,8 @@ def start_embedded_mongo(state_dir: Path, port: int, timeout: float = 20.0) -> s
                            "or IOTCLOUD_MONGODB_URI")
     log = open(data_dir / "nx-27017.out", "ab")
     process = subprocess.Popen(nx_command(data_dir, port, data_dir / "nx-27017.log", data_dir / "nx-27017.pid"),
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                               preexec_fn=preexec_fn)
     wait_for_port(port, timeout, process)
     return process
 

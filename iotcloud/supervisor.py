@@ -37,7 +37,8 @@ class Supervisor:
         prepare_state(self.settings)
         env = {**os.environ, "IOTCLOUD_STATE_DIR": str(self.settings.state_dir)}
         if self.settings.uses_embedded_mongodb:
-            mongo = start_embedded_mongo(self.settings.state_dir, self.settings.embedded_mongodb_port)
+            mongo = start_embedded_mongo(self.settings.state_dir, self.settings.embedded_mongodb_port,
+                                         preexec_fn=die_with_parent)
             self.children.append(Child("read store (nx-27017)", mongo, self.settings.effective_mongodb_uri))
         self._spawn("projector", [sys.executable, "-m", "iotcloud.cli", "projector"], env,
                     "device_list, users read models")
@@ -45,7 +46,7 @@ class Supervisor:
         wait_until_healthy(self.settings.api_url + "/healthz", self.children[-1].process)
 
     def _spawn(self, name: str, command: list[str], env: dict, where: str) -> None:
-        process = subprocess.Popen(command, env=env, start_new_session=True)
+        process = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=die_with_parent)
         self.children.append(Child(name, process, where))
 
     def banner(self) -> str:
@@ -87,6 +88,15 @@ class Supervisor:
                     log.warning("%s did not stop within 10 s; killing it", child.name)
                     child.process.kill()
                     child.process.wait()
+
+
+def die_with_parent() -> None:
+    """Children get SIGTERM if the supervisor dies without cleaning up (kill -9, OOM)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def gunicorn_command(settings: Settings) -> list[str]:

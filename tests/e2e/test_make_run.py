@@ -62,8 +62,12 @@ def platform_process(tmp_path):
     yield {"process": process, "http": Http(f"http://127.0.0.1:{api_port}"), "env": env, "log": tmp_path / "platform.log",
            "state": tmp_path / "state", "mongo_port": mongo_port, "api_port": api_port}
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()  # its children follow it (PR_SET_PDEATHSIG)
+            process.wait()
 
 
 def outbox_code(env: dict, email: str) -> str:
