@@ -19,9 +19,15 @@ venv: $(STAMP)
 run: venv
 	@$(VENV)/bin/iotcloud run
 
-test: venv
+test: venv simulators/node/node_modules/.installed
 	@bash deploy/system-packages.sh test
 	@eval "$$(bash deploy/test-postgres.sh .state/test-pg)" && $(PY) -m pytest -q $(PYTEST_ARGS)
+
+simulators/node/node_modules/.installed: simulators/node/package-lock.json
+	@bash deploy/system-packages.sh test
+	@echo "==> installing the Node.js simulator's packages"
+	@cd simulators/node && npm ci --silent --no-audit --no-fund
+	@touch $@
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache

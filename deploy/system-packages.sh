@@ -10,6 +10,8 @@ python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/n
 have_cmd openssl || need+=(openssl)
 have_cmd curl || need+=(curl)
 if [[ "$purpose" == test ]]; then
+  have_cmd node || need+=(nodejs)
+  have_cmd npm || need+=(npm)
   [[ -x /usr/lib/postgresql/15/bin/initdb || -n "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ]] || need+=(postgresql)
 fi
 
