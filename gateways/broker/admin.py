@@ -1,0 +1,98 @@
+"""Operations on live broker connections: revoke a device by closing everything it holds open.
+
+The management HTTP API on loopback is used: one GET plus one DELETE per connection, a few milliseconds.
+(`rabbitmqctl close_all_user_connections` was measured at about 1.7 s per call and, in 3.10, does not close
+MQTT connections at all: it reports them as "not an active connection".)
+
+Known gap: 3.10's management API lists a connection only about 5 s after it opened (lowering
+`collect_statistics_interval` to 500 ms did not change that), so a connection opened in the last seconds
+before a revocation is missed by one sweep; `resweep_for=6` closes it too, at the price of blocking.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import threading
+import time
+from urllib.parse import quote, urlsplit
+
+from .node import AdminCredentials, PrivateBrokerNode
+
+
+class BrokerAdminError(RuntimeError):
+    """The management API answered with an unexpected status."""
+
+
+class BrokerAdmin:
+    """A small client of the RabbitMQ management API (loopback, HTTP basic auth)."""
+
+    def __init__(self, management_url: str, credentials: AdminCredentials, timeout: float = 5.0):
+        parts = urlsplit(management_url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 15672
+        token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"}
+        self._timeout = timeout
+        self._local = threading.local()
+
+    @classmethod
+    def for_node(cls, node: PrivateBrokerNode) -> "BrokerAdmin":
+        return cls(node.management_url, node.admin_credentials)
+
+    def _request(self, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        for attempt in (1, 2):  # a kept-alive connection the server closed is retried once
+            connection = getattr(self._local, "connection", None)
+            if connection is None:
+                connection = self._local.connection = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self._timeout)
+            try:
+                connection.request(method, path, headers={**self._headers, **(headers or {})})
+                response = connection.getresponse()
+                return response.status, response.read()
+            except (http.client.HTTPException, ConnectionError):
+                connection.close()
+                self._local.connection = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def connections_of(self, username: str) -> list[str]:
+        """Names of the live connections (MQTT and AMQP) authenticated as `username`."""
+        status, body = self._request("GET", "/api/connections?columns=name,user")
+        if status != 200:
+            raise BrokerAdminError(f"GET /api/connections: {status} {body[:200]!r}")
+        return [c["name"] for c in json.loads(body) if c.get("user") == username]
+
+    def close_connection(self, name: str, reason: str = "closed by iotcloud") -> bool:
+        status, body = self._request("DELETE", f"/api/connections/{quote(name, safe='')}",
+                                     headers={"X-Reason": reason})
+        if status in (200, 204):
+            return True
+        if status == 404:  # already gone
+            return False
+        raise BrokerAdminError(f"DELETE connection {name!r}: {status} {body[:200]!r}")
+
+    def close_device_connections(self, device_id: str, reason: str = "device revoked", *,
+                                 resweep_for: float = 0.0) -> int:
+        """Closes every live connection of `device_id`; returns how many were closed.
+
+        Call it after the device left the directory. The first sweep closes every established connection
+        (tens of milliseconds); further sweeps every 100 ms for `resweep_for` seconds catch connections
+        opened in the last seconds that the management API did not list yet (see the module docstring).
+        """
+        deadline = time.monotonic() + resweep_for
+        closed = self._sweep(device_id, reason)
+        while time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+            closed += self._sweep(device_id, reason)
+        return closed
+
+    def _sweep(self, device_id: str, reason: str) -> int:
+        return sum(self.close_connection(name, reason) for name in self.connections_of(device_id))
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None

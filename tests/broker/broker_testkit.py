@@ -1,0 +1,105 @@
+"""Test clients for the broker tests: every broker reaction becomes an event or a queue to wait on."""
+
+from __future__ import annotations
+
+import queue
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pika
+
+from gateways.broker import PrivateBrokerNode
+
+GATEWAY = "iotcloud-gateway"
+TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class DeviceCert:
+    device_id: str
+    cert_file: Path
+    key_file: Path
+
+
+class MqttDevice:
+    """A paho 2.x MQTT 3.1.1 client whose every broker reaction is an event or a queue to wait on."""
+
+    def __init__(self, node: PrivateBrokerNode, cert: DeviceCert | None, client_id: str):
+        self.connected = threading.Event()
+        self.refused = threading.Event()
+        self.disconnected = threading.Event()
+        self.connack = None
+        self.subacks: queue.Queue = queue.Queue()
+        self.messages: queue.Queue = queue.Queue()
+        self.published: queue.Queue = queue.Queue()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv311, reconnect_on_failure=False)
+        self.client.tls_set(ca_certs=str(node.ca_file),
+                            certfile=str(cert.cert_file) if cert else None,
+                            keyfile=str(cert.key_file) if cert else None)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda c, u, f, rc, p: self.disconnected.set()
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subacks.put(rcs)
+        self.client.on_message = lambda c, u, msg: self.messages.put(msg)
+        self.client.on_publish = lambda c, u, mid, rc, p: self.published.put(mid)
+        self.port = node.ports.mqtts
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        self.connack = reason_code
+        (self.refused if reason_code.is_failure else self.connected).set()
+
+    def connect(self) -> "MqttDevice":
+        self.client.connect("localhost", self.port, keepalive=30)
+        self.client.loop_start()
+        return self
+
+    def wait_connack(self, timeout: float = TIMEOUT) -> bool:
+        """True on CONNACK success, False on a refusal or a closed connection without success."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.connected.is_set():
+                return True
+            if self.refused.is_set() or self.disconnected.is_set():
+                return False
+            self.disconnected.wait(0.02)
+        raise TimeoutError("no CONNACK and no disconnect")
+
+    def subscribe(self, topic: str, timeout: float = TIMEOUT):
+        self.client.subscribe(topic, qos=1)
+        return self.subacks.get(timeout=timeout)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def amqp_parameters(node: PrivateBrokerNode, cert_file: Path | None, key_file: Path | None):
+    context = ssl.create_default_context(cafile=str(node.ca_file))
+    if cert_file:
+        context.load_cert_chain(str(cert_file), str(key_file))
+    return pika.ConnectionParameters(host="localhost", port=node.ports.amqps,
+                                     ssl_options=pika.SSLOptions(context, server_hostname="localhost"),
+                                     credentials=pika.credentials.ExternalCredentials(),
+                                     connection_attempts=1, blocked_connection_timeout=TIMEOUT,
+                                     socket_timeout=TIMEOUT)
+
+
+_consumers: dict = {}
+
+
+def next_message(channel, queue_name: str, timeout: float = TIMEOUT):
+    """The next (method, properties, body) from `queue_name`, or TimeoutError.
+
+    One consumer per (channel, queue) stays open, so messages delivered together are never dropped.
+    """
+    key = (id(channel), queue_name)
+    if key not in _consumers or _consumers[key][0] is not channel:
+        _consumers[key] = (channel, channel.consume(queue_name, auto_ack=True, inactivity_timeout=timeout))
+    method, properties, body = next(_consumers[key][1])
+    if method is None:
+        raise TimeoutError(f"nothing arrived on {queue_name} within {timeout}s")
+    return method, properties, body
