@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Callable
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
@@ -29,16 +30,17 @@ class DeviceControl(Application):
 
     env = {"AGGREGATE_CACHE_MAXSIZE": "10000"}
 
-    def __init__(self, *args, clock=time.time, **kwargs):
+    def __init__(self, *args, clock=time.time, default_timeout: float = DEFAULT_TIMEOUT, **kwargs):
         super().__init__(*args, **kwargs)
         self._clock = clock
+        self.default_timeout = default_timeout
 
     def request(self, device: dict, api: str, params: dict | None, timeout: float | None = None,
                 ttl: float | None = None) -> RequestedCommand:
         """`device` is the caller's device as the read model shows it (id, owner, name, correlation)."""
         spec = device_api(api)
         normalised = spec.normalise(params)
-        timeout = _bounded("timeout", DEFAULT_TIMEOUT if timeout is None else timeout, 0.1, MAX_TIMEOUT)
+        timeout = _bounded("timeout", self.default_timeout if timeout is None else timeout, 0.1, MAX_TIMEOUT)
         ttl = _bounded("ttl", 0 if ttl is None else ttl, 0, MAX_TTL)
         command = DeviceCommand(device_id=device["device_id"], owner=device["owner"], device_name=device["name"],
                                 api=spec.name, params=normalised, timeout=timeout,
@@ -48,8 +50,8 @@ class DeviceControl(Application):
 
     def command(self, command_id) -> DeviceCommand:
         try:
-            return self.repository.get(command_id)
-        except AggregateNotFoundError:
+            return self.repository.get(as_uuid(command_id))
+        except (AggregateNotFoundError, ValueError):
             raise CommandNotFound(f"no command {command_id}") from None
 
     def apply(self, changes: list[tuple[object, Callable[[DeviceCommand], bool]]]) -> list[DeviceCommand]:
@@ -80,10 +82,14 @@ class DeviceControl(Application):
 
     def _changed(self, command_id, change) -> DeviceCommand | None:
         try:
-            command = self.repository.get(command_id)
-        except AggregateNotFoundError:
+            command = self.repository.get(as_uuid(command_id))
+        except (AggregateNotFoundError, ValueError):
             return None
         return command if change(command) else None
+
+
+def as_uuid(value) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
 
 
 def _bounded(name: str, value, low: float, high: float) -> float:

@@ -82,3 +82,15 @@ class InvalidCertificateRequest(DomainError):
 
 class ConcurrentChange(DomainError):
     problem, status, title = "conflict", 409, "Someone else changed this at the same time; retry"
+
+
+class DeviceOffline(DomainError):
+    problem, status, title = "device-offline", 503, "The device is not connected"
+
+
+class DeviceTimeout(DomainError):
+    problem, status, title = "device-timeout", 504, "The device did not answer in time"
+
+
+class DeviceCallFailed(DomainError):
+    problem, status, title = "device-call-failed", 502, "The device call failed"

@@ -12,16 +12,21 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from commands.accounts import Accounts
+from commands.device_control import DeviceControl
 from commands.fleet import DeviceFleet
 from commands.identity.local import LocalIdentityProvider
 from commands.identity.port import IdentityProvider, Notifier
 from commands.identity.tokens import TokenIssuer
 from commands.pki import CertificateAuthority
+from gateways.http.device_calls import DeviceCalls
+from gateways.http.outcomes import CommandOutcomes
 from gateways.outbox import Outbox
 from iotcloud.config import Settings
+from projections.device_commands import DeviceCommandsProjection
 from projections.device_list import DeviceListProjection
 from projections.runner import Projector
 from projections.users import UsersProjection
+from queries.device_commands import CommandQueries
 from queries.devices import DeviceListQueries
 from queries.read_models import ReadModelCatalogue
 from queries.users import UserQueries
@@ -42,10 +47,15 @@ class Platform:
     devices: DeviceListQueries
     users: UserQueries
     catalogue: ReadModelCatalogue
+    control: DeviceControl
+    commands: CommandQueries
+    outcomes: CommandOutcomes
+    calls: DeviceCalls
 
     def close(self) -> None:
+        self.outcomes.stop()
         self.mongo.close()
-        for app in (self.accounts, self.fleet):
+        for app in (self.accounts, self.fleet, self.control):
             app.close()
 
 
@@ -60,6 +70,10 @@ def build_event_applications(settings: Settings, ca: CertificateAuthority | None
     fleet = DeviceFleet(env=settings.event_store_env("DeviceFleet"), ca=ca,
                         certificate_days=settings.device_cert_days, key_type=settings.device_key_type)
     return accounts, fleet
+
+
+def build_device_control(settings: Settings) -> DeviceControl:
+    return DeviceControl(env=settings.event_store_env("DeviceControl"), default_timeout=settings.command_timeout)
 
 
 def build_notifier(settings: Settings) -> Notifier:
@@ -83,19 +97,28 @@ def build_platform(settings: Settings) -> Platform:
         hasher=PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
                               parallelism=1))
     mongo, db = connect_read_store(settings)
+    from iotcloud.broker import API_SERVICE, service_address
+    control = build_device_control(settings)
+    outcomes = CommandOutcomes(service_address(settings, API_SERVICE)).start()
+    devices = DeviceListQueries(db)
     return Platform(settings=settings, ca=ca, accounts=accounts, fleet=fleet, identity=identity,
-                    notifier=notifier, mongo=mongo, db=db, devices=DeviceListQueries(db), users=UserQueries(db),
-                    catalogue=ReadModelCatalogue(db))
+                    notifier=notifier, mongo=mongo, db=db, devices=devices, users=UserQueries(db),
+                    catalogue=ReadModelCatalogue(db), control=control, commands=CommandQueries(db),
+                    outcomes=outcomes, calls=DeviceCalls(control, devices, outcomes))
 
 
 def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[list[Projector], MongoClient]:
     """The read-model projectors; `sources` lets a test share in-memory applications with them."""
-    if sources is None:
+    sources = dict(sources or {})
+    if "Accounts" not in sources or "DeviceFleet" not in sources:
         accounts, fleet = build_event_applications(settings)
-        sources = {"Accounts": accounts, "DeviceFleet": fleet}
+        sources.setdefault("Accounts", accounts)
+        sources.setdefault("DeviceFleet", fleet)
+    sources.setdefault("DeviceControl", build_device_control(settings))
     mongo, db = connect_read_store(settings)
     batch = settings.projection_batch
-    return [Projector(DeviceListProjection(), sources, db, batch), Projector(UsersProjection(), sources, db, batch)], mongo
+    projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection())
+    return [Projector(projection, sources, db, batch) for projection in projections], mongo
 
 
 def prepare_state(settings: Settings) -> None:

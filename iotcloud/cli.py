@@ -29,6 +29,43 @@ def cmd_projector(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_gateway(settings: Settings, args) -> int:
+    from gateways.devices.runtime import DeviceGateway
+    from iotcloud.bootstrap import build_device_control, build_event_applications, connect_read_store
+    from iotcloud.broker import GATEWAY_SERVICE, admin_client, service_address
+    address = service_address(settings, GATEWAY_SERVICE)
+    if address is None:
+        print(f"no broker credentials for {GATEWAY_SERVICE} under {settings.service_credentials_dir}", file=sys.stderr)
+        return 2
+    _, fleet = build_event_applications(settings)
+    mongo, db = connect_read_store(settings)
+    gateway = DeviceGateway(build_device_control(settings), fleet, db, address, revoke=admin_client(settings))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    gateway.run(stop)
+    mongo.close()
+    return 0
+
+
+def cmd_broker_auth(settings: Settings, args) -> int:
+    from gateways.broker.auth_backend import AuthBackendServer, create_auth_app
+    from gateways.broker.node import load_or_create_admin_credentials
+    from iotcloud.bootstrap import connect_read_store
+    from iotcloud.broker import SERVICES
+    from queries.devices import DeviceListQueries
+    mongo, db = connect_read_store(settings)
+    app = create_auth_app(DeviceListQueries(db), SERVICES, admin=load_or_create_admin_credentials(settings.broker_dir))
+    server = AuthBackendServer(app, port=settings.broker_auth_port).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    mongo.close()
+    return 0
+
+
 def cmd_rebuild(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_projectors
     from projections.runner import progress_bar, rebuild
@@ -92,6 +129,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="start the whole platform on embedded defaults (foreground)").set_defaults(func=cmd_run)
     sub.add_parser("projector", help="run the read-model projectors (foreground)").set_defaults(func=cmd_projector)
     sub.add_parser("init", help="create the platform CA and signing keys").set_defaults(func=cmd_init)
+    sub.add_parser("gateway", help="run the device gateway (foreground)").set_defaults(func=cmd_gateway)
+    sub.add_parser("broker-auth", help="run the broker's HTTP auth backend (foreground)").set_defaults(func=cmd_broker_auth)
     projections = sub.add_parser("projections", help="read-model maintenance").add_subparsers(dest="action", required=True)
     rebuild = projections.add_parser("rebuild", help="replay the whole event store into fresh read models")
     rebuild.add_argument("name", nargs="*", help="projection names (default: all)")

@@ -37,6 +37,12 @@ DEFAULT_ARGON2_TIME_COST = 2
 DEFAULT_BROKER_HOST = "127.0.0.1"
 DEFAULT_MQTT_PORT = 8883
 DEFAULT_AMQP_PORT = 5671
+DEFAULT_BROKER = "embedded"          # embedded: a private RabbitMQ node; external: IOTCLOUD_BROKER_*; none
+DEFAULT_BROKER_AUTH_PORT = 8011
+DEFAULT_BROKER_MANAGEMENT_PORT = 15673
+DEFAULT_BROKER_DIST_PORT = 25673
+DEFAULT_BROKER_EPMD_PORT = 4370
+DEFAULT_COMMAND_TIMEOUT = 5.0
 
 
 def _env(name: str, default, cast=str):
@@ -80,6 +86,14 @@ class Settings:
     broker_host: str = DEFAULT_BROKER_HOST
     mqtt_port: int = DEFAULT_MQTT_PORT
     amqp_port: int = DEFAULT_AMQP_PORT
+    broker: str = DEFAULT_BROKER
+    broker_tls_name: str = "localhost"
+    broker_auth_port: int = DEFAULT_BROKER_AUTH_PORT
+    broker_management_port: int = DEFAULT_BROKER_MANAGEMENT_PORT
+    broker_dist_port: int = DEFAULT_BROKER_DIST_PORT
+    broker_epmd_port: int = DEFAULT_BROKER_EPMD_PORT
+    broker_service_dir: str = ""
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -113,11 +127,27 @@ class Settings:
             broker_host=_env("IOTCLOUD_BROKER_HOST", DEFAULT_BROKER_HOST),
             mqtt_port=_env("IOTCLOUD_MQTT_PORT", DEFAULT_MQTT_PORT, int),
             amqp_port=_env("IOTCLOUD_AMQP_PORT", DEFAULT_AMQP_PORT, int),
+            broker=_env("IOTCLOUD_BROKER", DEFAULT_BROKER),
+            broker_tls_name=_env("IOTCLOUD_BROKER_TLS_NAME", "localhost"),
+            broker_auth_port=_env("IOTCLOUD_BROKER_AUTH_PORT", DEFAULT_BROKER_AUTH_PORT, int),
+            broker_management_port=_env("IOTCLOUD_BROKER_MANAGEMENT_PORT", DEFAULT_BROKER_MANAGEMENT_PORT, int),
+            broker_dist_port=_env("IOTCLOUD_BROKER_DIST_PORT", DEFAULT_BROKER_DIST_PORT, int),
+            broker_epmd_port=_env("IOTCLOUD_BROKER_EPMD_PORT", DEFAULT_BROKER_EPMD_PORT, int),
+            broker_service_dir=_env("IOTCLOUD_BROKER_SERVICE_DIR", ""),
+            command_timeout=_env("IOTCLOUD_COMMAND_TIMEOUT", DEFAULT_COMMAND_TIMEOUT, float),
         )
 
     @property
     def pki_dir(self) -> Path:
         return self.state_dir / "pki"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.state_dir / "broker"
+
+    @property
+    def service_credentials_dir(self) -> Path:
+        return Path(self.broker_service_dir) if self.broker_service_dir else self.broker_dir / "services"
 
     @property
     def uses_embedded_mongodb(self) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from iotcloud.bootstrap import prepare_state
 from iotcloud.config import Settings
-from iotcloud.embedded_mongo import start_embedded_mongo
+from iotcloud.embedded_mongo import start_embedded_mongo, wait_for_port
 
 log = logging.getLogger("iotcloud.run")
 
@@ -41,9 +41,23 @@ class Supervisor:
                                          preexec_fn=die_with_parent)
             self.children.append(Child("read store (nx-27017)", mongo, self.settings.effective_mongodb_uri))
         self._spawn("projector", [sys.executable, "-m", "iotcloud.cli", "projector"], env,
-                    "device_list, users read models")
+                    "device_list, users, commands read models")
+        if self.settings.broker == "embedded":
+            self._start_broker(env)
+        if self.settings.broker != "none":
+            self._spawn("gateway", [sys.executable, "-m", "iotcloud.cli", "gateway"], env, "")
         self._spawn("api", gunicorn_command(self.settings), env, self.settings.api_url)
         wait_until_healthy(self.settings.api_url + "/healthz", self.children[-1].process)
+
+    def _start_broker(self, env: dict) -> None:
+        from iotcloud.broker import embedded_node, issue_service_credentials
+        self._spawn("broker auth", [sys.executable, "-m", "iotcloud.cli", "broker-auth"], env,
+                    f"http://127.0.0.1:{self.settings.broker_auth_port}")
+        wait_for_port(self.settings.broker_auth_port, 30, self.children[-1].process)
+        print("starting the broker (RabbitMQ; about 10 s on first start)...", flush=True)
+        self.node = embedded_node(self.settings)
+        self.node.start()
+        issue_service_credentials(self.settings, self.node)
 
     def _spawn(self, name: str, command: list[str], env: dict, where: str) -> None:
         process = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=die_with_parent)
@@ -59,6 +73,8 @@ class Supervisor:
                  f"  read store      {s.effective_mongodb_uri}{'  (embedded nx-27017)' if s.uses_embedded_mongodb else ''}",
                  f"  platform CA     {s.pki_dir / 'ca.pem'}",
                  f"  outbox          iotcloud outbox   (confirmation codes and notifications)",
+                 *( [f"  broker          mqtts://{s.broker_host}:{s.mqtt_port}  amqps://{s.broker_host}:{s.amqp_port}"
+                     f"  (private RabbitMQ, client certificates)"] if s.broker == "embedded" else []),
                  f"  state           {s.state_dir}", "",
                  "  processes: " + ", ".join(f"{c.name} [pid {c.process.pid}]" for c in self.children),
                  "", "Press Ctrl-C to stop.", ""]
@@ -78,6 +94,7 @@ class Supervisor:
         if self.stopping:
             return
         self.stopping = True
+        node, self.node = getattr(self, "node", None), None
         # Reverse start order: the API stops taking requests before the stores it uses go away.
         for child in reversed(self.children):
             if child.process.poll() is None:
@@ -88,6 +105,12 @@ class Supervisor:
                     log.warning("%s did not stop within 10 s; killing it", child.name)
                     child.process.kill()
                     child.process.wait()
+            if child.name == "gateway" and node is not None:
+                # The broker goes after the gateway and the API, before its auth backend.
+                node.stop()
+                node = None
+        if node is not None:
+            node.stop()
 
 
 def die_with_parent() -> None:

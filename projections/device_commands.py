@@ -55,6 +55,10 @@ class DeviceCommandsProjection:
         self._finish(commands, event, position, FAILED, error=event.reason)
 
     @apply.register
+    def _(self, event: DeviceCommand.DeliveryFailed, position: int, commands: Collection) -> None:
+        self._finish(commands, event, position, FAILED, error=event.reason)
+
+    @apply.register
     def _(self, event: DeviceCommand.TimedOut, position: int, commands: Collection) -> None:
         self._finish(commands, event, position, TIMED_OUT, error="the device did not answer in time")
 

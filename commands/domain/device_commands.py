@@ -48,6 +48,11 @@ class DeviceCommand(AuditedAggregate):
         self.status = FAILED
         self.error = reason
 
+    @event("DeliveryFailed")
+    def fail_delivery(self, reason: str) -> None:
+        self.status = FAILED
+        self.error = reason
+
     @event("TimedOut")
     def time_out(self) -> None:
         self.status = TIMED_OUT

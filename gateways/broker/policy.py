@@ -24,6 +24,11 @@ PERMISSIONS = frozenset({"configure", "write", "read"})
 MQTT_QUEUE_PREFIX = "mqtt-subscription-"
 MQTT_QUEUE_SUFFIXES = ("qos0", "qos1")
 SERVICE_QUEUE_PREFIX = "iotcloud."
+GATEWAY_SERVICE = "iotcloud-gateway"
+API_SERVICE = "iotcloud-api"
+CONTROL_EXCHANGE = "iotcloud.control"   # API -> gateway wake-ups ("new commands in the store")
+RESULTS_EXCHANGE = "iotcloud.results"   # gateway -> API command outcomes
+API_QUEUE_PREFIX = "iotcloud.api."
 
 # Letters, digits, '_' and '-': no '.', '/', '#', '+', '*' or spaces, so an id is one routing-key word
 # and one topic level, and can never act as a wildcard inside the patterns built from it.
@@ -84,6 +89,8 @@ def resource_decision(username: str, vhost: str, resource: str, name: str, permi
                       client_id: str | None, ids: Identities) -> bool:
     if vhost != VHOST or permission not in PERMISSIONS:
         return False
+    if username == API_SERVICE and username in ids.services:
+        return _api_resource(resource, name, permission)
     if username in ids.services:
         return _service_resource(resource, name, permission)
     if ids.reserved(username) or not is_valid_device_id(username):
@@ -99,13 +106,28 @@ def resource_decision(username: str, vhost: str, resource: str, name: str, permi
     return False
 
 
+def _api_resource(resource: str, name: str, permission: str) -> bool:
+    """The REST API: wakes the gateway, hears outcomes on its own queues; never touches devices."""
+    if resource == "exchange":
+        return (name == CONTROL_EXCHANGE and permission in ("configure", "write")) or \
+               (name == RESULTS_EXCHANGE and permission in ("configure", "read"))
+    if resource == "queue":
+        return name.startswith(API_QUEUE_PREFIX) and len(name) > len(API_QUEUE_PREFIX)
+    return False
+
+
 def _service_resource(resource: str, name: str, permission: str) -> bool:
     if resource == "exchange":
         if name == TOPIC_EXCHANGE:
             return permission in ("read", "write")
+        if name == CONTROL_EXCHANGE:
+            return permission in ("configure", "read")
+        if name == RESULTS_EXCHANGE:
+            return permission in ("configure", "write")
         return name == EVENT_EXCHANGE and permission == "read"
     if resource == "queue":
-        return name.startswith(SERVICE_QUEUE_PREFIX) and len(name) > len(SERVICE_QUEUE_PREFIX)
+        return (name.startswith(SERVICE_QUEUE_PREFIX) and len(name) > len(SERVICE_QUEUE_PREFIX)
+                and not name.startswith(API_QUEUE_PREFIX))
     return False
 
 
@@ -114,6 +136,8 @@ def topic_decision(username: str, vhost: str, exchange: str, permission: str, ro
     """Routing keys: the binding key for `read`, the published key for `write` (MQTT '/' is '.')."""
     if vhost != VHOST or permission not in ("read", "write"):
         return False
+    if username == API_SERVICE and username in ids.services:
+        return False  # the API publishes and reads only on fanout exchanges, never a device topic
     if username in ids.services:
         return _service_topic(exchange, permission, routing_key)
     if ids.reserved(username) or not is_valid_device_id(username):

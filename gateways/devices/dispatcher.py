@@ -56,7 +56,7 @@ def pending_from(command: DeviceCommand) -> Pending:
 class Dispatcher:
     """Owns in-flight slots, per-device queues and deadlines; records every decision as an event."""
 
-    def __init__(self, control: DeviceControl, publish: Callable[[str, str, bytes, float], None],
+    def __init__(self, control: DeviceControl, publish: Callable[[str, str, bytes, float], bool],
                  announce: Callable[[CommandOutcome], None], record_presence: Callable[[PresenceChange], None],
                  clock=time.time, name: str = "gateway"):
         self._control = control
@@ -210,15 +210,21 @@ class Dispatcher:
                                  pending.command_id if pending.correlate else None))
         saved = self._control.apply([(p.command_id, _mark_sent(now, self._name)) for p in batch])
         saved_ids = {str(c.id) for c in saved}
+        undeliverable = []
         for command_id, pending in by_id.items():
             if command_id not in saved_ids:
                 self._untrack(self._in_flight[command_id])  # someone else recorded it; not ours to send
                 continue
             payload = encode_request(pending.params, pending.command_id if pending.correlate else None)
             try:
-                self._publish(pending.device_id, pending.api, payload, pending.timeout)
+                routed = self._publish(pending.device_id, pending.api, payload, pending.timeout)
             except Exception:  # noqa: BLE001 - the command stays Sent and times out; never resent
                 log.exception("publish failed", extra={"command_id": command_id})
+                continue
+            if routed is False:
+                self._untrack(self._in_flight[command_id])
+                undeliverable.append((command_id, _fail_delivery("the device has never connected")))
+        self._apply_and_announce(undeliverable)
 
     def _track(self, flight: InFlight) -> None:
         self._in_flight[flight.command_id] = flight
@@ -265,6 +271,15 @@ def _reject(reason: str, payload: str):
         if command.status != SENT:
             return False
         command.reject_answer(reason=reason, payload=payload)
+        return True
+    return change
+
+
+def _fail_delivery(reason: str):
+    def change(command: DeviceCommand) -> bool:
+        if command.status != SENT:
+            return False
+        command.fail_delivery(reason=reason)
         return True
     return change
 

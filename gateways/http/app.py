@@ -16,7 +16,7 @@ from gateways.http import problems
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.middleware import BearerAuthentication, RequestContext
 from gateways.http.openapi import build_document
-from gateways.http.resources import accounts, devices, service
+from gateways.http.resources import accounts, device_control, devices, service
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -64,6 +64,9 @@ def routes(platform) -> list[Route]:
         Route("/v1/devices/_count", devices.DeviceCount(platform.devices)),
         Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw)),
         Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, settings)),
+        Route("/v1/devices/{name}/commands", device_control.DeviceCommands(platform.calls)),
+        Route("/v1/commands/{command_id}", device_control.CommandStatus(platform.commands)),
+        *[Route(path, resource) for path, resource in device_control.device_api_routes(platform.calls)],
         # libpyiotcloud v2 compatibility
         Route("/user/signup", v2.UserSignUp(identity, rw)),
         Route("/user/confirm_signup", v2.UserConfirmSignUp(identity, rw)),
@@ -75,6 +78,7 @@ def routes(platform) -> list[Route]:
         Route("/user", v2.User(identity, rw, platform.users)),
         Route("/devices", v2.DeviceList(identity, rw, platform.devices)),
         Route("/devices/device", v2.DeviceItem(identity, rw, fleet, platform.devices)),
+        *[Route(path, resource) for path, resource in v2.device_access_routes(identity, rw, platform.calls)],
     ]
 
 

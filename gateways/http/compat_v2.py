@@ -15,7 +15,8 @@ import logging
 import falcon
 
 from commands.context import acting_as
-from commands.errors import (DeviceNameTaken, DeviceNotFound, DomainError, EmailTaken, InvalidCode,
+from commands.errors import (DeviceCallFailed, DeviceNameTaken, DeviceNotFound, DeviceOffline, DeviceTimeout,
+                             DomainError, EmailTaken, InvalidCode,
                              InvalidCredentials, InvalidToken, NotConfirmed, TokenExpired, TooManyAttempts,
                              UnknownEmail, UnknownUser, UsernameTaken, ValidationFailed)
 from commands.fleet import DeviceFleet
@@ -265,3 +266,55 @@ class DeviceItem(V2Resource):
             (name,) = _text(body, "devicename")
             return "Device queried successfully", {"device": _v2_device(self._devices.get_device(principal.username, name))}
         self.respond(req, resp, action)
+
+
+# -- device access (/devices/device/<api>) -----------------------------------------------------
+
+DEVICE_UNREACHABLE = "Could not communicate with device"
+
+
+class DeviceAccess(V2Resource):
+    """libpyiotcloud's device routes: body fields minus username/token/devicename become the request."""
+
+    def __init__(self, identity: IdentityProvider, rw: ReadYourWrites, calls, read_api: str | None,
+                 write_api: str | None, fields: tuple[str, ...] = ()):
+        super().__init__(identity, rw)
+        self._calls, self._read, self._write, self._fields = calls, read_api, write_api, fields
+        if read_api is None:
+            self.on_post = self.on_get = None
+        if write_api is None:
+            self.on_put = None
+
+    def _access(self, req, resp, api: str, fields: tuple[str, ...]) -> None:
+        def action(body, principal):
+            (name,) = _text(body, "devicename")
+            params = {field: body[field] for field in fields if field in body}
+            try:
+                result = self._calls.call(principal.username, name, api, params)
+            except (DeviceOffline, DeviceTimeout, DeviceCallFailed) as error:
+                raise V2Error(error.status, DEVICE_UNREACHABLE) from None
+            return "Device accessed successfully.", {"value": result.value}
+        self.respond(req, resp, action)
+
+    def on_post(self, req, resp):
+        self._access(req, resp, self._read, ("number",) if self._read == "get_gpio" else ())
+
+    on_get = on_post
+
+    def on_put(self, req, resp):
+        self._access(req, resp, self._write, self._fields)
+
+
+def device_access_routes(identity: IdentityProvider, rw: ReadYourWrites, calls) -> list[tuple[str, V2Resource]]:
+    make = lambda read, write, fields=("value",): DeviceAccess(identity, rw, calls, read, write, fields)  # noqa: E731
+    return [
+        ("/devices/device/status", make("get_status", "set_status")),
+        ("/devices/device/gpio", make("get_gpio", "set_gpio", ("number", "value"))),
+        ("/devices/device/rtc", make("get_rtc", "set_rtc")),
+        ("/devices/device/mac", make("get_mac", None)),
+        ("/devices/device/ip", make("get_ip", None)),
+        ("/devices/device/subnet", make("get_subnet", None)),
+        ("/devices/device/gateway", make("get_gateway", None)),
+        ("/devices/device/uart", make(None, "write_uart")),
+        ("/devices/device/notification", make(None, "trigger_notification", ("recipient", "message"))),
+    ]

@@ -24,11 +24,14 @@ SCHEMAS = {
                    refresh_token=S, id_token=S, token_type=S, expires_in={"type": "integer"}),
     "Profile": _obj(["username", "email"], username=S, email=S, given_name=S, family_name=S, status=S),
     "RegisterDevice": _obj(["name"], name={"type": "string", "maxLength": 64},
-                           csr={"type": "string", "description": "optional PKCS#10 CSR (PEM); the device keeps its key"}),
+                           csr={"type": "string", "description": "optional PKCS#10 CSR (PEM); the device keeps its key"},
+                           correlation_ids={"type": "boolean", "default": False,
+                                            "description": "the device echoes correlation_id, so calls may overlap"}),
     "Reissue": _obj([], csr=S),
     "Certificate": _obj(["serial", "not_after"], serial=S, fingerprint_sha256=S, not_before=S, not_after=S, pem=PEM),
     "Device": _obj(["device_id", "name", "status"], device_id={"type": "string", "pattern": "^[0-9a-f]{40}$"},
-                   name=S, status=S, registered_at=S, updated_at=S,
+                   name=S, status=S, connection={"enum": ["online", "offline"]}, last_seen=S,
+                   correlation_ids={"type": "boolean"}, registered_at=S, updated_at=S,
                    certificate={"$ref": "#/components/schemas/Certificate"}),
     "DevicePage": _obj(["items", "total"], items={"type": "array", "items": {"$ref": "#/components/schemas/Device"}},
                        total={"type": "integer"}, limit={"type": "integer"}, offset={"type": "integer"},
@@ -38,6 +41,18 @@ SCHEMAS = {
                               certificate_info={"$ref": "#/components/schemas/Certificate"}, host=S,
                               mqtt_port={"type": "integer"}, amqp_port={"type": "integer"}),
     "Count": _obj(["count"], count={"type": "integer"}),
+    "Command": _obj(["api"], api={"enum": ["get_status", "set_status", "get_gpio", "set_gpio", "get_rtc", "set_rtc",
+                                            "get_mac", "get_ip", "get_subnet", "get_gateway", "write_uart",
+                                            "trigger_notification"]},
+                    params={"type": "object"}, timeout={"type": "number", "maximum": 60},
+                    wait={"type": "boolean", "default": True},
+                    ttl={"type": "number", "description": "seconds a call to an offline device stays queued"}),
+    "Value": _obj(["value"], value={}),
+    "Notification": _obj(["recipient", "message"], recipient=S, message=S),
+    "CallResult": _obj(["command_id", "status"], command_id=S, status=S, value={}),
+    "CommandStatus": _obj(["command_id", "status"], command_id=S, device_id=S, device_name=S, api=S, params={"type": "object"},
+                          status={"enum": ["queued", "sent", "succeeded", "failed", "timed_out", "expired"]},
+                          result={}, error={"type": ["string", "null"]}, requested_at=S, sent_at=S, completed_at=S),
     "Problem": _obj(["type", "title", "status"], type=S, title=S, status={"type": "integer"}, detail=S,
                     instance=S, request_id=S),
     "V2Request": {"type": "object", "description": "libpyiotcloud v2 body: username, token {access, refresh, id} and route fields"},
@@ -67,6 +82,20 @@ OPERATIONS = {
     ("/v1/devices/{name}", "get"): ("devices", "One device by name", None, 200, "Device"),
     ("/v1/devices/{name}", "delete"): ("devices", "Unregister a device; its certificate stops working", None, 204, None),
     ("/v1/devices/{name}/certificate", "post"): ("devices", "Reissue the device certificate", "Reissue", 200, "DeviceCredentials"),
+    ("/v1/devices/{name}/commands", "post"): ("control", "Call any device API (api, params, timeout, wait, ttl)", "Command", 200, "CallResult"),
+    ("/v1/commands/{command_id}", "get"): ("control", "Status of a device call: queued, sent, succeeded, failed, timed_out, expired", None, 200, "CommandStatus"),
+    ("/v1/devices/{name}/status", "get"): ("control", "get_status", None, 200, "CallResult"),
+    ("/v1/devices/{name}/status", "put"): ("control", "set_status {value: restart}", "Value", 200, "CallResult"),
+    ("/v1/devices/{name}/gpio/{number}", "get"): ("control", "get_gpio", None, 200, "CallResult"),
+    ("/v1/devices/{name}/gpio/{number}", "put"): ("control", "set_gpio {value: 0|1}", "Value", 200, "CallResult"),
+    ("/v1/devices/{name}/rtc", "get"): ("control", "get_rtc (epoch seconds)", None, 200, "CallResult"),
+    ("/v1/devices/{name}/rtc", "put"): ("control", "set_rtc {value: epoch seconds}", "Value", 200, "CallResult"),
+    ("/v1/devices/{name}/mac", "get"): ("control", "get_mac", None, 200, "CallResult"),
+    ("/v1/devices/{name}/ip", "get"): ("control", "get_ip", None, 200, "CallResult"),
+    ("/v1/devices/{name}/subnet", "get"): ("control", "get_subnet", None, 200, "CallResult"),
+    ("/v1/devices/{name}/gateway", "get"): ("control", "get_gateway", None, 200, "CallResult"),
+    ("/v1/devices/{name}/uart", "put"): ("control", "write_uart {value: text}", "Value", 200, "CallResult"),
+    ("/v1/devices/{name}/notification", "put"): ("control", "trigger_notification {recipient, message}", "Notification", 200, "CallResult"),
 }
 V2 = {
     ("/user/signup", "post"): "Sign up (username, password, email, givenname, familyname)",
@@ -83,6 +112,12 @@ V2 = {
     ("/devices/device", "post"): "Register device (devicename); answers device {devicename, deviceid, cert, pkey, ca}",
     ("/devices/device", "delete"): "Unregister device (devicename)",
     ("/devices/device", "patch"): "Get device (devicename); answers device {devicename, deviceid, cert, pkey}",
+    **{(f"/devices/device/{api}", method): f"Device access: {api} ({'read' if method != 'put' else 'write'}); answers value"
+       for api, methods in (("status", ("post", "get", "put")), ("gpio", ("post", "get", "put")),
+                            ("rtc", ("post", "get", "put")), ("mac", ("post", "get")), ("ip", ("post", "get")),
+                            ("subnet", ("post", "get")), ("gateway", ("post", "get")), ("uart", ("put",)),
+                            ("notification", ("put",)))
+       for method in methods},
 }
 
 PUBLIC_TAGS = {"service"}
@@ -104,8 +139,9 @@ def _operation(path: str, method: str, public: bool) -> dict:
           "responses": {str(status): success, "4XX": problem, "5XX": problem}}
     if request:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(request)}}}
-    if "{name}" in path:
-        op["parameters"] = [{"name": "name", "in": "path", "required": True, "schema": S}]
+    params = [p for p in ("name", "number", "command_id") if "{" + p + "}" in path]
+    if params:
+        op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": S} for p in params]
     if not public:
         op["security"] = [{"bearer": []}]
     return op

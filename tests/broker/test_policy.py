@@ -134,3 +134,32 @@ class TestGatewayRole:
                 ("amq.rabbitmq.event", "read", "#"), ("amq.rabbitmq.event", "read", "user.#"),
                 ("amq.rabbitmq.event", "write", "connection.created"), ("amq.direct", "read", "server.#")]:
             assert not topic_decision(g, "/", exchange, permission, key, None, IDS), (exchange, permission, key)
+
+
+class TestApiServiceRole:
+    """The REST API's broker identity: wake the gateway, hear outcomes, nothing about devices."""
+
+    from gateways.broker import policy as _p
+    IDS = _p.Identities(frozenset({_p.GATEWAY_SERVICE, _p.API_SERVICE}))
+
+    def allowed(self, resource, name, permission, user="iotcloud-api"):
+        return self._p.resource_decision(user, "/", resource, name, permission, None, self.IDS)
+
+    def test_may_publish_wake_ups_and_read_outcomes_on_its_own_queues(self):
+        assert self.allowed("exchange", "iotcloud.control", "write")
+        assert self.allowed("exchange", "iotcloud.results", "read")
+        assert self.allowed("queue", "iotcloud.api.host.123", "configure")
+        assert self.allowed("queue", "iotcloud.api.host.123", "read")
+
+    def test_may_not_touch_devices_or_the_gateway(self):
+        assert not self.allowed("exchange", "amq.topic", "write")
+        assert not self.allowed("exchange", "amq.topic", "read")
+        assert not self.allowed("queue", "iotcloud.gateway.answers", "read")
+        assert not self.allowed("exchange", "iotcloud.results", "write")
+        assert not self.allowed("exchange", "amq.rabbitmq.event", "read")
+        assert not self._p.topic_decision("iotcloud-api", "/", "amq.topic", "write", "abc.get_gpio", None, self.IDS)
+
+    def test_the_gateway_may_not_read_api_queues(self):
+        assert not self.allowed("queue", "iotcloud.api.host.123", "read", user="iotcloud-gateway")
+        assert self.allowed("exchange", "iotcloud.results", "write", user="iotcloud-gateway")
+        assert self.allowed("exchange", "iotcloud.control", "read", user="iotcloud-gateway")

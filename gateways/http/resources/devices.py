@@ -7,6 +7,7 @@ from urllib.parse import quote
 import falcon
 
 from commands.context import acting_as
+from commands.errors import ValidationFailed
 from commands.fleet import DeviceCredentials, DeviceFleet
 from gateways.http.bodies import int_param, json_body, text_field
 from iotcloud.config import Settings
@@ -20,6 +21,8 @@ def as_user(req):
 
 def device_view(doc: dict) -> dict:
     return {"device_id": doc["device_id"], "name": doc["name"], "status": doc.get("status", "registered"),
+            "connection": doc.get("connection", "offline"), "last_seen": doc.get("last_seen"),
+            "correlation_ids": doc.get("correlation_ids", False),
             "registered_at": doc.get("registered_at"), "updated_at": doc.get("updated_at"),
             "certificate": doc.get("certificate")}
 
@@ -55,8 +58,11 @@ class Devices:
         body = json_body(req)
         name = text_field(body, "name", max_length=64)
         csr = text_field(body, "csr", required=False, max_length=16384)
+        correlation_ids = body.get("correlation_ids", False)
+        if not isinstance(correlation_ids, bool):
+            raise ValidationFailed("'correlation_ids' must be true or false", field="correlation_ids")
         with as_user(req):
-            credentials = self._fleet.register_device(req.context.principal.username, name, csr)
+            credentials = self._fleet.register_device(req.context.principal.username, name, csr, correlation_ids)
         self._rw.devices(resp, credentials.position)
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/devices/{quote(name)}"

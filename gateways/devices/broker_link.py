@@ -1,0 +1,146 @@
+"""The gateway's one pika connection: queues it consumes, exchanges it publishes to.
+
+pika's BlockingConnection is single-threaded: only the gateway loop touches it. Broker frames
+become DeviceAnswer / PresenceChange value objects here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+
+import pika
+from pika.exceptions import UnroutableError
+
+from gateways.devices.messages import CommandOutcome, DeviceAnswer, PresenceChange
+from gateways.devices.protocol import parse_answer_routing_key, request_routing_key
+
+log = logging.getLogger("iotcloud.gateway")
+
+TOPIC_EXCHANGE = "amq.topic"
+EVENT_EXCHANGE = "amq.rabbitmq.event"
+CONTROL_EXCHANGE = "iotcloud.control"     # REST -> gateway: "new commands in the store"
+RESULTS_EXCHANGE = "iotcloud.results"     # gateway -> REST: command outcomes
+ANSWERS_QUEUE = "iotcloud.gateway.answers"
+PRESENCE_QUEUE = "iotcloud.gateway.presence"
+WAKE_QUEUE = "iotcloud.gateway.wake"
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    ssl_context: ssl.SSLContext | None
+    server_hostname: str = "localhost"
+    name: str = "iotcloud-gateway"
+
+    def parameters(self) -> pika.ConnectionParameters:
+        ssl_options = pika.SSLOptions(self.ssl_context, self.server_hostname) if self.ssl_context else None
+        credentials = pika.credentials.ExternalCredentials() if self.ssl_context else pika.PlainCredentials("guest", "guest")
+        return pika.ConnectionParameters(host=self.host, port=self.port, ssl_options=ssl_options,
+                                         credentials=credentials, heartbeat=20, blocked_connection_timeout=30,
+                                         connection_attempts=1, socket_timeout=5,
+                                         client_properties={"connection_name": self.name})
+
+
+def declare_shared_exchanges(channel) -> None:
+    channel.exchange_declare(CONTROL_EXCHANGE, exchange_type="fanout", durable=True)
+    channel.exchange_declare(RESULTS_EXCHANGE, exchange_type="fanout", durable=True)
+
+
+class GatewayLink:
+    """Consumes answers, presence events and wake-ups into lists; publishes requests and outcomes."""
+
+    def __init__(self, address: BrokerAddress, clock=time.time):
+        self._clock = clock
+        self.connection = pika.BlockingConnection(address.parameters())
+        self.channel = self.connection.channel()
+        self.channel.basic_qos(prefetch_count=2000)
+        declare_shared_exchanges(self.channel)
+        self.answers: list[DeviceAnswer] = []
+        self.presence: list[PresenceChange] = []
+        self.woken = False
+        self._connection_users: dict[str, str] = {}
+        self._acks: list[int] = []
+        ch = self.channel
+        ch.queue_declare(ANSWERS_QUEUE, durable=True)
+        ch.queue_bind(ANSWERS_QUEUE, TOPIC_EXCHANGE, "server.#")
+        ch.queue_declare(PRESENCE_QUEUE, durable=False, auto_delete=True)
+        for key in ("connection.created", "connection.closed"):
+            ch.queue_bind(PRESENCE_QUEUE, EVENT_EXCHANGE, key)
+        ch.queue_declare(WAKE_QUEUE, durable=False, auto_delete=True)
+        ch.queue_bind(WAKE_QUEUE, CONTROL_EXCHANGE)
+        ch.basic_consume(ANSWERS_QUEUE, self._on_answer)
+        ch.basic_consume(PRESENCE_QUEUE, self._on_presence, auto_ack=True)
+        ch.basic_consume(WAKE_QUEUE, self._on_wake, auto_ack=True)
+        # A separate channel with publisher confirms: a request the broker cannot route is known at once.
+        self.requests = self.connection.channel()
+        self.requests.confirm_delivery()
+
+    def poll(self, timeout: float) -> None:
+        self.connection.process_data_events(time_limit=max(0.0, timeout))
+
+    def ack_answers(self) -> None:
+        """Acknowledges answers only after their outcome was recorded in the event store."""
+        if self._acks:
+            self.channel.basic_ack(self._acks[-1], multiple=True)
+            self._acks.clear()
+
+    def publish_request(self, device_id: str, api: str, payload: bytes, timeout: float) -> bool:
+        """Publishes to `<id>.<api>`; the message expires with the command so a late device never runs it."""
+        properties = pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                          expiration=str(max(1, int(timeout * 1000))))
+        try:
+            self.requests.basic_publish(TOPIC_EXCHANGE, request_routing_key(device_id, api), payload,
+                                        properties, mandatory=True)
+            return True
+        except UnroutableError:
+            return False
+
+    def publish_outcome(self, outcome: CommandOutcome) -> None:
+        self.channel.basic_publish(RESULTS_EXCHANGE, "", json.dumps(outcome.as_dict(), default=str).encode(),
+                                   pika.BasicProperties(content_type="application/json", delivery_mode=1))
+
+    def connections_of(self, user: str) -> list[str]:
+        return [name for name, owner in self._connection_users.items() if owner == user]
+
+    def close(self) -> None:
+        try:
+            if self.connection.is_open:
+                self.connection.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection
+            pass
+
+    def _on_answer(self, channel, method, properties, body: bytes) -> None:
+        self._acks.append(method.delivery_tag)
+        parsed = parse_answer_routing_key(method.routing_key)
+        if parsed is None:
+            log.info("ignoring message on %s", method.routing_key)
+            return
+        self.answers.append(DeviceAnswer(parsed[0], parsed[1], bytes(body), self._clock()))
+
+    def _on_presence(self, channel, method, properties, body: bytes) -> None:
+        headers = properties.headers or {}
+        name = _text(headers.get("name"))
+        if method.routing_key == "connection.created":
+            user = _text(headers.get("user"))
+            if not name or not user:
+                return
+            self._connection_users[name] = user
+            self.presence.append(PresenceChange(user, name, True, _text(headers.get("protocol")), self._clock()))
+        else:
+            user = self._connection_users.pop(name, None) or _text(headers.get("user"))
+            if user:
+                self.presence.append(PresenceChange(user, name, False, "", self._clock()))
+
+    def _on_wake(self, channel, method, properties, body: bytes) -> None:
+        self.woken = True
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value) if value is not None else ""

@@ -1,0 +1,154 @@
+"""The device gateway process: follows the DeviceControl log, runs the dispatcher on one broker
+connection, records presence and revokes unregistered devices' live connections."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from eventsourcing.utils import get_topic
+from pika.exceptions import AMQPError
+
+from commands.device_control import DeviceControl
+from commands.domain.device_commands import DeviceCommand
+from commands.domain.devices import DEVICE_ID_PATTERN, Device
+from commands.fleet import DeviceFleet
+from commands.context import acting_as
+from gateways.devices.broker_link import BrokerAddress, GatewayLink
+from gateways.devices.dispatcher import Dispatcher
+from gateways.devices.messages import CommandOutcome, PresenceChange
+from queries.device_commands import CommandQueries
+from queries.read_models import COMMANDS, DEVICE_LIST, ReadModelCatalogue
+
+log = logging.getLogger("iotcloud.gateway")
+REQUESTED = get_topic(DeviceCommand.Requested)
+UNREGISTERED = get_topic(Device.Unregistered)
+BACKUP_POLL = 1.0
+PAGE = 1000
+
+
+class DeviceGateway:
+    """Owns the dispatcher; reconnects to the broker by itself and never loses its in-flight state."""
+
+    def __init__(self, control: DeviceControl, fleet: DeviceFleet, db, address: BrokerAddress,
+                 revoke=None, clock=time.time, name: str = "gateway"):
+        self._control, self._fleet, self._db = control, fleet, db
+        self._address = address
+        self._revoke = revoke
+        self._clock = clock
+        self._link: GatewayLink | None = None
+        self._outbox: list[CommandOutcome] = []
+        self.dispatcher = Dispatcher(control, self._publish, self._outbox.append, self._record_presence,
+                                     clock=clock, name=name)
+        self._position = 0
+        self._fleet_position = fleet.recorder.max_notification_id() or 0
+        self.ready = threading.Event()
+
+    def recover(self) -> None:
+        """Picks up commands left open by an earlier run: queued ones are sent, sent ones awaited."""
+        catalogue = ReadModelCatalogue(self._db)
+        generation = catalogue.active_generation(COMMANDS)
+        projected = catalogue.position(COMMANDS, generation, "DeviceControl")
+        open_ids = CommandQueries(self._db).open_command_ids()
+        self.dispatcher.assume_online(d["device_id"] for d in catalogue.collection(DEVICE_LIST)
+                                      .find({"connection": "online"}, {"device_id": 1}))
+        commands = [self._control.command(cid) for cid in open_ids]
+        self._position = projected
+        commands += self._follow(load=True)
+        self.dispatcher.requested([c for c in commands if not c.is_terminal])
+        log.info("gateway recovered", extra={"open_commands": len(commands), "position": self._position})
+
+    def run(self, stop: threading.Event) -> None:
+        self.recover()
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                self._link = GatewayLink(self._address, self._clock)
+                log.info("gateway connected to the broker")
+                backoff = 0.5
+                self.ready.set()
+                self._loop(stop)
+            except (AMQPError, OSError) as exc:
+                log.warning("broker connection lost (%s); reconnecting in %.1f s", type(exc).__name__, backoff)
+            except Exception:  # noqa: BLE001 - a gateway outlives any single bad message or store error
+                log.exception("gateway loop failed; restarting it")
+            finally:
+                self.ready.clear()
+                if self._link is not None:
+                    self._link.close()
+                    self._link = None
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _loop(self, stop: threading.Event) -> None:
+        link = self._link
+        last_poll = 0.0
+        while not stop.is_set():
+            deadline = self.dispatcher.next_deadline()
+            wait = BACKUP_POLL if deadline is None else min(BACKUP_POLL, max(0.0, deadline - self._clock()))
+            link.poll(wait)
+            for change in link.presence:
+                self.dispatcher.presence(change)
+            link.presence.clear()
+            now = time.monotonic()
+            if link.woken or now - last_poll >= BACKUP_POLL:
+                link.woken = False
+                last_poll = now
+                self.dispatcher.requested(self._follow(load=False))
+                self._revoke_unregistered()
+            if link.answers:
+                answers = list(link.answers)
+                link.answers.clear()
+                self.dispatcher.answered(answers)
+            link.ack_answers()
+            self.dispatcher.tick()
+            self._flush_outcomes()
+
+    def _follow(self, load: bool) -> list[DeviceCommand]:
+        """New Requested events after our position; `load` reads each command's current state."""
+        commands = []
+        while True:
+            page = self._control.recorder.select_notifications(start=self._position + 1, limit=PAGE, topics=[REQUESTED])
+            if not page:
+                return commands
+            self._position = page[-1].id
+            for notification in page:
+                if load:
+                    commands.append(self._control.command(notification.originator_id))
+                else:
+                    commands.append(self._control.mapper.to_domain_event(notification).mutate(None))
+            if len(page) < PAGE:
+                return commands
+
+    def _publish(self, device_id: str, api: str, payload: bytes, timeout: float) -> bool:
+        return self._link.publish_request(device_id, api, payload, timeout)
+
+    def _flush_outcomes(self) -> None:
+        if self._outbox and self._link is not None:
+            for outcome in self._outbox:
+                self._link.publish_outcome(outcome)
+            self._outbox.clear()
+
+    def _record_presence(self, change: PresenceChange) -> None:
+        if not DEVICE_ID_PATTERN.match(change.device_id):
+            return  # services and the admin are not devices
+        with acting_as("service:gateway", correlation_id=f"presence:{change.connection}"):
+            self._fleet.record_presence(change.device_id, change.online, change.at, change.protocol)
+
+    def _revoke_unregistered(self) -> None:
+        page = self._fleet.recorder.select_notifications(start=self._fleet_position + 1, limit=PAGE,
+                                                        topics=[UNREGISTERED])
+        for notification in page:
+            self._fleet_position = notification.id
+            device_id = self._fleet.repository.get(notification.originator_id).device_id
+            if self._revoke is not None:
+                try:
+                    # Names from connection.created events: the management API lists a connection only
+                    # seconds after it opened, but closes it by name at once.
+                    young = self._link.connections_of(device_id) if self._link else []
+                    closed = sum(self._revoke.close_connection(name, "device unregistered") for name in young)
+                    closed += self._revoke.close_device_connections(device_id, "device unregistered")
+                    log.info("revoked device connections", extra={"device_id": device_id, "closed": closed})
+                except Exception:  # noqa: BLE001 - revocation is retried by the directory refusing logins
+                    log.exception("could not close the connections of %s", device_id)

@@ -1,0 +1,60 @@
+"""Device calls for both REST flavours: append the request, wake the gateway, wait for the outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from commands.device_control import DeviceControl
+from commands.domain.device_commands import EXPIRED, FAILED, SUCCEEDED, TIMED_OUT
+from commands.errors import DeviceCallFailed, DeviceOffline, DeviceTimeout
+from gateways.http.outcomes import CommandOutcomes
+from queries.devices import DeviceListQueries
+
+GRACE = 1.0  # seconds beyond the device timeout for the gateway to record and publish the outcome
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    command_id: str
+    status: str
+    value: object = None
+
+    def as_dict(self) -> dict:
+        return {"command_id": self.command_id, "status": self.status, "value": self.value}
+
+
+class DeviceCalls:
+    """One entry point for every device API, modern or libpyiotcloud-shaped."""
+
+    def __init__(self, control: DeviceControl, devices: DeviceListQueries, outcomes: CommandOutcomes):
+        self._control, self._devices, self._outcomes = control, devices, outcomes
+
+    def call(self, owner: str, name: str, api: str, params: dict | None, *, timeout: float | None = None,
+             wait: bool = True, ttl: float | None = None) -> CallResult:
+        device = self._devices.get_device(owner, name)
+        requested = self._control.request(device, api, params, timeout, ttl)
+        waiter = self._outcomes.expect(requested.command_id)
+        self._outcomes.wake_gateway()
+        if not wait:
+            return CallResult(requested.command_id, "queued")
+        budget = (timeout if timeout is not None else self._control.default_timeout) + GRACE + (ttl or 0)
+        outcome = self._outcomes.wait(requested.command_id, waiter, budget)
+        return settle(requested.command_id, outcome)
+
+
+def settle(command_id: str, outcome: dict | None) -> CallResult:
+    """Turns an outcome into a result, or into the documented error for each way a call can end."""
+    status = (outcome or {}).get("status")
+    error = (outcome or {}).get("error") or ""
+    if status == SUCCEEDED:
+        return CallResult(command_id, status, outcome.get("result"))
+    if status == EXPIRED:
+        raise DeviceOffline(error or "the device is offline", command_id=command_id)
+    if status == FAILED:
+        if "never connected" in error:
+            raise DeviceOffline(error, command_id=command_id)
+        raise DeviceCallFailed(error, command_id=command_id)
+    if status == TIMED_OUT:
+        raise DeviceTimeout(error, command_id=command_id)
+    raise DeviceTimeout("no outcome yet; poll the command", command_id=command_id,
+                        status_url=f"/v1/commands/{command_id}")

@@ -1,0 +1,108 @@
+"""/v1 device calls: a generic command route, one route per device API, and command status."""
+
+from __future__ import annotations
+
+import falcon
+
+from commands.device_control import MAX_TIMEOUT, MAX_TTL
+from commands.errors import ValidationFailed
+from gateways.http.bodies import json_body
+from gateways.http.device_calls import CallResult, DeviceCalls
+from gateways.http.resources.devices import as_user
+from queries.device_commands import CommandQueries
+
+
+def _number(req, name: str, high: float) -> float | None:
+    raw = req.get_param(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValidationFailed(f"query parameter '{name}' must be a number of seconds", field=name) from None
+    if not 0 <= value <= high:
+        raise ValidationFailed(f"query parameter '{name}' must be between 0 and {high:g}", field=name)
+    return value
+
+
+def _flag(value, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in (None, ""):
+        return True
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise ValidationFailed(f"'{name}' must be true or false", field=name)
+
+
+def answer(resp: falcon.Response, result: CallResult) -> None:
+    if result.status == "queued":
+        resp.status = falcon.HTTP_202
+        resp.location = f"/v1/commands/{result.command_id}"
+    resp.media = result.as_dict()
+
+
+class DeviceCommands:
+    """POST /v1/devices/{name}/commands: any device API, with timeout, wait and time-to-live."""
+
+    def __init__(self, calls: DeviceCalls):
+        self._calls = calls
+
+    def on_post(self, req, resp, name):
+        body = json_body(req)
+        timeout, ttl = body.get("timeout"), body.get("ttl")
+        with as_user(req):
+            result = self._calls.call(req.context.principal.username, name, body.get("api"), body.get("params"),
+                                      timeout=timeout, wait=_flag(body.get("wait"), "wait"), ttl=ttl)
+        answer(resp, result)
+
+
+class CommandStatus:
+    def __init__(self, commands: CommandQueries):
+        self._commands = commands
+
+    def on_get(self, req, resp, command_id):
+        resp.media = self._commands.get_command(req.context.principal.username, command_id)
+
+
+class DeviceApiRoute:
+    """One device API as a resource: GET reads, PUT/POST writes (e.g. /v1/devices/{name}/gpio/{number})."""
+
+    def __init__(self, calls: DeviceCalls, read_api: str | None, write_api: str | None, write_fields=("value",)):
+        self._calls, self._read, self._write, self._fields = calls, read_api, write_api, write_fields
+        if read_api is None:
+            self.on_get = None
+        if write_api is None:
+            self.on_put = None
+
+    def _call(self, req, resp, name, api, params):
+        with as_user(req):
+            result = self._calls.call(req.context.principal.username, name, api, params,
+                                      timeout=_number(req, "timeout", MAX_TIMEOUT),
+                                      wait=_flag(req.get_param("wait"), "wait"), ttl=_number(req, "ttl", MAX_TTL))
+        answer(resp, result)
+
+    def on_get(self, req, resp, name, number=None):
+        self._call(req, resp, name, self._read, {} if number is None else {"number": number})
+
+    def on_put(self, req, resp, name, number=None):
+        body = json_body(req)
+        params = {field: body.get(field) for field in self._fields if field in body}
+        if number is not None:
+            params = {"number": number, **params}
+        self._call(req, resp, name, self._write, params)
+
+
+def device_api_routes(calls: DeviceCalls) -> list[tuple[str, object]]:
+    return [
+        ("/v1/devices/{name}/status", DeviceApiRoute(calls, "get_status", "set_status")),
+        ("/v1/devices/{name}/gpio/{number}", DeviceApiRoute(calls, "get_gpio", "set_gpio")),
+        ("/v1/devices/{name}/rtc", DeviceApiRoute(calls, "get_rtc", "set_rtc")),
+        ("/v1/devices/{name}/mac", DeviceApiRoute(calls, "get_mac", None)),
+        ("/v1/devices/{name}/ip", DeviceApiRoute(calls, "get_ip", None)),
+        ("/v1/devices/{name}/subnet", DeviceApiRoute(calls, "get_subnet", None)),
+        ("/v1/devices/{name}/gateway", DeviceApiRoute(calls, "get_gateway", None)),
+        ("/v1/devices/{name}/uart", DeviceApiRoute(calls, None, "write_uart")),
+        ("/v1/devices/{name}/notification", DeviceApiRoute(calls, None, "trigger_notification",
+                                                           ("recipient", "message"))),
+    ]

@@ -1,0 +1,54 @@
+"""Broker wiring: the embedded private RabbitMQ node, its auth backend, and service identities."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from commands.pki import CertificateAuthority
+from gateways.broker.admin import BrokerAdmin
+from gateways.broker.node import BrokerPorts, PrivateBrokerNode
+from gateways.broker.policy import API_SERVICE, GATEWAY_SERVICE
+from gateways.devices.broker_link import BrokerAddress
+from iotcloud.config import Settings
+
+SERVICES = (GATEWAY_SERVICE, API_SERVICE)
+
+
+def embedded_node(settings: Settings) -> PrivateBrokerNode:
+    ports = BrokerPorts(mqtts=settings.mqtt_port, amqps=settings.amqp_port,
+                        management=settings.broker_management_port, dist=settings.broker_dist_port,
+                        epmd=settings.broker_epmd_port)
+    return PrivateBrokerNode(settings.broker_dir, CertificateAuthority.load_or_create(settings.pki_dir),
+                             auth_backend_url=f"http://127.0.0.1:{settings.broker_auth_port}", ports=ports,
+                             host=settings.broker_host)
+
+
+def issue_service_credentials(settings: Settings, node: PrivateBrokerNode) -> None:
+    for name in SERVICES:
+        node.service_credentials(name)
+
+
+def service_address(settings: Settings, name: str) -> BrokerAddress | None:
+    """AMQPS + EXTERNAL with the service's own certificate, or None when no broker is configured."""
+    if settings.broker == "none":
+        return None
+    folder = settings.service_credentials_dir / name
+    ca_file = settings.broker_dir / "certs" / "ca.pem" if settings.broker == "embedded" else folder / "ca.pem"
+    if not (folder / "cert.pem").exists() or not ca_file.exists():
+        return None
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.load_cert_chain(str(folder / "cert.pem"), str(folder / "key.pem"))
+    return BrokerAddress(settings.broker_host, settings.amqp_port, context, settings.broker_tls_name, name)
+
+
+def admin_client(settings: Settings) -> BrokerAdmin | None:
+    if settings.broker != "embedded":
+        return None
+    from gateways.broker.node import load_or_create_admin_credentials
+    return BrokerAdmin(f"http://127.0.0.1:{settings.broker_management_port}",
+                       load_or_create_admin_credentials(settings.broker_dir))
+
+
+def ca_path(settings: Settings) -> Path:
+    return settings.pki_dir / "ca.pem"
