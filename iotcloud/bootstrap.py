@@ -18,6 +18,7 @@ from commands.identity.local import LocalIdentityProvider
 from commands.identity.port import IdentityProvider, Notifier
 from commands.identity.tokens import TokenIssuer
 from commands.pki import CertificateAuthority
+from gateways.http.consistency import ReadYourWrites
 from gateways.http.device_calls import DeviceCalls
 from gateways.http.outcomes import CommandOutcomes
 from gateways.outbox import Outbox
@@ -104,7 +105,9 @@ def build_platform(settings: Settings) -> Platform:
     return Platform(settings=settings, ca=ca, accounts=accounts, fleet=fleet, identity=identity,
                     notifier=notifier, mongo=mongo, db=db, devices=devices, users=UserQueries(db),
                     catalogue=ReadModelCatalogue(db), control=control, commands=CommandQueries(db),
-                    outcomes=outcomes, calls=DeviceCalls(control, devices, outcomes))
+                    outcomes=outcomes,
+                    calls=DeviceCalls(control, devices, outcomes, ReadYourWrites(ReadModelCatalogue(db),
+                                                                                 settings.projection_wait)))
 
 
 def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[list[Projector], MongoClient]:

@@ -55,8 +55,8 @@ class DeviceCommandsProjection:
         self._finish(commands, event, position, FAILED, error=event.reason)
 
     @apply.register
-    def _(self, event: DeviceCommand.DeliveryFailed, position: int, commands: Collection) -> None:
-        self._finish(commands, event, position, FAILED, error=event.reason)
+    def _(self, event: DeviceCommand.Unrouted, position: int, commands: Collection) -> None:
+        guarded_set(commands, str(event.originator_id), position, {"status": QUEUED, "sent_at": None})
 
     @apply.register
     def _(self, event: DeviceCommand.TimedOut, position: int, commands: Collection) -> None:

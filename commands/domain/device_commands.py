@@ -48,10 +48,12 @@ class DeviceCommand(AuditedAggregate):
         self.status = FAILED
         self.error = reason
 
-    @event("DeliveryFailed")
-    def fail_delivery(self, reason: str) -> None:
-        self.status = FAILED
-        self.error = reason
+    @event("Unrouted")
+    def return_to_queue(self, reason: str) -> None:
+        """The broker routed the request nowhere (the device had not subscribed yet): it was never
+        delivered, so it may be sent again."""
+        self.status = QUEUED
+        self.sent_at = None
 
     @event("TimedOut")
     def time_out(self) -> None:

@@ -23,6 +23,7 @@ from gateways.devices.protocol import MalformedAnswer, decode_answer, encode_req
 
 log = logging.getLogger("iotcloud.gateway")
 ANSWER_EXCERPT = 256
+UNROUTED_RETRY = 0.1  # seconds before a request the broker could not route is tried again
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Dispatcher:
         self._by_correlation: dict[str, InFlight] = {}
         self._in_flight: dict[str, InFlight] = {}
         self._deadlines: list[tuple[float, str]] = []
+        self._retry_at: dict[str, float] = {}
         self.known: set[str] = set()
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -101,7 +103,7 @@ class Dispatcher:
         changes, freed = [], set()
         for answer in answers:
             try:
-                value, whole, correlation_id = decode_answer(answer.payload)
+                value, whole, correlation_id = decode_answer(answer.payload, answer.api)
             except MalformedAnswer as problem:
                 flight = self._slots.get((answer.device_id, answer.api))
                 if flight is None:
@@ -141,8 +143,13 @@ class Dispatcher:
             self._pump({change.device_id})
 
     def tick(self) -> None:
-        """Times out unanswered commands and expires queued ones past their deadline."""
+        """Times out unanswered commands, retries unrouted ones, expires queued ones past their deadline."""
         now = self._clock()
+        due = [device for device, at in self._retry_at.items() if at <= now]
+        for device in due:
+            del self._retry_at[device]
+        if due:
+            self._pump(due)
         changes = []
         while self._deadlines and self._deadlines[0][0] <= now:
             _, command_id = heapq.heappop(self._deadlines)
@@ -161,7 +168,7 @@ class Dispatcher:
 
     def next_deadline(self) -> float | None:
         queued = [p.queue_deadline for q in self._waiting.values() for p in q]
-        candidates = queued + ([self._deadlines[0][0]] if self._deadlines else [])
+        candidates = queued + list(self._retry_at.values()) + ([self._deadlines[0][0]] if self._deadlines else [])
         return min(candidates) if candidates else None
 
     def is_online(self, device_id: str) -> bool:
@@ -185,6 +192,8 @@ class Dispatcher:
                     queue.remove(p)
                     changes.append((p.command_id, _expire("the device is offline")))
                 continue
+            if self._retry_at.get(device_id, 0) > now:
+                continue  # an unrouted request waits for the device to finish subscribing
             queue, kept = self._waiting[device_id], deque()
             busy = {api for (dev, api) in self._slots if dev == device_id}
             while queue:
@@ -210,7 +219,7 @@ class Dispatcher:
                                  pending.command_id if pending.correlate else None))
         saved = self._control.apply([(p.command_id, _mark_sent(now, self._name)) for p in batch])
         saved_ids = {str(c.id) for c in saved}
-        undeliverable = []
+        unrouted = []
         for command_id, pending in by_id.items():
             if command_id not in saved_ids:
                 self._untrack(self._in_flight[command_id])  # someone else recorded it; not ours to send
@@ -222,9 +231,13 @@ class Dispatcher:
                 log.exception("publish failed", extra={"command_id": command_id})
                 continue
             if routed is False:
+                # Connected but not subscribed yet (or gone): nothing was delivered, so queue it again.
                 self._untrack(self._in_flight[command_id])
-                undeliverable.append((command_id, _fail_delivery("the device has never connected")))
-        self._apply_and_announce(undeliverable)
+                unrouted.append((command_id, _return_to_queue))
+                self._waiting[pending.device_id].appendleft(pending)
+                self._retry_at[pending.device_id] = now + UNROUTED_RETRY
+        if unrouted:
+            self._control.apply(unrouted)
 
     def _track(self, flight: InFlight) -> None:
         self._in_flight[flight.command_id] = flight
@@ -275,13 +288,11 @@ def _reject(reason: str, payload: str):
     return change
 
 
-def _fail_delivery(reason: str):
-    def change(command: DeviceCommand) -> bool:
-        if command.status != SENT:
-            return False
-        command.fail_delivery(reason=reason)
-        return True
-    return change
+def _return_to_queue(command: DeviceCommand) -> bool:
+    if command.status != SENT:
+        return False
+    command.return_to_queue(reason="unroutable")
+    return True
 
 
 def _time_out(command: DeviceCommand) -> bool:

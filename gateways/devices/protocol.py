@@ -41,7 +41,11 @@ def encode_request(params: dict, correlation_id: str | None = None) -> bytes:
     return json.dumps(body).encode()
 
 
-def decode_answer(payload: bytes) -> tuple[object, dict, str | None]:
+# Answers that carry no `value`: the device republishes the request itself.
+ECHOING_APIS = frozenset({"trigger_notification"})
+
+
+def decode_answer(payload: bytes, api: str = "") -> tuple[object, dict, str | None]:
     """Returns (value, whole answer, echoed correlation id) or raises MalformedAnswer."""
     if len(payload) > MAX_ANSWER:
         raise MalformedAnswer(f"answer of {len(payload)} bytes exceeds {MAX_ANSWER}")
@@ -51,10 +55,13 @@ def decode_answer(payload: bytes) -> tuple[object, dict, str | None]:
         raise MalformedAnswer("answer is not JSON") from None
     if not isinstance(answer, dict):
         raise MalformedAnswer("answer is not a JSON object")
-    if "value" not in answer:
-        raise MalformedAnswer("answer has no 'value'")
     correlation_id = answer.get("correlation_id")
-    return answer["value"], answer, correlation_id if isinstance(correlation_id, str) else None
+    correlation_id = correlation_id if isinstance(correlation_id, str) else None
+    if "value" not in answer:
+        if api in ECHOING_APIS:
+            return {k: v for k, v in answer.items() if k != "correlation_id"}, answer, correlation_id
+        raise MalformedAnswer("answer has no 'value'")
+    return answer["value"], answer, correlation_id
 
 
 def is_known_api(api: str) -> bool:

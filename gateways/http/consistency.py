@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from queries.read_models import DEVICE_LIST, USERS, ReadModelCatalogue
+from queries.read_models import COMMANDS, DEVICE_LIST, USERS, ReadModelCatalogue
 
 
 class ReadYourWrites:
@@ -19,6 +19,9 @@ class ReadYourWrites:
 
     def users(self, resp: falcon.Response | None, position: int) -> None:
         self._settle(resp, USERS, "Accounts", position)
+
+    def commands(self, resp: falcon.Response | None, position: int) -> None:
+        self._settle(resp, COMMANDS, "DeviceControl", position)
 
     def _settle(self, resp, projection: str, source: str, position: int) -> None:
         caught_up = self._catalogue.wait_for(projection, source, position, self._timeout)

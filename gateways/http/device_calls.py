@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from commands.device_control import DeviceControl
 from commands.domain.device_commands import EXPIRED, FAILED, SUCCEEDED, TIMED_OUT
 from commands.errors import DeviceCallFailed, DeviceOffline, DeviceTimeout
+from gateways.http.consistency import ReadYourWrites
 from gateways.http.outcomes import CommandOutcomes
 from queries.devices import DeviceListQueries
 
@@ -26,8 +27,9 @@ class CallResult:
 class DeviceCalls:
     """One entry point for every device API, modern or libpyiotcloud-shaped."""
 
-    def __init__(self, control: DeviceControl, devices: DeviceListQueries, outcomes: CommandOutcomes):
-        self._control, self._devices, self._outcomes = control, devices, outcomes
+    def __init__(self, control: DeviceControl, devices: DeviceListQueries, outcomes: CommandOutcomes,
+                 rw: ReadYourWrites):
+        self._control, self._devices, self._outcomes, self._rw = control, devices, outcomes, rw
 
     def call(self, owner: str, name: str, api: str, params: dict | None, *, timeout: float | None = None,
              wait: bool = True, ttl: float | None = None) -> CallResult:
@@ -36,6 +38,7 @@ class DeviceCalls:
         waiter = self._outcomes.expect(requested.command_id)
         self._outcomes.wake_gateway()
         if not wait:
+            self._rw.commands(None, requested.position)  # so GET /v1/commands/{id} finds it at once
             return CallResult(requested.command_id, "queued")
         budget = (timeout if timeout is not None else self._control.default_timeout) + GRACE + (ttl or 0)
         outcome = self._outcomes.wait(requested.command_id, waiter, budget)
@@ -51,8 +54,6 @@ def settle(command_id: str, outcome: dict | None) -> CallResult:
     if status == EXPIRED:
         raise DeviceOffline(error or "the device is offline", command_id=command_id)
     if status == FAILED:
-        if "never connected" in error:
-            raise DeviceOffline(error, command_id=command_id)
         raise DeviceCallFailed(error, command_id=command_id)
     if status == TIMED_OUT:
         raise DeviceTimeout(error, command_id=command_id)

@@ -48,7 +48,9 @@ class Http:
 def platform_process(tmp_path):
     api_port, mongo_port = free_port(), free_port()
     env = {**os.environ, "IOTCLOUD_STATE_DIR": str(tmp_path / "state"), "IOTCLOUD_API_PORT": str(api_port),
-           "IOTCLOUD_EMBEDDED_MONGODB_PORT": str(mongo_port), "PERSISTENCE_MODULE": "eventsourcing.sqlite"}
+           "IOTCLOUD_EMBEDDED_MONGODB_PORT": str(mongo_port), "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+           **{f"IOTCLOUD_{name}_PORT": str(free_port()) for name in
+              ("MQTT", "AMQP", "BROKER_AUTH", "BROKER_MANAGEMENT", "BROKER_DIST", "BROKER_EPMD")}}
     for key in [k for k in env if k.startswith("POSTGRES_") or k == "IOTCLOUD_MONGODB_URI"]:
         env.pop(key)
     log = open(tmp_path / "platform.log", "w+")
