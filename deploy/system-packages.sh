@@ -9,6 +9,7 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || nee
 python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 have_cmd openssl || need+=(openssl)
 have_cmd curl || need+=(curl)
+[[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || need+=(rabbitmq-server)
 if [[ "$purpose" == test ]]; then
   have_cmd node || need+=(nodejs)
   have_cmd npm || need+=(npm)
