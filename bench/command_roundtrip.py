@@ -791,7 +791,7 @@ async def closed_loop(http: Http, names: list[str], apis: list[str], clients: in
 # ----------------------------------------------------------------------------------- the floor
 
 def broker_floor(state: Path, amqp_port: int, device_ids: list[str], rates: list[float], duration: float,
-                 window: int, sat_duration: float) -> dict:
+                 window: int, sat_duration: float, cpu=None) -> dict:
     """Raw AMQPS echo: publish `<id>.get_status` with a correlation id, the device echoes it on server.<id>.*."""
     import pika
     services = state / "broker" / "services" / "iotcloud-gateway"
@@ -832,6 +832,7 @@ def broker_floor(state: Path, amqp_port: int, device_ids: list[str], rates: list
         pending.clear()
         lat.clear()
         total = int(rate * duration)
+        cpu0 = cpu() if cpu else {}
         start = time.monotonic() + 0.05
         i = 0
         while i < total:
@@ -848,6 +849,8 @@ def broker_floor(state: Path, amqp_port: int, device_ids: list[str], rates: list
         elapsed = time.monotonic() - start
         res = {"target_rate": rate, "scheduled": total, "answered": len(lat), "lost": len(pending),
                "achieved_rate": round(len(lat) / elapsed, 1), "latency_from_schedule": percentiles(lat)}
+        if cpu:
+            res["cpu"] = cpu_delta(cpu0, cpu(), elapsed, len(lat))
         p = res["latency_from_schedule"]
         say(f"  floor {rate:g}/s: {len(lat)}/{total} answered; p50 {p.get('p50_ms')} p90 {p.get('p90_ms')} "
             f"p99 {p.get('p99_ms')} max {p.get('max_ms')} ms")
@@ -855,6 +858,7 @@ def broker_floor(state: Path, amqp_port: int, device_ids: list[str], rates: list
     # saturated: keep `window` echoes outstanding
     pending.clear()
     lat.clear()
+    cpu0 = cpu() if cpu else {}
     start = time.monotonic()
     i = 0
     while time.monotonic() - start < sat_duration:
@@ -864,11 +868,12 @@ def broker_floor(state: Path, amqp_port: int, device_ids: list[str], rates: list
         conn.process_data_events(time_limit=0.001)
     answered = len(lat)
     elapsed = time.monotonic() - start
+    sat_cpu = cpu_delta(cpu0, cpu(), elapsed, answered) if cpu else None
     drain_until = time.monotonic() + 5
     while pending and time.monotonic() < drain_until:
         conn.process_data_events(time_limit=0.05)
     out["saturated"] = {"window": window, "duration_s": round(elapsed, 2), "answered": answered,
-                        "throughput": round(answered / elapsed, 1), "latency": percentiles(lat)}
+                        "throughput": round(answered / elapsed, 1), "latency": percentiles(lat), "cpu": sat_cpu}
     say(f"  floor saturated (window {window}): {out['saturated']['throughput']} echoes/s")
     conn.close()
     return out
@@ -1048,7 +1053,7 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
             say("floor: raw AMQPS echo through the broker to the simulated devices (no platform code)")
             result["floor"] = await asyncio.get_running_loop().run_in_executor(
                 None, broker_floor, state, platform.ports["amqp"], device_ids, rates, args.duration,
-                args.clients, min(10.0, args.saturate_duration))
+                args.clients, min(10.0, args.saturate_duration), platform.cpu)
 
         if args.warmup > 0:
             say(f"warm-up: 50/s for {args.warmup:g} s")
@@ -1065,7 +1070,9 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
             prof_dir = state / "profiles"
             prof_dir.mkdir(exist_ok=True)
             targets = {"gateway": platform.pids["gateway"], "projector": platform.pids["projector"],
-                       "read store (nx-27017)": platform.pids["read store (nx-27017)"]}
+                       "read store (nx-27017)": platform.pids["read store (nx-27017)"],
+                       "broker auth": platform.pids["broker auth"],
+                       "fleet simulator": platform.extra_pids["fleet simulator"]}
             for i, w in enumerate(platform.api_workers()):
                 targets[f"api worker {i + 1}"] = w
             seconds = max(3, args.saturate_duration - 4)
@@ -1184,7 +1191,10 @@ def main(argv=None) -> int:
                 result["memory"]["at_end"] = platform.memory()
             except Exception:  # noqa: BLE001
                 pass
-            platform.stop()
+            try:
+                platform.stop()
+            except BaseException as exc:  # noqa: BLE001 - still drop the database and write the results
+                say(f"stopping the platform failed: {exc!r}; supervisor pid {platform.process.pid}")
         if pg is not None:
             pg.drop()
         result["wall_clock_s"] = round(time.monotonic() - started, 1)

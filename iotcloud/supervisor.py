@@ -72,7 +72,7 @@ class Supervisor:
                  f"  event store     {store}",
                  f"  read store      {s.effective_mongodb_uri}{'  (embedded nx-27017)' if s.uses_embedded_mongodb else ''}",
                  f"  platform CA     {s.pki_dir / 'ca.pem'}",
-                 f"  outbox          iotcloud outbox   (confirmation codes and notifications)",
+                 "  outbox          iotcloud outbox   (confirmation codes and notifications)",
                  *( [f"  broker          mqtts://{s.broker_host}:{s.mqtt_port}  amqps://{s.broker_host}:{s.amqp_port}"
                      f"  (private RabbitMQ, client certificates)"] if s.broker == "embedded" else []),
                  f"  state           {s.state_dir}", "",

@@ -104,9 +104,6 @@ class GatewayLink:
         self.channel.basic_publish(RESULTS_EXCHANGE, "", json.dumps(outcome.as_dict(), default=str).encode(),
                                    pika.BasicProperties(content_type="application/json", delivery_mode=1))
 
-    def connections_of(self, user: str) -> list[str]:
-        return [name for name, owner in self._connection_users.items() if owner == user]
-
     def close(self) -> None:
         try:
             if self.connection.is_open:

@@ -261,51 +261,32 @@ class Dispatcher:
             self._announce(CommandOutcome(str(command.id), command.status, command.result, command.error))
 
 
-def _mark_sent(at: float, gateway: str):
+def _when(status: str, method: str, **kwargs):
+    """A change that calls `command.<method>(**kwargs)` only while the command is in `status`,
+    so a decision that lost a race with another gateway is dropped, never recorded twice."""
     def change(command: DeviceCommand) -> bool:
-        if command.status != QUEUED:
+        if command.status != status:
             return False
-        command.mark_sent(sent_at=at, gateway=gateway)
+        getattr(command, method)(**kwargs)
         return True
     return change
+
+
+def _mark_sent(at: float, gateway: str):
+    return _when(QUEUED, "mark_sent", sent_at=at, gateway=gateway)
 
 
 def _succeed(value, answer: dict):
-    def change(command: DeviceCommand) -> bool:
-        if command.status != SENT:
-            return False
-        command.succeed(value=value, answer=answer)
-        return True
-    return change
+    return _when(SENT, "succeed", value=value, answer=answer)
 
 
 def _reject(reason: str, payload: str):
-    def change(command: DeviceCommand) -> bool:
-        if command.status != SENT:
-            return False
-        command.reject_answer(reason=reason, payload=payload)
-        return True
-    return change
-
-
-def _return_to_queue(command: DeviceCommand) -> bool:
-    if command.status != SENT:
-        return False
-    command.return_to_queue(reason="unroutable")
-    return True
-
-
-def _time_out(command: DeviceCommand) -> bool:
-    if command.status != SENT:
-        return False
-    command.time_out()
-    return True
+    return _when(SENT, "reject_answer", reason=reason, payload=payload)
 
 
 def _expire(reason: str):
-    def change(command: DeviceCommand) -> bool:
-        if command.status != QUEUED:
-            return False
-        command.expire(reason=reason)
-        return True
-    return change
+    return _when(QUEUED, "expire", reason=reason)
+
+
+_return_to_queue = _when(SENT, "return_to_queue", reason="unroutable")
+_time_out = _when(SENT, "time_out")

@@ -26,6 +26,9 @@ REQUESTED = get_topic(DeviceCommand.Requested)
 UNREGISTERED = get_topic(Device.Unregistered)
 BACKUP_POLL = 1.0
 PAGE = 1000
+# RabbitMQ 3.10's management API lists a connection only ~5 s after it opened: sweep again for a while.
+RESWEEP_FOR = 7.0
+RESWEEP_EVERY = 0.5
 
 
 class DeviceGateway:
@@ -43,6 +46,8 @@ class DeviceGateway:
                                      clock=clock, name=name)
         self._position = 0
         self._fleet_position = fleet.recorder.max_notification_id() or 0
+        self._resweeps: dict[str, float] = {}
+        self._last_resweep = 0.0
         self.ready = threading.Event()
 
     def recover(self) -> None:
@@ -97,6 +102,8 @@ class DeviceGateway:
                 last_poll = now
                 self.dispatcher.requested(self._follow(load=False))
                 self._revoke_unregistered()
+            if self._resweeps and now - self._last_resweep >= RESWEEP_EVERY:
+                self._resweep(now)
             if link.answers:
                 answers = list(link.answers)
                 link.answers.clear()
@@ -143,12 +150,22 @@ class DeviceGateway:
             self._fleet_position = notification.id
             device_id = self._fleet.repository.get(notification.originator_id).device_id
             if self._revoke is not None:
-                try:
-                    # Names from connection.created events: the management API lists a connection only
-                    # seconds after it opened, but closes it by name at once.
-                    young = self._link.connections_of(device_id) if self._link else []
-                    closed = sum(self._revoke.close_connection(name, "device unregistered") for name in young)
-                    closed += self._revoke.close_device_connections(device_id, "device unregistered")
-                    log.info("revoked device connections", extra={"device_id": device_id, "closed": closed})
-                except Exception:  # noqa: BLE001 - revocation is retried by the directory refusing logins
-                    log.exception("could not close the connections of %s", device_id)
+                self._resweeps[device_id] = time.monotonic() + RESWEEP_FOR
+                self._close(device_id)
+
+    def _resweep(self, now: float) -> None:
+        self._last_resweep = now
+        for device_id, until in list(self._resweeps.items()):
+            if now > until:
+                del self._resweeps[device_id]
+            else:
+                self._close(device_id)
+
+    def _close(self, device_id: str) -> None:
+        try:
+            closed = self._revoke.close_device_connections(device_id, "device unregistered")
+            if closed:
+                log.info("closed an unregistered device's connections", extra={"device_id": device_id,
+                                                                                "closed": closed})
+        except Exception:  # noqa: BLE001 - the next sweep retries; new logins are refused anyway
+            log.exception("could not close the connections of %s", device_id)

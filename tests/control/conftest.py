@@ -12,8 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -22,28 +20,10 @@ import pytest
 
 from iotcloud.config import Settings
 from tests.conftest import free_port
+from tests.http_client import Http
 from tests.simulators.sim_helpers import SimProcess
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class Http:
-    def __init__(self, base: str):
-        self.base = base
-
-    def __call__(self, method: str, path: str, body=None, token: str | None = None, timeout: float = 30):
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:
-                status, text = answer.status, answer.read().decode()
-        except urllib.error.HTTPError as error:
-            status, text = error.code, error.read().decode()
-        return status, (json.loads(text) if text.strip().startswith(("{", "[")) else text)
 
 
 class RunningPlatform:

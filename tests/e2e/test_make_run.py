@@ -10,38 +10,15 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pymongo
 import pytest
 
 from iotcloud.embedded_mongo import port_open
 from tests.conftest import free_port
+from tests.http_client import Http
 
 pytestmark = pytest.mark.e2e
-
-
-class Http:
-    def __init__(self, base: str):
-        self.base = base
-        self.seen: list[str] = []
-
-    def __call__(self, method: str, path: str, body=None, token: str | None = None):
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as answer:
-                status, text = answer.status, answer.read().decode()
-        except urllib.error.HTTPError as error:
-            status, text = error.code, error.read().decode()
-        self.seen.append(text)
-        return status, (json.loads(text) if text.strip().startswith(("{", "[")) else text)
 
 
 @pytest.fixture

@@ -20,12 +20,16 @@ def anonymous(req, actor: str):
     return acting_as(f"anonymous:{actor}", req.context.correlation_id, req.context.request_id)
 
 
-class SignUp:
+class IdentityResource:
+    """A public resource that talks to the identity provider."""
+
     public = True
 
-    def __init__(self, identity: IdentityProvider, rw: ReadYourWrites):
+    def __init__(self, identity: IdentityProvider, rw: ReadYourWrites | None = None):
         self._identity, self._rw = identity, rw
 
+
+class SignUp(IdentityResource):
     def on_post(self, req, resp):
         body = json_body(req)
         username = text_field(body, "username", max_length=64)
@@ -40,12 +44,7 @@ class SignUp:
                       "next": "POST /v1/auth/confirm with the code sent to your email"}
 
 
-class ConfirmSignUp:
-    public = True
-
-    def __init__(self, identity: IdentityProvider, rw: ReadYourWrites):
-        self._identity, self._rw = identity, rw
-
+class ConfirmSignUp(IdentityResource):
     def on_post(self, req, resp):
         body = json_body(req)
         username = text_field(body, "username", max_length=64)
@@ -55,12 +54,7 @@ class ConfirmSignUp:
         resp.media = {"username": username, "status": "CONFIRMED"}
 
 
-class ResendCode:
-    public = True
-
-    def __init__(self, identity: IdentityProvider):
-        self._identity = identity
-
+class ResendCode(IdentityResource):
     def on_post(self, req, resp):
         username = text_field(json_body(req), "username", max_length=64)
         with anonymous(req, username):
@@ -69,12 +63,7 @@ class ResendCode:
         resp.media = {"username": username, "sent": True}
 
 
-class Login:
-    public = True
-
-    def __init__(self, identity: IdentityProvider):
-        self._identity = identity
-
+class Login(IdentityResource):
     def on_post(self, req, resp):
         body = json_body(req)
         username = text_field(body, "username", max_length=64)
@@ -83,21 +72,15 @@ class Login:
         resp.media = token_body(tokens)
 
 
-class Refresh:
-    public = True
-
-    def __init__(self, identity: IdentityProvider):
-        self._identity = identity
-
+class Refresh(IdentityResource):
     def on_post(self, req, resp):
         token = text_field(json_body(req), "refresh_token", max_length=1024)
         with anonymous(req, "refresh"):
             resp.media = token_body(self._identity.refresh(token))
 
 
-class Logout:
-    def __init__(self, identity: IdentityProvider):
-        self._identity = identity
+class Logout(IdentityResource):
+    public = False
 
     def on_post(self, req, resp):
         principal = req.context.principal
@@ -106,12 +89,7 @@ class Logout:
         resp.status = falcon.HTTP_204
 
 
-class ForgotPassword:
-    public = True
-
-    def __init__(self, identity: IdentityProvider):
-        self._identity = identity
-
+class ForgotPassword(IdentityResource):
     def on_post(self, req, resp):
         body = json_body(req)
         email, username = text_field(body, "email", False, 254), text_field(body, "username", False, 64)
@@ -122,12 +100,7 @@ class ForgotPassword:
                       "next": "POST /v1/auth/reset-password with the code sent to your email"}
 
 
-class ResetPassword:
-    public = True
-
-    def __init__(self, identity: IdentityProvider):
-        self._identity = identity
-
+class ResetPassword(IdentityResource):
     def on_post(self, req, resp):
         body = json_body(req)
         username = text_field(body, "username", max_length=64)
@@ -145,11 +118,6 @@ class Me:
         resp.media = self._users.profile(req.context.principal.username)
 
 
-class Jwks:
-    public = True
-
-    def __init__(self, identity: IdentityProvider):
-        self._identity = identity
-
+class Jwks(IdentityResource):
     def on_get(self, req, resp):
         resp.media = self._identity.jwks()
