@@ -13,6 +13,7 @@ from eventsourcing.persistence import IntegrityError
 from commands.device_apis import device_api
 from commands.domain.device_commands import DeviceCommand
 from commands.errors import DomainError, ValidationFailed
+from commands.group_commit import GroupCommit
 
 DEFAULT_TIMEOUT = 5.0
 MAX_TIMEOUT = 60.0
@@ -34,6 +35,7 @@ class DeviceControl(Application):
         super().__init__(*args, **kwargs)
         self._clock = clock
         self.default_timeout = default_timeout
+        self._group = GroupCommit(self.save)
 
     def request(self, device: dict, api: str, params: dict | None, timeout: float | None = None,
                 ttl: float | None = None) -> RequestedCommand:
@@ -45,8 +47,7 @@ class DeviceControl(Application):
         command = DeviceCommand(device_id=device["device_id"], owner=device["owner"], device_name=device["name"],
                                 api=spec.name, params=normalised, timeout=timeout,
                                 expires_at=self._clock() + ttl, correlate=bool(device.get("correlation_ids")))
-        recordings = self.save(command)
-        return RequestedCommand(str(command.id), recordings[-1].notification.id)
+        return RequestedCommand(str(command.id), self._group.save(command))
 
     def command(self, command_id) -> DeviceCommand:
         try:

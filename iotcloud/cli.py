@@ -55,7 +55,9 @@ def cmd_broker_auth(settings: Settings, args) -> int:
     from iotcloud.broker import SERVICES
     from queries.devices import DeviceListQueries
     mongo, db = connect_read_store(settings)
-    app = create_auth_app(DeviceListQueries(db), SERVICES, admin=load_or_create_admin_credentials(settings.broker_dir))
+    from gateways.broker.directory import CachedDeviceDirectory
+    app = create_auth_app(CachedDeviceDirectory(DeviceListQueries(db)), SERVICES,
+                          admin=load_or_create_admin_credentials(settings.broker_dir))
     server = AuthBackendServer(app, port=settings.broker_auth_port).start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -30,6 +30,8 @@ class Projector:
         self._catalogue = ReadModelCatalogue(db)
         self._batch_size = batch_size
         self._prepared: set[int] = set()
+        # This process's own checkpoints, so an idle step costs one query (the log), not three.
+        self._positions: dict[tuple[int, str], int] = {}
 
     def step(self, generation: int | None = None) -> int:
         """Applies at most one batch per source; returns how many events it applied."""
@@ -41,12 +43,15 @@ class Projector:
             self._prepared.add(generation)
         applied = 0
         for source_name, app in self._sources.items():
-            position = self._catalogue.position(name, generation, source_name)
-            notifications = app.recorder.select_notifications(start=position + 1, limit=self._batch_size)
+            key = (generation, source_name)
+            if key not in self._positions:
+                self._positions[key] = self._catalogue.position(name, generation, source_name)
+            notifications = app.recorder.select_notifications(start=self._positions[key] + 1, limit=self._batch_size)
             for notification in notifications:
                 self.projection.apply(app.mapper.to_domain_event(notification), notification.id, collection)
             if notifications:
                 self._catalogue.advance(name, generation, source_name, notifications[-1].id)
+                self._positions[key] = notifications[-1].id
                 applied += len(notifications)
         return applied
 

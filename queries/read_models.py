@@ -26,15 +26,26 @@ def checkpoint_id(projection: str, generation: int, source: str) -> str:
     return f"{collection_name(projection, generation)}:{source}"
 
 
+GENERATION_TTL = 1.0  # seconds a reader trusts the live generation it looked up (rebuilds are rare)
+
+
 class ReadModelCatalogue:
     """Which generation of each read model is live, and how far each has projected."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, generation_ttl: float = GENERATION_TTL):
         self._db = db
+        self._ttl = generation_ttl
+        self._generations: dict[str, tuple[int, float]] = {}
 
     def active_generation(self, projection: str) -> int:
+        cached = self._generations.get(projection)
+        now = time.monotonic()
+        if cached and cached[1] > now:
+            return cached[0]
         doc = self._db[CATALOGUE].find_one({"_id": projection})
-        return int(doc["active"]) if doc else 1
+        generation = int(doc["active"]) if doc else 1
+        self._generations[projection] = (generation, now + self._ttl)
+        return generation
 
     def collection(self, projection: str, generation: int | None = None):
         generation = self.active_generation(projection) if generation is None else generation
@@ -42,6 +53,7 @@ class ReadModelCatalogue:
 
     def activate(self, projection: str, generation: int) -> None:
         self._db[CATALOGUE].update_one({"_id": projection}, {"$set": {"active": generation}}, upsert=True)
+        self._generations.pop(projection, None)
 
     def position(self, projection: str, generation: int, source: str) -> int:
         doc = self._db[CHECKPOINTS].find_one({"_id": checkpoint_id(projection, generation, source)})

@@ -64,6 +64,17 @@ class BrokerAdmin:
             raise BrokerAdminError(f"GET /api/connections: {status} {body[:200]!r}")
         return [c["name"] for c in json.loads(body) if c.get("user") == username]
 
+    def connections_by_user(self) -> dict[str, list[str]]:
+        """Every live connection the management API lists, grouped by user (lists lag ~5 s)."""
+        status, body = self._request("GET", "/api/connections?columns=name,user")
+        if status != 200:
+            raise BrokerAdminError(f"GET /api/connections: {status} {body[:200]!r}")
+        users: dict[str, list[str]] = {}
+        for connection in json.loads(body):
+            if connection.get("user") and connection.get("name"):
+                users.setdefault(connection["user"], []).append(connection["name"])
+        return users
+
     def close_connection(self, name: str, reason: str = "closed by iotcloud") -> bool:
         status, body = self._request("DELETE", f"/api/connections/{quote(name, safe='')}",
                                      headers={"X-Reason": reason})

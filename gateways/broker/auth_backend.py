@@ -7,7 +7,7 @@ wrong here (odd input, a failing directory) the answer is `deny`, never an error
 from __future__ import annotations
 
 import logging
-import socketserver
+from concurrent.futures import ThreadPoolExecutor
 import threading
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl
@@ -133,10 +133,34 @@ def create_auth_app(directory: DeviceDirectory, service_accounts: Iterable[str] 
     return app
 
 
-class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+class _PooledWSGIServer(WSGIServer):
+    """Serves requests on a bounded pool: a connect storm queues instead of spawning a thread (and a
+    read-store connection) per request until everything times out."""
+
     allow_reuse_address = True
-    request_queue_size = 128
+    request_queue_size = 1024
+    workers = 16
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="broker-auth")
+
+    def process_request(self, request, client_address) -> None:
+        self._pool.submit(self._handle, request, client_address)
+
+    def _handle(self, request, client_address) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 - one broken request never stops the server
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -148,7 +172,7 @@ class AuthBackendServer:
     """Serves a WSGI app on a loopback port from a background thread (port 0 picks a free port)."""
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
-        self._server = make_server(host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+        self._server = make_server(host, port, app, server_class=_PooledWSGIServer, handler_class=_QuietHandler)
         self._thread: threading.Thread | None = None
 
     @property

@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 
 import pika
-from pika.exceptions import UnroutableError
 
 from gateways.devices.messages import CommandOutcome, DeviceAnswer, PresenceChange
 from gateways.devices.protocol import parse_answer_routing_key, request_routing_key
@@ -76,9 +75,11 @@ class GatewayLink:
         ch.basic_consume(ANSWERS_QUEUE, self._on_answer)
         ch.basic_consume(PRESENCE_QUEUE, self._on_presence, auto_ack=True)
         ch.basic_consume(WAKE_QUEUE, self._on_wake, auto_ack=True)
-        # A separate channel with publisher confirms: a request the broker cannot route is known at once.
-        self.requests = self.connection.channel()
-        self.requests.confirm_delivery()
+        # Requests are published `mandatory`: the broker hands back one it cannot route (the device has
+        # not subscribed yet) and we queue it again. No publisher confirms: waiting a broker round
+        # trip per request would serialise the loop; a request lost in a broker crash times out.
+        self.unrouted: list[str] = []
+        self.channel.add_on_return_callback(self._on_return)
 
     def poll(self, timeout: float) -> None:
         self.connection.process_data_events(time_limit=max(0.0, timeout))
@@ -89,16 +90,16 @@ class GatewayLink:
             self.channel.basic_ack(self._acks[-1], multiple=True)
             self._acks.clear()
 
-    def publish_request(self, device_id: str, api: str, payload: bytes, timeout: float) -> bool:
+    def publish_request(self, command_id: str, device_id: str, api: str, payload: bytes, timeout: float) -> None:
         """Publishes to `<id>.<api>`; the message expires with the command so a late device never runs it."""
-        properties = pika.BasicProperties(content_type="application/json", delivery_mode=2,
+        properties = pika.BasicProperties(content_type="application/json", delivery_mode=2, message_id=command_id,
                                           expiration=str(max(1, int(timeout * 1000))))
-        try:
-            self.requests.basic_publish(TOPIC_EXCHANGE, request_routing_key(device_id, api), payload,
-                                        properties, mandatory=True)
-            return True
-        except UnroutableError:
-            return False
+        self.channel.basic_publish(TOPIC_EXCHANGE, request_routing_key(device_id, api), payload, properties,
+                                   mandatory=True)
+
+    def _on_return(self, channel, method, properties, body) -> None:
+        if properties.message_id:
+            self.unrouted.append(properties.message_id)
 
     def publish_outcome(self, outcome: CommandOutcome) -> None:
         self.channel.basic_publish(RESULTS_EXCHANGE, "", json.dumps(outcome.as_dict(), default=str).encode(),

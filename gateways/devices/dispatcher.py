@@ -45,6 +45,7 @@ class InFlight:
     api: str
     deadline: float
     correlation_id: str | None
+    pending: Pending | None = None
 
 
 def pending_from(command: DeviceCommand) -> Pending:
@@ -57,7 +58,7 @@ def pending_from(command: DeviceCommand) -> Pending:
 class Dispatcher:
     """Owns in-flight slots, per-device queues and deadlines; records every decision as an event."""
 
-    def __init__(self, control: DeviceControl, publish: Callable[[str, str, bytes, float], bool],
+    def __init__(self, control: DeviceControl, publish: Callable[[str, str, str, bytes, float], None],
                  announce: Callable[[CommandOutcome], None], record_presence: Callable[[PresenceChange], None],
                  clock=time.time, name: str = "gateway"):
         self._control = control
@@ -142,6 +143,15 @@ class Dispatcher:
         if connections:
             self._pump({change.device_id})
 
+    def reconcile(self, listed: dict[str, list[str]], at: float) -> None:
+        """Adds connections the broker lists that we never heard of (their connection.created event was
+        published while we were reconnecting to the broker)."""
+        for device_id, names in listed.items():
+            known = self._connections.get(device_id, set())
+            for name in names:
+                if name not in known:
+                    self.presence(PresenceChange(device_id, name, True, "", at))
+
     def tick(self) -> None:
         """Times out unanswered commands, retries unrouted ones, expires queued ones past their deadline."""
         now = self._clock()
@@ -213,31 +223,35 @@ class Dispatcher:
             self._apply_and_announce(changes)
 
     def _send(self, batch: list[Pending], now: float) -> None:
-        by_id = {p.command_id: p for p in batch}
         for pending in batch:  # reserve slots before the save so answers cannot race the publish
             self._track(InFlight(pending.command_id, pending.device_id, pending.api, now + pending.timeout,
-                                 pending.command_id if pending.correlate else None))
+                                 pending.command_id if pending.correlate else None, pending))
         saved = self._control.apply([(p.command_id, _mark_sent(now, self._name)) for p in batch])
         saved_ids = {str(c.id) for c in saved}
-        unrouted = []
-        for command_id, pending in by_id.items():
-            if command_id not in saved_ids:
-                self._untrack(self._in_flight[command_id])  # someone else recorded it; not ours to send
+        for pending in batch:
+            if pending.command_id not in saved_ids:
+                self._untrack(self._in_flight[pending.command_id])  # someone else recorded it; not ours
                 continue
             payload = encode_request(pending.params, pending.command_id if pending.correlate else None)
             try:
-                routed = self._publish(pending.device_id, pending.api, payload, pending.timeout)
+                self._publish(pending.command_id, pending.device_id, pending.api, payload, pending.timeout)
             except Exception:  # noqa: BLE001 - the command stays Sent and times out; never resent
-                log.exception("publish failed", extra={"command_id": command_id})
+                log.exception("publish failed", extra={"command_id": pending.command_id})
+
+    def unrouted(self, command_ids: list[str]) -> None:
+        """The broker handed these back: the device was connected but not subscribed yet (or just
+        left). Nothing was delivered, so they are queued again and retried shortly."""
+        now, changes = self._clock(), []
+        for command_id in command_ids:
+            flight = self._in_flight.get(command_id)
+            if flight is None or flight.pending is None:
                 continue
-            if routed is False:
-                # Connected but not subscribed yet (or gone): nothing was delivered, so queue it again.
-                self._untrack(self._in_flight[command_id])
-                unrouted.append((command_id, _return_to_queue))
-                self._waiting[pending.device_id].appendleft(pending)
-                self._retry_at[pending.device_id] = now + UNROUTED_RETRY
-        if unrouted:
-            self._control.apply(unrouted)
+            self._untrack(flight)
+            changes.append((command_id, _return_to_queue))
+            self._waiting[flight.device_id].appendleft(flight.pending)
+            self._retry_at[flight.device_id] = now + UNROUTED_RETRY
+        if changes:
+            self._control.apply(changes)
 
     def _track(self, flight: InFlight) -> None:
         self._in_flight[flight.command_id] = flight

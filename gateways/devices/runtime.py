@@ -29,6 +29,7 @@ PAGE = 1000
 # RabbitMQ 3.10's management API lists a connection only ~5 s after it opened: sweep again for a while.
 RESWEEP_FOR = 7.0
 RESWEEP_EVERY = 0.5
+RECONCILE_EVERY = 5.0  # seconds between presence checks against the broker's connection list
 
 
 class DeviceGateway:
@@ -48,6 +49,7 @@ class DeviceGateway:
         self._fleet_position = fleet.recorder.max_notification_id() or 0
         self._resweeps: dict[str, float] = {}
         self._last_resweep = 0.0
+        self._last_reconcile = 0.0
         self.ready = threading.Event()
 
     def recover(self) -> None:
@@ -96,6 +98,10 @@ class DeviceGateway:
             for change in link.presence:
                 self.dispatcher.presence(change)
             link.presence.clear()
+            if link.unrouted:
+                unrouted = list(link.unrouted)
+                link.unrouted.clear()
+                self.dispatcher.unrouted(unrouted)
             now = time.monotonic()
             if link.woken or now - last_poll >= BACKUP_POLL:
                 link.woken = False
@@ -104,6 +110,8 @@ class DeviceGateway:
                 self._revoke_unregistered()
             if self._resweeps and now - self._last_resweep >= RESWEEP_EVERY:
                 self._resweep(now)
+            if self._revoke is not None and now - self._last_reconcile >= RECONCILE_EVERY:
+                self._reconcile(now)
             if link.answers:
                 answers = list(link.answers)
                 link.answers.clear()
@@ -128,8 +136,8 @@ class DeviceGateway:
             if len(page) < PAGE:
                 return commands
 
-    def _publish(self, device_id: str, api: str, payload: bytes, timeout: float) -> bool:
-        return self._link.publish_request(device_id, api, payload, timeout)
+    def _publish(self, command_id: str, device_id: str, api: str, payload: bytes, timeout: float) -> None:
+        self._link.publish_request(command_id, device_id, api, payload, timeout)
 
     def _flush_outcomes(self) -> None:
         if self._outbox and self._link is not None:
@@ -152,6 +160,16 @@ class DeviceGateway:
             if self._revoke is not None:
                 self._resweeps[device_id] = time.monotonic() + RESWEEP_FOR
                 self._close(device_id)
+
+    def _reconcile(self, now: float) -> None:
+        self._last_reconcile = now
+        try:
+            listed = self._revoke.connections_by_user()
+        except Exception:  # noqa: BLE001 - presence events still flow; try again later
+            log.warning("could not list the broker's connections", exc_info=True)
+            return
+        devices = {user: names for user, names in listed.items() if DEVICE_ID_PATTERN.match(user)}
+        self.dispatcher.reconcile(devices, self._clock())
 
     def _resweep(self, now: float) -> None:
         self._last_resweep = now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from commands.device_control import DeviceControl
@@ -12,6 +13,7 @@ from gateways.http.outcomes import CommandOutcomes
 from queries.devices import DeviceListQueries
 
 GRACE = 1.0  # seconds beyond the device timeout for the gateway to record and publish the outcome
+DEVICE_CACHE_TTL = 1.0  # seconds a device lookup is reused; the broker refuses unregistered devices anyway
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +32,11 @@ class DeviceCalls:
     def __init__(self, control: DeviceControl, devices: DeviceListQueries, outcomes: CommandOutcomes,
                  rw: ReadYourWrites):
         self._control, self._devices, self._outcomes, self._rw = control, devices, outcomes, rw
+        self._recent_devices: dict[tuple[str, str], tuple[dict, float]] = {}
 
     def call(self, owner: str, name: str, api: str, params: dict | None, *, timeout: float | None = None,
              wait: bool = True, ttl: float | None = None) -> CallResult:
-        device = self._devices.get_device(owner, name)
+        device = self._device(owner, name)
         requested = self._control.request(device, api, params, timeout, ttl)
         waiter = self._outcomes.expect(requested.command_id)
         self._outcomes.wake_gateway()
@@ -43,6 +46,17 @@ class DeviceCalls:
         budget = (timeout if timeout is not None else self._control.default_timeout) + GRACE + (ttl or 0)
         outcome = self._outcomes.wait(requested.command_id, waiter, budget)
         return settle(requested.command_id, outcome)
+
+    def _device(self, owner: str, name: str) -> dict:
+        now = time.monotonic()
+        cached = self._recent_devices.get((owner, name))
+        if cached and cached[1] > now:
+            return cached[0]
+        device = self._devices.get_device(owner, name)
+        if len(self._recent_devices) > 50_000:
+            self._recent_devices.clear()
+        self._recent_devices[(owner, name)] = (device, now + DEVICE_CACHE_TTL)
+        return device
 
 
 def settle(command_id: str, outcome: dict | None) -> CallResult:
