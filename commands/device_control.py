@@ -71,6 +71,7 @@ class DeviceControl(Application):
         except IntegrityError:
             saved = []
             for command_id, change in changes:
+                self.forget(command_id)
                 command = self._changed(command_id, change)
                 if command is None:
                     continue
@@ -80,6 +81,18 @@ class DeviceControl(Application):
                 except IntegrityError:
                     continue
             return saved
+
+    def remember(self, command: DeviceCommand) -> None:
+        """Seeds the aggregate cache (a gateway builds new commands from their Requested event)."""
+        if self.repository.cache is not None:
+            self.repository.cache.put(command.id, command)
+
+    def forget(self, command_id) -> None:
+        if self.repository.cache is not None:
+            try:
+                self.repository.cache.get(as_uuid(command_id), evict=True)
+            except KeyError:
+                pass
 
     def _changed(self, command_id, change) -> DeviceCommand | None:
         try:

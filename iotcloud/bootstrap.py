@@ -73,8 +73,13 @@ def build_event_applications(settings: Settings, ca: CertificateAuthority | None
     return accounts, fleet
 
 
-def build_device_control(settings: Settings) -> DeviceControl:
-    return DeviceControl(env=settings.event_store_env("DeviceControl"), default_timeout=settings.command_timeout)
+def build_device_control(settings: Settings, sole_writer: bool = False) -> DeviceControl:
+    """`sole_writer`: the gateway records every event after Requested, so its cached commands are
+    current and need no catch-up query per change (a conflict evicts and re-reads)."""
+    env = settings.event_store_env("DeviceControl")
+    if sole_writer:
+        env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
+    return DeviceControl(env=env, default_timeout=settings.command_timeout)
 
 
 def build_notifier(settings: Settings) -> Notifier:

@@ -39,7 +39,8 @@ def cmd_gateway(settings: Settings, args) -> int:
         return 2
     _, fleet = build_event_applications(settings)
     mongo, db = connect_read_store(settings)
-    gateway = DeviceGateway(build_device_control(settings), fleet, db, address, revoke=admin_client(settings))
+    gateway = DeviceGateway(build_device_control(settings, sole_writer=True), fleet, db, address,
+                            revoke=admin_client(settings))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

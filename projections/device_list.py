@@ -8,7 +8,7 @@ from pymongo import ASCENDING
 from pymongo.collection import Collection
 
 from commands.domain.devices import Device
-from projections.guarded import guarded_delete, guarded_set
+from projections.guarded import BatchWriter
 from queries.read_models import DEVICE_LIST
 
 PUBLIC_CERTIFICATE_FIELDS = ("serial", "fingerprint_sha256", "not_before", "not_after", "pem")
@@ -29,12 +29,12 @@ class DeviceListProjection:
         devices.create_index([("device_id", ASCENDING)], unique=True)
 
     @singledispatchmethod
-    def apply(self, event, position: int, devices: Collection) -> None:
+    def apply(self, event, position: int, devices: BatchWriter) -> None:
         """Events this read model does not show are skipped."""
 
     @apply.register
-    def _(self, event: Device.Registered, position: int, devices: Collection) -> None:
-        guarded_set(devices, str(event.originator_id), position, {
+    def _(self, event: Device.Registered, position: int, devices: BatchWriter) -> None:
+        devices.set(str(event.originator_id), position, {
             "device_id": event.device_id,
             "owner": event.owner,
             "name": event.name,
@@ -48,19 +48,19 @@ class DeviceListProjection:
         })
 
     @apply.register
-    def _(self, event: Device.CertificateReissued, position: int, devices: Collection) -> None:
-        guarded_set(devices, str(event.originator_id), position,
+    def _(self, event: Device.CertificateReissued, position: int, devices: BatchWriter) -> None:
+        devices.set(str(event.originator_id), position,
                     {"certificate": _public_certificate(event.certificate), "updated_at": event.timestamp})
 
     @apply.register
-    def _(self, event: Device.Connected, position: int, devices: Collection) -> None:
-        guarded_set(devices, str(event.originator_id), position,
+    def _(self, event: Device.Connected, position: int, devices: BatchWriter) -> None:
+        devices.set(str(event.originator_id), position,
                     {"connection": "online", "protocol": event.protocol, "last_seen": event.timestamp})
 
     @apply.register
-    def _(self, event: Device.Disconnected, position: int, devices: Collection) -> None:
-        guarded_set(devices, str(event.originator_id), position, {"connection": "offline", "last_seen": event.timestamp})
+    def _(self, event: Device.Disconnected, position: int, devices: BatchWriter) -> None:
+        devices.set(str(event.originator_id), position, {"connection": "offline", "last_seen": event.timestamp})
 
     @apply.register
-    def _(self, event: Device.Unregistered, position: int, devices: Collection) -> None:
-        guarded_delete(devices, str(event.originator_id), position)
+    def _(self, event: Device.Unregistered, position: int, devices: BatchWriter) -> None:
+        devices.delete(str(event.originator_id), position)

@@ -14,6 +14,7 @@ import time
 from eventsourcing.application import Application
 from pymongo.database import Database
 
+from projections.guarded import BatchWriter
 from queries.read_models import ReadModelCatalogue, collection_name
 
 log = logging.getLogger("iotcloud.projections")
@@ -47,8 +48,10 @@ class Projector:
             if key not in self._positions:
                 self._positions[key] = self._catalogue.position(name, generation, source_name)
             notifications = app.recorder.select_notifications(start=self._positions[key] + 1, limit=self._batch_size)
+            writer = BatchWriter(collection)
             for notification in notifications:
-                self.projection.apply(app.mapper.to_domain_event(notification), notification.id, collection)
+                self.projection.apply(app.mapper.to_domain_event(notification), notification.id, writer)
+            writer.flush()
             if notifications:
                 self._catalogue.advance(name, generation, source_name, notifications[-1].id)
                 self._positions[key] = notifications[-1].id

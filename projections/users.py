@@ -8,32 +8,31 @@ from pymongo import ASCENDING
 from pymongo.collection import Collection
 
 from commands.domain.accounts import UserAccount
-from projections.guarded import guarded_set
+from projections.guarded import BatchWriter
 from queries.read_models import USERS
 
 
 class UsersProjection:
-    """UserAccount.SignedUp / Confirmed -> `users_g<N>`, keyed by lower-cased username."""
+    """UserAccount.SignedUp / Confirmed -> `users_g<N>`, keyed by account id."""
 
     name = USERS
     sources = ("Accounts",)
 
     def prepare(self, users: Collection) -> None:
+        users.create_index([("username_key", ASCENDING)], unique=True)
         users.create_index([("email", ASCENDING)])
-        users.create_index([("account_id", ASCENDING)], unique=True)
 
     @singledispatchmethod
-    def apply(self, event, position: int, users: Collection) -> None:
+    def apply(self, event, position: int, users: BatchWriter) -> None:
         """Sessions, codes and failures stay in the event store."""
 
     @apply.register
-    def _(self, event: UserAccount.SignedUp, position: int, users: Collection) -> None:
-        guarded_set(users, event.username.lower(), position, {
-            "username": event.username, "email": event.email, "given_name": event.given_name,
-            "family_name": event.family_name, "status": "UNCONFIRMED", "signed_up_at": event.timestamp,
-            "account_id": str(event.originator_id)})
+    def _(self, event: UserAccount.SignedUp, position: int, users: BatchWriter) -> None:
+        users.set(str(event.originator_id), position, {
+            "username": event.username, "username_key": event.username.lower(), "email": event.email,
+            "given_name": event.given_name, "family_name": event.family_name, "status": "UNCONFIRMED",
+            "signed_up_at": event.timestamp})
 
     @apply.register
-    def _(self, event: UserAccount.Confirmed, position: int, users: Collection) -> None:
-        users.update_one({"account_id": str(event.originator_id), "position": {"$lt": position}},
-                         {"$set": {"status": "CONFIRMED", "position": position}})
+    def _(self, event: UserAccount.Confirmed, position: int, users: BatchWriter) -> None:
+        users.set(str(event.originator_id), position, {"status": "CONFIRMED"})

@@ -15,7 +15,8 @@ class UserQueries:
         self._catalogue = ReadModelCatalogue(db)
 
     def profile(self, username: str) -> dict:
-        doc = self._catalogue.collection(USERS).find_one({"_id": username.lower()}, {"_id": 0, "position": 0})
+        doc = self._catalogue.collection(USERS).find_one({"username_key": username.lower()},
+                                                         {"_id": 0, "position": 0, "username_key": 0})
         if doc is None:
             raise UnknownUser(f"no profile for '{username}' yet")
         return doc

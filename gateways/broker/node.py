@@ -139,8 +139,10 @@ class PrivateBrokerNode:
             f"auth_http.vhost_path = {auth}/auth/vhost",
             f"auth_http.resource_path = {auth}/auth/resource",
             f"auth_http.topic_path = {auth}/auth/topic",
-            "auth_http.connection_timeout = 2000",
-            "auth_http.request_timeout = 2000",
+            # Loopback and usually ~1 ms; generous so a fleet reconnecting at once queues instead of
+            # being refused wholesale (a refused device backs off for tens of seconds).
+            "auth_http.connection_timeout = 15000",
+            "auth_http.request_timeout = 15000",
             "mqtt.listeners.tcp = none",
             f"mqtt.listeners.ssl.default = {self.host}:{p.mqtts}",
             "mqtt.ssl_cert_login = true",

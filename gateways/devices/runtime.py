@@ -132,7 +132,9 @@ class DeviceGateway:
                 if load:
                     commands.append(self._control.command(notification.originator_id))
                 else:
-                    commands.append(self._control.mapper.to_domain_event(notification).mutate(None))
+                    command = self._control.mapper.to_domain_event(notification).mutate(None)
+                    self._control.remember(command)
+                    commands.append(command)
             if len(page) < PAGE:
                 return commands
 

@@ -62,7 +62,7 @@ def routes(platform) -> list[Route]:
         Route("/v1/ca", devices.CertificateAuthorityCertificate(fleet)),
         Route("/v1/devices", devices.Devices(fleet, platform.devices, rw, settings)),
         Route("/v1/devices/_count", devices.DeviceCount(platform.devices)),
-        Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw)),
+        Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw, platform.outcomes.wake_gateway)),
         Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, settings)),
         Route("/v1/devices/{name}/commands", device_control.DeviceCommands(platform.calls)),
         Route("/v1/commands/{command_id}", device_control.CommandStatus(platform.commands)),
@@ -77,7 +77,7 @@ def routes(platform) -> list[Route]:
         Route("/user/logout", v2.UserLogout(identity, rw)),
         Route("/user", v2.User(identity, rw, platform.users)),
         Route("/devices", v2.DeviceList(identity, rw, platform.devices)),
-        Route("/devices/device", v2.DeviceItem(identity, rw, fleet, platform.devices)),
+        Route("/devices/device", v2.DeviceItem(identity, rw, fleet, platform.devices, platform.outcomes.wake_gateway)),
         *[Route(path, resource) for path, resource in v2.device_access_routes(identity, rw, platform.calls)],
     ]
 

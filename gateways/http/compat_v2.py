@@ -238,9 +238,10 @@ class DeviceList(V2Resource):
 
 class DeviceItem(V2Resource):
     def __init__(self, identity: IdentityProvider, rw: ReadYourWrites, fleet: DeviceFleet,
-                 devices: DeviceListQueries):
+                 devices: DeviceListQueries, wake_gateway=None):
         super().__init__(identity, rw)
         self._fleet, self._devices = fleet, devices
+        self._wake_gateway = wake_gateway or (lambda: None)
 
     def on_post(self, req, resp):
         def action(body, principal):
@@ -257,6 +258,7 @@ class DeviceItem(V2Resource):
         def action(body, principal):
             (name,) = _text(body, "devicename")
             position = self._fleet.unregister_device(principal.username, name)
+            self._wake_gateway()
             self._rw.devices(None, position)
             return "Device unregistered successfully", {}
         self.respond(req, resp, action)

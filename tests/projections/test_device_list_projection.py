@@ -45,11 +45,12 @@ class FailingAfter:
     def prepare(self, collection):
         self._projection.prepare(collection)
 
-    def apply(self, event, position, collection):
+    def apply(self, event, position, writer):
         if self._left == 0:
+            writer.flush()  # what was applied before the crash reached the read model
             raise RuntimeError("simulated crash")
         self._left -= 1
-        self._projection.apply(event, position, collection)
+        self._projection.apply(event, position, writer)
 
 
 @pytest.fixture

@@ -78,8 +78,9 @@ class DeviceCount:
 
 
 class Device:
-    def __init__(self, fleet: DeviceFleet, devices: DeviceListQueries, rw: ReadYourWrites):
+    def __init__(self, fleet: DeviceFleet, devices: DeviceListQueries, rw: ReadYourWrites, wake_gateway=None):
         self._fleet, self._devices, self._rw = fleet, devices, rw
+        self._wake_gateway = wake_gateway or (lambda: None)
 
     def on_get(self, req, resp, name):
         resp.media = device_view(self._devices.get_device(req.context.principal.username, name))
@@ -87,6 +88,7 @@ class Device:
     def on_delete(self, req, resp, name):
         with as_user(req):
             position = self._fleet.unregister_device(req.context.principal.username, name)
+        self._wake_gateway()  # it closes the device's live connections
         self._rw.devices(resp, position)
         resp.status = falcon.HTTP_204
 
