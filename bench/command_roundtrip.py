@@ -802,7 +802,7 @@ def broker_floor(state: Path, amqp_port: int, device_ids: list[str], rates: list
                                        client_properties={"connection_name": "bench-floor"})
     conn = pika.BlockingConnection(params)
     ch = conn.channel()
-    queue = f"iotcloud.bench.floor.{uuid.uuid4().hex[:8]}"
+    queue = f"iotcloud.gateway.bench-floor-{uuid.uuid4().hex[:8]}"
     ch.queue_declare(queue, exclusive=True, auto_delete=True)
     for device_id in device_ids:
         ch.queue_bind(queue, "amq.topic", f"server.{device_id}.#")

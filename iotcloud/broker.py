@@ -7,7 +7,7 @@ from pathlib import Path
 
 from commands.pki import CertificateAuthority
 from gateways.broker.admin import BrokerAdmin
-from gateways.broker.node import BrokerPorts, PrivateBrokerNode
+from gateways.broker.node import BrokerPorts, PrivateBrokerNode, ServicePermissions
 from gateways.broker.policy import API_SERVICE, GATEWAY_SERVICE
 from gateways.devices.broker_link import BrokerAddress
 from iotcloud.config import Settings
@@ -24,9 +24,26 @@ def embedded_node(settings: Settings) -> PrivateBrokerNode:
                              host=settings.broker_host)
 
 
+# Least privilege, as RabbitMQ permission regexes (configure, write, read) and topic permissions.
+SERVICE_PERMISSIONS = {
+    GATEWAY_SERVICE: ServicePermissions(
+        configure=r"^iotcloud\.(control|results|gateway\..+)$",
+        write=r"^(amq\.topic|iotcloud\.results|iotcloud\.gateway\..+)$",
+        read=r"^(amq\.topic|amq\.rabbitmq\.event|iotcloud\.control|iotcloud\.gateway\..+)$",
+        topics={"amq.topic": (r"^[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z0-9_]+$", r"^server\."),
+                "amq.rabbitmq.event": (r"^$", r"^connection\.")}),
+    API_SERVICE: ServicePermissions(
+        configure=r"^iotcloud\.(control|results|api\..+)$",
+        write=r"^(iotcloud\.control|iotcloud\.api\..+)$",
+        read=r"^(iotcloud\.results|iotcloud\.api\..+)$",
+        topics={"amq.topic": (r"^$", r"^$")}),
+}
+
+
 def issue_service_credentials(settings: Settings, node: PrivateBrokerNode) -> None:
     for name in SERVICES:
         node.service_credentials(name)
+    node.provision_services(SERVICE_PERMISSIONS)
 
 
 def service_address(settings: Settings, name: str) -> BrokerAddress | None:

@@ -34,9 +34,5 @@ class DeviceListQueries:
     def find_by_id(self, device_id: str) -> dict | None:
         return self._devices().find_one({"_id": device_id}, {"_id": 0, "position": 0})
 
-    def is_registered(self, device_id: str) -> bool:
-        """The broker's device directory: only devices in the device list may connect."""
-        return self._devices().count_documents({"device_id": device_id}, limit=1) > 0
-
     def _devices(self):
         return self._catalogue.collection(DEVICE_LIST)

@@ -40,14 +40,15 @@ class BrokerAdmin:
     def for_node(cls, node: PrivateBrokerNode) -> "BrokerAdmin":
         return cls(node.management_url, node.admin_credentials)
 
-    def _request(self, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    def _request(self, method: str, path: str, headers: dict[str, str] | None = None,
+                 body: bytes | None = None) -> tuple[int, bytes]:
         for attempt in (1, 2):  # a kept-alive connection the server closed is retried once
             connection = getattr(self._local, "connection", None)
             if connection is None:
                 connection = self._local.connection = http.client.HTTPConnection(
                     self._host, self._port, timeout=self._timeout)
             try:
-                connection.request(method, path, headers={**self._headers, **(headers or {})})
+                connection.request(method, path, body=body, headers={**self._headers, **(headers or {})})
                 response = connection.getresponse()
                 return response.status, response.read()
             except (http.client.HTTPException, ConnectionError):
@@ -56,6 +57,17 @@ class BrokerAdmin:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def put(self, path: str, document: dict) -> None:
+        status, body = self._request("PUT", path, headers={"Content-Type": "application/json"},
+                                     body=json.dumps(document).encode())
+        if status not in (200, 201, 204):
+            raise BrokerAdminError(f"PUT {path}: {status} {body[:200]!r}")
+
+    def delete(self, path: str) -> None:
+        status, body = self._request("DELETE", path)
+        if status not in (200, 204, 404):
+            raise BrokerAdminError(f"DELETE {path}: {status} {body[:200]!r}")
 
     def connections_of(self, username: str) -> list[str]:
         """Names of the live connections (MQTT and AMQP) authenticated as `username`."""

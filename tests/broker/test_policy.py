@@ -164,18 +164,3 @@ class TestApiServiceRole:
         assert self.allowed("exchange", "iotcloud.results", "write", user="iotcloud-gateway")
         assert self.allowed("exchange", "iotcloud.control", "read", user="iotcloud-gateway")
 
-
-def test_cached_directory_answers_from_memory_until_the_ttl_passes():
-    from gateways.broker.directory import CachedDeviceDirectory, InMemoryDeviceDirectory
-    now = [100.0]
-    backing = InMemoryDeviceDirectory()
-    backing.register("dev1")
-    cached = CachedDeviceDirectory(backing, positive_ttl=0.5, negative_ttl=0.25, clock=lambda: now[0])
-    assert cached.is_registered("dev1") and not cached.is_registered("dev2")
-    backing.unregister("dev1")
-    backing.register("dev2")
-    assert cached.is_registered("dev1") and not cached.is_registered("dev2")
-    now[0] += 0.3
-    assert cached.is_registered("dev1") and cached.is_registered("dev2")
-    now[0] += 0.3
-    assert not cached.is_registered("dev1")

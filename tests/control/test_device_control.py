@@ -210,3 +210,23 @@ def test_broker_restart_loses_no_accepted_command(platform, user, simulator, tmp
     final = [user.wait_for_status(cid, {"succeeded", "failed", "timed_out", "expired"}, timeout=90) for cid in accepted]
     assert len(final) == 25
     assert final[-1]["status"] == "succeeded", "the gateway did not reconnect by itself"
+
+
+@pytest.mark.parametrize("service,exchange,routing_key", [
+    ("iotcloud-gateway", "amq.topic", "server.0123456789abcdef0123456789abcdef01234567.get_status"),
+    ("iotcloud-api", "amq.topic", "0123456789abcdef0123456789abcdef01234567.set_gpio"),
+    ("iotcloud-api", "iotcloud.results", ""),
+])
+def test_services_have_only_the_rights_their_job_needs(platform, service, exchange, routing_key):
+    import pika
+    from iotcloud.broker import service_address
+    connection = pika.BlockingConnection(service_address(platform.settings, service).parameters())
+    channel = connection.channel()
+    channel.confirm_delivery()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+        channel.basic_publish(exchange, routing_key, b"{}")
+    assert refused.value.reply_code == 403
+    channel = connection.channel()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+        channel.queue_declare("mqtt-subscription-0123456789abcdef0123456789abcdef01234567qos1", durable=True)
+    connection.close()
