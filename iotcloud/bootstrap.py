@@ -135,6 +135,10 @@ def prepare_state(settings: Settings) -> None:
     CertificateAuthority.load_or_create(settings.pki_dir)
     TokenIssuer.load_or_create(settings.state_dir / "keys" / "token-signing.pem", settings.access_token_ttl)
     load_or_create_secret(settings.state_dir / "keys" / "code.key")
+    # Create the event-store tables here, once: PostgreSQL fails "CREATE TABLE IF NOT EXISTS" run by
+    # several processes at the same moment ("tuple concurrently updated").
+    for app in (*build_event_applications(settings), build_device_control(settings)):
+        app.close()
 
 
 def load_or_create_secret(path: Path, size: int = 32) -> bytes:
