@@ -7,7 +7,7 @@ This is the only module that reads `os.environ` (besides eventsourcing, which re
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 DEFAULT_STATE_DIR = ".state"
@@ -43,15 +43,6 @@ DEFAULT_BROKER_MANAGEMENT_PORT = 15673
 DEFAULT_BROKER_DIST_PORT = 25673
 DEFAULT_BROKER_EPMD_PORT = 4370
 DEFAULT_COMMAND_TIMEOUT = 5.0
-
-
-def _env(name: str, default, cast=str):
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    if cast is bool:
-        return raw.strip().lower() in {"1", "y", "yes", "true", "on"}
-    return cast(raw)
 
 
 @dataclass(frozen=True)
@@ -96,46 +87,22 @@ class Settings:
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        postgres = {key: value for key, value in os.environ.items() if key.startswith("POSTGRES_")}
-        return cls(
-            state_dir=Path(_env("IOTCLOUD_STATE_DIR", DEFAULT_STATE_DIR)).resolve(),
-            api_host=_env("IOTCLOUD_API_HOST", DEFAULT_API_HOST),
-            api_port=_env("IOTCLOUD_API_PORT", DEFAULT_API_PORT, int),
-            api_workers=_env("IOTCLOUD_API_WORKERS", DEFAULT_API_WORKERS, int),
-            api_threads=_env("IOTCLOUD_API_THREADS", DEFAULT_API_THREADS, int),
-            public_url=_env("IOTCLOUD_PUBLIC_URL", ""),
-            mongodb_uri=_env("IOTCLOUD_MONGODB_URI", DEFAULT_MONGODB_URI),
-            mongodb_database=_env("IOTCLOUD_MONGODB_DATABASE", DEFAULT_MONGODB_DATABASE),
-            embedded_mongodb_port=_env("IOTCLOUD_EMBEDDED_MONGODB_PORT", DEFAULT_EMBEDDED_MONGODB_PORT, int),
-            persistence_module=_env("PERSISTENCE_MODULE", DEFAULT_PERSISTENCE_MODULE),
-            postgres=postgres,
-            access_token_ttl=_env("IOTCLOUD_ACCESS_TOKEN_TTL", DEFAULT_ACCESS_TOKEN_TTL, int),
-            refresh_token_ttl=_env("IOTCLOUD_REFRESH_TOKEN_TTL", DEFAULT_REFRESH_TOKEN_TTL, int),
-            code_ttl=_env("IOTCLOUD_CODE_TTL", DEFAULT_CODE_TTL, int),
-            login_max_failures=_env("IOTCLOUD_LOGIN_MAX_FAILURES", DEFAULT_LOGIN_MAX_FAILURES, int),
-            login_lockout=_env("IOTCLOUD_LOGIN_LOCKOUT", DEFAULT_LOGIN_LOCKOUT, int),
-            device_cert_days=_env("IOTCLOUD_DEVICE_CERT_DAYS", DEFAULT_DEVICE_CERT_DAYS, int),
-            device_key_type=_env("IOTCLOUD_DEVICE_KEY_TYPE", DEFAULT_DEVICE_KEY_TYPE),
-            projection_wait=_env("IOTCLOUD_PROJECTION_WAIT", DEFAULT_PROJECTION_WAIT, float),
-            projection_batch=_env("IOTCLOUD_PROJECTION_BATCH", DEFAULT_PROJECTION_BATCH, int),
-            identity_provider=_env("IOTCLOUD_IDENTITY_PROVIDER", DEFAULT_IDENTITY_PROVIDER),
-            notifier=_env("IOTCLOUD_NOTIFIER", DEFAULT_NOTIFIER),
-            log_level=_env("IOTCLOUD_LOG_LEVEL", DEFAULT_LOG_LEVEL),
-            argon2_memory_kib=_env("IOTCLOUD_ARGON2_MEMORY_KIB", DEFAULT_ARGON2_MEMORY_KIB, int),
-            argon2_time_cost=_env("IOTCLOUD_ARGON2_TIME_COST", DEFAULT_ARGON2_TIME_COST, int),
-            broker_host=_env("IOTCLOUD_BROKER_HOST", DEFAULT_BROKER_HOST),
-            mqtt_port=_env("IOTCLOUD_MQTT_PORT", DEFAULT_MQTT_PORT, int),
-            amqp_port=_env("IOTCLOUD_AMQP_PORT", DEFAULT_AMQP_PORT, int),
-            broker=_env("IOTCLOUD_BROKER", DEFAULT_BROKER),
-            broker_tls_name=_env("IOTCLOUD_BROKER_TLS_NAME", "localhost"),
-            broker_auth_port=_env("IOTCLOUD_BROKER_AUTH_PORT", DEFAULT_BROKER_AUTH_PORT, int),
-            broker_management_port=_env("IOTCLOUD_BROKER_MANAGEMENT_PORT", DEFAULT_BROKER_MANAGEMENT_PORT, int),
-            broker_dist_port=_env("IOTCLOUD_BROKER_DIST_PORT", DEFAULT_BROKER_DIST_PORT, int),
-            broker_epmd_port=_env("IOTCLOUD_BROKER_EPMD_PORT", DEFAULT_BROKER_EPMD_PORT, int),
-            broker_service_dir=_env("IOTCLOUD_BROKER_SERVICE_DIR", ""),
-            command_timeout=_env("IOTCLOUD_COMMAND_TIMEOUT", DEFAULT_COMMAND_TIMEOUT, float),
-        )
+    def from_env(cls, environ=None) -> "Settings":
+        """Each field `x` is read from `IOTCLOUD_X` (cast to the default's type), except the event
+        store, which keeps eventsourcing's own `PERSISTENCE_MODULE` and `POSTGRES_*` variables."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            if f.name == "postgres":
+                values["postgres"] = {k: v for k, v in environ.items() if k.startswith("POSTGRES_")}
+                continue
+            name = "PERSISTENCE_MODULE" if f.name == "persistence_module" else f"IOTCLOUD_{f.name.upper()}"
+            raw = environ.get(name)
+            if raw:
+                default = f.default
+                values[f.name] = Path(raw) if isinstance(default, Path) else type(default)(raw)
+        settings = cls(**values)
+        return replace(settings, state_dir=settings.state_dir.resolve())
 
     @property
     def pki_dir(self) -> Path:

@@ -97,6 +97,17 @@ def any_store(request) -> str:
     return request.param
 
 
+@pytest.fixture
+def fleet(make_settings, any_store):
+    """A DeviceFleet with the platform CA, on each event store."""
+    from commands.pki import CertificateAuthority
+    from iotcloud.bootstrap import build_event_applications
+    settings = make_settings(any_store)
+    _, fleet = build_event_applications(settings, CertificateAuthority.load_or_create(settings.pki_dir))
+    yield fleet
+    fleet.close()
+
+
 class RunningPlatform:
     """A platform plus a projector thread following its own applications."""
 

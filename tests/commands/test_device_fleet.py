@@ -11,16 +11,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from commands.context import acting_as
 from commands.domain.devices import DEVICE_ID_PATTERN, Device
 from commands.errors import DeviceNameTaken, DeviceNotFound, InvalidCertificateRequest, ValidationFailed
-from iotcloud.bootstrap import build_event_applications
-from commands.pki import CertificateAuthority
-
-
-@pytest.fixture
-def fleet(make_settings, any_store):
-    settings = make_settings(any_store)
-    _, fleet = build_event_applications(settings, CertificateAuthority.load_or_create(settings.pki_dir))
-    yield fleet
-    fleet.close()
 
 
 def common_name(pem: str) -> str:

@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from commands.pki import CertificateAuthority
-from iotcloud.bootstrap import build_event_applications
 from projections.registered_devices import RegisteredDevices
-
-
-@pytest.fixture
-def fleet(make_settings, any_store):
-    settings = make_settings(any_store)
-    _, fleet = build_event_applications(settings, CertificateAuthority.load_or_create(settings.pki_dir))
-    yield fleet
-    fleet.close()
 
 
 def test_knows_registered_devices_and_forgets_unregistered_ones(fleet):
