@@ -7,6 +7,7 @@ from pymongo.database import Database
 from commands.device_control import CommandNotFound
 from commands.domain.device_commands import QUEUED, SENT
 from queries.read_models import COMMANDS, ReadModelCatalogue
+from queries.timestamps import normalised
 
 
 class CommandQueries:
@@ -19,11 +20,12 @@ class CommandQueries:
         doc = self._commands().find_one({"_id": command_id, "owner": owner}, {"_id": 0, "position": 0})
         if doc is None:
             raise CommandNotFound(f"no command {command_id}")
-        return doc
+        return normalised(doc)
 
     def list_commands(self, owner: str, device_id: str | None = None, limit: int = 50) -> list[dict]:
         query = {"owner": owner, **({"device_id": device_id} if device_id else {})}
-        return list(self._commands().find(query, {"_id": 0, "position": 0}).sort([("requested_at", -1)]).limit(limit))
+        cursor = self._commands().find(query, {"_id": 0, "position": 0}).sort([("requested_at", -1)]).limit(limit)
+        return [normalised(doc) for doc in cursor]
 
     def open_command_ids(self) -> list[str]:
         return [doc["_id"] for doc in self._commands().find({"status": {"$in": [QUEUED, SENT]}}, {"_id": 1})]

@@ -6,6 +6,7 @@ from pymongo.database import Database
 
 from commands.errors import DeviceNotFound
 from queries.read_models import DEVICE_LIST, ReadModelCatalogue
+from queries.timestamps import normalised
 
 MAX_PAGE = 100
 
@@ -20,7 +21,7 @@ class DeviceListQueries:
         limit = max(1, min(int(limit), MAX_PAGE))
         cursor = (self._devices().find({"owner": owner}, {"_id": 0, "position": 0})
                   .sort([("name", 1)]).skip(max(0, int(offset))).limit(limit))
-        return list(cursor)
+        return [normalised(doc) for doc in cursor]
 
     def count_devices(self, owner: str) -> int:
         return self._devices().count_documents({"owner": owner})
@@ -29,10 +30,7 @@ class DeviceListQueries:
         doc = self._devices().find_one({"owner": owner, "name": name}, {"_id": 0, "position": 0})
         if doc is None:
             raise DeviceNotFound(f"device '{name}' is not registered")
-        return doc
-
-    def find_by_id(self, device_id: str) -> dict | None:
-        return self._devices().find_one({"_id": device_id}, {"_id": 0, "position": 0})
+        return normalised(doc)
 
     def _devices(self):
         return self._catalogue.collection(DEVICE_LIST)

@@ -6,6 +6,7 @@ from pymongo.database import Database
 
 from commands.errors import UnknownUser
 from queries.read_models import USERS, ReadModelCatalogue
+from queries.timestamps import normalised
 
 
 class UserQueries:
@@ -19,4 +20,4 @@ class UserQueries:
                                                          {"_id": 0, "position": 0, "username_key": 0})
         if doc is None:
             raise UnknownUser(f"no profile for '{username}' yet")
-        return doc
+        return normalised(doc)
