@@ -1,0 +1,289 @@
+"""What a run starts and stops: a throw-away PostgreSQL database, `iotcloud run`, the fleet simulator."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from roundtrip import HOST, ROOT, VENV_BIN, say
+from roundtrip.procstats import children_of, cpu_seconds, find_pids, mib, pss_kib, sh, status_kib
+
+
+class Postgres:
+    def __init__(self, host: str, port: int, user: str):
+        self.host, self.port, self.user = host, port, user
+        self.dbname = f"iotcloud_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.version = ""
+
+    def _run(self, sql: str, db: str = "postgres") -> str:
+        import psycopg
+        with psycopg.connect(host=self.host, port=self.port, user=self.user, dbname=db, autocommit=True,
+                             connect_timeout=5) as conn:
+            row = conn.execute(sql).fetchone() if sql.lower().startswith("select") else conn.execute(sql)
+            return row[0] if isinstance(row, tuple) else ""
+
+    def create(self) -> None:
+        self.version = self._run("select version()")
+        self._run(f'CREATE DATABASE "{self.dbname}"')
+
+    def drop(self) -> None:
+        try:
+            self._run(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+        except Exception as exc:  # noqa: BLE001
+            say(f"could not drop database {self.dbname}: {exc}")
+
+    def env(self) -> dict:
+        return {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": self.dbname,
+                "POSTGRES_HOST": self.host, "POSTGRES_PORT": str(self.port), "POSTGRES_USER": self.user,
+                "POSTGRES_PASSWORD": "unused", "POSTGRES_SCHEMA": "public"}
+
+
+def find_postgres() -> tuple[str, int, str]:
+    """The machine's PostgreSQL when it trusts postgres@127.0.0.1:5432, else whatever deploy/test-postgres.sh finds."""
+    try:
+        import psycopg
+        with psycopg.connect(host=HOST, port=5432, user="postgres", dbname="postgres", connect_timeout=3):
+            return HOST, 5432, "postgres"
+    except Exception:  # noqa: BLE001
+        pass
+    out = sh("bash", str(ROOT / "deploy" / "test-postgres.sh"), timeout=120)
+    found = dict(re.findall(r"(IOTCLOUD_TEST_PG_\w+)=(\S+)", out))
+    if not found:
+        raise SystemExit("no PostgreSQL found (deploy/test-postgres.sh printed nothing)")
+    return found["IOTCLOUD_TEST_PG_HOST"], int(found["IOTCLOUD_TEST_PG_PORT"]), found["IOTCLOUD_TEST_PG_USER"]
+
+
+# ----------------------------------------------------------------------------------- platform
+
+def free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    while len(ports) < n:
+        s = socket.socket()
+        s.bind((HOST, 0))
+        port = s.getsockname()[1]
+        if port not in ports:
+            ports.append(port)
+        socks.append(s)
+    for s in socks:
+        s.close()
+    return ports
+
+
+class PgSampler:
+    """Samples pg_stat_activity of the benchmark database every 50 ms: what the backends wait on."""
+
+    def __init__(self, conninfo: dict, dbname: str):
+        self.conninfo, self.dbname = conninfo, dbname
+        self.counts: collections.Counter = collections.Counter()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self):
+        import psycopg
+        try:
+            with psycopg.connect(**self.conninfo, dbname=self.dbname, autocommit=True) as conn:
+                while not self._stop.wait(0.05):
+                    rows = conn.execute(
+                        "select state, coalesce(wait_event_type || ':' || wait_event, 'cpu'), "
+                        "regexp_replace(left(query, 50), '\\s+', ' ', 'g') from pg_stat_activity "
+                        "where datname = %s and pid <> pg_backend_pid() and state <> 'idle'",
+                        (self.dbname,)).fetchall()
+                    self.samples += 1
+                    for state, wait, query in rows:
+                        self.counts[f"{state} | {wait} | {query}"] += 1
+        except Exception as exc:  # noqa: BLE001
+            self.counts[f"sampler failed: {exc}"] += 1
+
+    def summary(self, top: int = 10) -> dict:
+        return {"samples": self.samples,
+                "mean_active_backends": round(sum(self.counts.values()) / self.samples, 2) if self.samples else None,
+                "top": [{"what": k, "mean_backends": round(v / max(1, self.samples), 2)}
+                        for k, v in self.counts.most_common(top)]}
+
+
+class Platform:
+    def __init__(self, state: Path, store_env: dict, workers: int, threads: int, log_level: str):
+        ports = free_ports(8)
+        self.state = state
+        self.api_port = ports[0]
+        self.env = {**os.environ, **store_env,
+                    "IOTCLOUD_STATE_DIR": str(state), "IOTCLOUD_API_HOST": HOST,
+                    "IOTCLOUD_API_PORT": str(ports[0]), "IOTCLOUD_EMBEDDED_MONGODB_PORT": str(ports[1]),
+                    "IOTCLOUD_MQTT_PORT": str(ports[2]), "IOTCLOUD_AMQP_PORT": str(ports[3]),
+                    "IOTCLOUD_BROKER_AUTH_PORT": str(ports[4]), "IOTCLOUD_BROKER_MANAGEMENT_PORT": str(ports[5]),
+                    "IOTCLOUD_BROKER_DIST_PORT": str(ports[6]), "IOTCLOUD_BROKER_EPMD_PORT": str(ports[7]),
+                    "IOTCLOUD_BROKER_HOST": HOST, "IOTCLOUD_API_WORKERS": str(workers),
+                    "IOTCLOUD_API_THREADS": str(threads), "IOTCLOUD_LOG_LEVEL": log_level,
+                    "IOTCLOUD_ACCESS_TOKEN_TTL": "7200"}
+        if store_env.get("PERSISTENCE_MODULE") == "eventsourcing.sqlite":
+            self.env = {k: v for k, v in self.env.items() if not k.startswith("POSTGRES_")}
+        self.ports = dict(zip(["api", "mongo", "mqtt", "amqp", "auth", "management", "dist", "epmd"], ports))
+        self.process: subprocess.Popen | None = None
+        self.pids: dict[str, int] = {}
+        self.log_path = state / "platform.log"
+        self.extra_pids: dict[str, int] = {"bench client": os.getpid()}
+        self.pg_dbname = store_env.get("POSTGRES_DBNAME") if store_env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres" else None
+        self.pg_conninfo = {"host": store_env.get("POSTGRES_HOST"), "port": store_env.get("POSTGRES_PORT"),
+                            "user": store_env.get("POSTGRES_USER")}
+
+    def start(self, timeout: float = 180) -> float:
+        started = time.monotonic()
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen([str(VENV_BIN / "iotcloud"), "run"], env=self.env, cwd=ROOT,
+                                        stdout=subprocess.PIPE, stderr=self._log, start_new_session=True)
+        lines = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"iotcloud run exited with {self.process.returncode}; see {self.log_path}\n"
+                                       + self.log_path.read_text()[-3000:])
+                continue
+            text = line.decode("utf-8", "replace").rstrip()
+            lines.append(text)
+            if text.strip().startswith("processes:"):
+                for name, pid in re.findall(r"([\w ()\-]+?) \[pid (\d+)\]", text.split(":", 1)[1]):
+                    self.pids[name.strip(" ,")] = int(pid)
+            if text.strip().startswith("Press Ctrl-C"):
+                break
+        else:
+            raise TimeoutError("the platform did not start in time")
+        threading.Thread(target=self._drain, daemon=True).start()
+        beams = find_pids(str(self.state), "beam.smp")
+        if beams:
+            self.pids["broker (beam.smp)"] = beams[0]
+        return time.monotonic() - started
+
+    def _drain(self):
+        for line in self.process.stdout:
+            self._log.write(line)
+
+    def api_workers(self) -> list[int]:
+        return children_of(self.pids["api"]) if "api" in self.pids else []
+
+    def processes(self) -> dict[str, int]:
+        procs = {}
+        for name, pid in self.pids.items():
+            if name == "api":
+                procs["api master (gunicorn)"] = pid
+                for i, worker in enumerate(self.api_workers()):
+                    procs[f"api worker {i + 1}"] = worker
+            else:
+                procs[name] = pid
+        return procs
+
+    def memory(self) -> dict:
+        report, hwm_total, rss_total, pss_total = {}, 0, 0, 0
+        for name, pid in self.processes().items():
+            hwm, rss, pss = status_kib(pid, "VmHWM"), status_kib(pid, "VmRSS"), pss_kib(pid)
+            report[name] = {"pid": pid, "vmhwm_mib": mib(hwm), "vmrss_mib": mib(rss), "pss_mib": mib(pss)}
+            if "beam" not in name:
+                hwm_total += hwm or 0
+                rss_total += rss or 0
+                pss_total += pss or 0
+        broker = next((v for k, v in report.items() if "beam" in k), {})
+        return {"processes": report,
+                "platform_python_total": {"vmhwm_mib": mib(hwm_total), "vmrss_mib": mib(rss_total),
+                                          "pss_mib": mib(pss_total)},
+                "platform_with_broker_total": {
+                    "vmhwm_mib": round(mib(hwm_total) + (broker.get("vmhwm_mib") or 0), 1),
+                    "vmrss_mib": round(mib(rss_total) + (broker.get("vmrss_mib") or 0), 1),
+                    "pss_mib": round(mib(pss_total) + (broker.get("pss_mib") or 0), 1)}}
+
+    def cpu(self) -> dict[str, float]:
+        out = {name: cpu_seconds(pid) or 0.0 for name, pid in self.processes().items()}
+        for name, pid in self.extra_pids.items():
+            out[name] = cpu_seconds(pid) or 0.0
+        if self.pg_dbname:
+            out["postgres backends (sum)"] = sum(cpu_seconds(p) or 0.0 for p in find_pids(self.pg_dbname, "postgres:"))
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        busy = sum(int(x) for x in fields[:8]) - int(fields[3]) - int(fields[4])
+        out["whole machine (all cores)"] = busy / os.sysconf("SC_CLK_TCK")
+        return out
+
+    def sampler(self) -> "PgSampler | None":
+        return PgSampler(self.pg_conninfo, self.pg_dbname) if self.pg_dbname else None
+
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        say("stopping the platform (SIGTERM to the supervisor)")
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            say("supervisor did not stop in 90 s; killing its process group")
+            os.killpg(self.process.pid, signal.SIGKILL)
+        beam = self.pids.get("broker (beam.smp)")
+        if beam and Path(f"/proc/{beam}").exists():
+            say(f"broker pid {beam} still alive; SIGTERM")
+            os.kill(beam, signal.SIGTERM)
+
+
+class Fleet:
+    def __init__(self, creds_dir: Path, log_path: Path):
+        self.creds_dir, self.log_path = creds_dir, log_path
+        self.process: subprocess.Popen | None = None
+        self.connected = threading.Event()
+        self.last_line = ""
+
+    def start(self, expected: int, timeout: float) -> float:
+        started = time.monotonic()
+        self.process = subprocess.Popen([sys.executable, "-m", "simulators.fleet", "--credentials-dir",
+                                         str(self.creds_dir), "--progress-interval", "2", "--log-level", "WARNING"],
+                                        cwd=ROOT, stdout=subprocess.PIPE, stderr=open(self.log_path, "ab"),
+                                        start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+        last = ""
+        deadline = time.monotonic() + timeout
+        while not self.connected.wait(1.0):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"fleet exited with {self.process.returncode}; see {self.log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fleet did not connect {expected} devices in {timeout:.0f}s: {self.last_line}")
+            if self.last_line != last:
+                last = self.last_line
+                say(f"  {last}")
+        say(f"  {self.last_line}")
+        return time.monotonic() - started
+
+    def _read(self):
+        for raw in self.process.stdout:
+            line = raw.decode("utf-8", "replace").strip()
+            if line.startswith("fleet:"):
+                self.last_line = line
+                if line.startswith("fleet: all "):
+                    self.connected.set()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    @property
+    def pid(self):
+        return self.process.pid if self.process else None
