@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-from pathlib import Path
 
 from commands.pki import CertificateAuthority
 from gateways.broker.admin import BrokerAdmin
@@ -65,7 +64,3 @@ def admin_client(settings: Settings) -> BrokerAdmin | None:
     from gateways.broker.node import load_or_create_admin_credentials
     return BrokerAdmin(f"http://127.0.0.1:{settings.broker_management_port}",
                        load_or_create_admin_credentials(settings.broker_dir))
-
-
-def ca_path(settings: Settings) -> Path:
-    return settings.pki_dir / "ca.pem"

@@ -95,7 +95,7 @@ def cmd_status(settings: Settings, args) -> int:
         generation = catalogue.active_generation(name)
         for source in projector.projection.sources:
             position = catalogue.position(name, generation, source)
-            head = projector._sources[source].recorder.max_notification_id() or 0
+            head = projector.source_head(source)
             print(f"{name:<12} g{generation}  {source:<12} {position}/{head}  lag {head - position}")
     mongo.close()
     return 0

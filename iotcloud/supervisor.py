@@ -32,6 +32,7 @@ class Supervisor:
     settings: Settings
     children: list[Child] = field(default_factory=list)
     stopping: bool = False
+    node: object = None  # the embedded broker node: a daemon, not a child process
 
     def start(self) -> None:
         prepare_state(self.settings)
@@ -94,7 +95,7 @@ class Supervisor:
         if self.stopping:
             return
         self.stopping = True
-        node, self.node = getattr(self, "node", None), None
+        node, self.node = self.node, None
         # Reverse start order: the API stops taking requests before the stores it uses go away.
         for child in reversed(self.children):
             if child.process.poll() is None:

@@ -27,7 +27,7 @@ class Projector:
     def __init__(self, projection, sources: dict[str, Application], db: Database, batch_size: int = DEFAULT_BATCH):
         self.projection = projection
         self._sources = {name: sources[name] for name in projection.sources}
-        self._db = db
+        self.db = db
         self._catalogue = ReadModelCatalogue(db)
         self._batch_size = batch_size
         self._prepared: set[int] = set()
@@ -38,7 +38,7 @@ class Projector:
         """Applies at most one batch per source; returns how many events it applied."""
         name = self.projection.name
         generation = self._catalogue.active_generation(name) if generation is None else generation
-        collection = self._db[collection_name(name, generation)]
+        collection = self.db[collection_name(name, generation)]
         if generation not in self._prepared:
             self.projection.prepare(collection)
             self._prepared.add(generation)
@@ -58,8 +58,11 @@ class Projector:
                 applied += len(notifications)
         return applied
 
+    def source_head(self, source: str) -> int:
+        return self._sources[source].recorder.max_notification_id() or 0
+
     def head(self) -> int:
-        return sum(app.recorder.max_notification_id() or 0 for app in self._sources.values())
+        return sum(self.source_head(source) for source in self._sources)
 
 
 def run_projectors(projectors: list[Projector], stop: threading.Event, idle_wait: float = 0.02) -> None:
@@ -80,12 +83,12 @@ def run_projectors(projectors: list[Projector], stop: threading.Event, idle_wait
 
 def rebuild(projector: Projector, progress=None) -> int:
     """Replays the whole event store into the next generation, then makes it live. Returns it."""
-    catalogue = ReadModelCatalogue(projector._db)
+    catalogue = ReadModelCatalogue(projector.db)
     name = projector.projection.name
     active = catalogue.active_generation(name)
     existing = catalogue.generations(name)
     generation = max([active, *existing]) + 1
-    projector._db.drop_collection(collection_name(name, generation))
+    projector.db.drop_collection(collection_name(name, generation))
     catalogue.forget(name, generation)
     total, done, started = projector.head(), 0, time.monotonic()
     while True:
@@ -100,7 +103,7 @@ def rebuild(projector: Projector, progress=None) -> int:
     catalogue.activate(name, generation)
     for old in existing + [active]:
         if old < generation - 1:
-            projector._db.drop_collection(collection_name(name, old))
+            projector.db.drop_collection(collection_name(name, old))
             catalogue.forget(name, old)
     return generation
 

@@ -22,11 +22,6 @@ class CommandQueries:
             raise CommandNotFound(f"no command {command_id}")
         return normalised(doc)
 
-    def list_commands(self, owner: str, device_id: str | None = None, limit: int = 50) -> list[dict]:
-        query = {"owner": owner, **({"device_id": device_id} if device_id else {})}
-        cursor = self._commands().find(query, {"_id": 0, "position": 0}).sort([("requested_at", -1)]).limit(limit)
-        return [normalised(doc) for doc in cursor]
-
     def open_command_ids(self) -> list[str]:
         return [doc["_id"] for doc in self._commands().find({"status": {"$in": [QUEUED, SENT]}}, {"_id": 1})]
 

@@ -26,6 +26,8 @@ RESULTS_EXCHANGE = "iotcloud.results"     # gateway -> REST: command outcomes
 ANSWERS_QUEUE = "iotcloud.gateway.answers"
 PRESENCE_QUEUE = "iotcloud.gateway.presence"
 WAKE_QUEUE = "iotcloud.gateway.wake"
+WAKE_COMMANDS = "commands"  # new device calls in the store
+WAKE_DEVICES = "devices"    # a device was unregistered: close its connections
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class GatewayLink:
         declare_shared_exchanges(self.channel)
         self.answers: list[DeviceAnswer] = []
         self.presence: list[PresenceChange] = []
-        self.woken = False
+        self.wake_reasons: set[str] = set()  # WAKE_COMMANDS and/or WAKE_DEVICES since the last loop
         self._connection_users: dict[str, str] = {}
         self._acks: list[int] = []
         ch = self.channel
@@ -135,7 +137,7 @@ class GatewayLink:
                 self.presence.append(PresenceChange(user, name, False, "", self._clock()))
 
     def _on_wake(self, channel, method, properties, body: bytes) -> None:
-        self.woken = True
+        self.wake_reasons.add(WAKE_DEVICES if body == WAKE_DEVICES.encode() else WAKE_COMMANDS)
 
 
 def _text(value) -> str:

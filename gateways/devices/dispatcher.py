@@ -68,7 +68,7 @@ class Dispatcher:
         self._clock = clock
         self._name = name
         self._connections: dict[str, set[str]] = defaultdict(set)
-        self._waiting: dict[str, deque[Pending]] = defaultdict(deque)
+        self._waiting: dict[str, deque[Pending]] = {}
         self._slots: dict[tuple[str, str], InFlight] = {}
         self._by_correlation: dict[str, InFlight] = {}
         self._in_flight: dict[str, InFlight] = {}
@@ -91,7 +91,7 @@ class Dispatcher:
                 continue
             self.known.add(key)
             if command.status == QUEUED:
-                self._waiting[command.device_id].append(pending_from(command))
+                self._queue(command.device_id).append(pending_from(command))
                 touched.add(command.device_id)
             elif command.status == SENT:
                 # Sent by an earlier run: keep waiting for its answer, never send it again.
@@ -167,13 +167,14 @@ class Dispatcher:
             if flight is not None and flight.deadline <= now:
                 self._untrack(flight)
                 changes.append((command_id, _time_out))
-                self._pump({flight.device_id}, record=False)
-        for device_id, queue in list(self._waiting.items()):
-            kept = deque(p for p in queue if p.queue_deadline > now)
-            for expired in (p for p in queue if p.queue_deadline <= now):
-                reason = "the device stayed offline" if not self.is_online(device_id) else "waited too long to be sent"
-                changes.append((expired.command_id, _expire(reason)))
-            self._waiting[device_id] = kept
+                self._pump({flight.device_id})
+        for device_id, queue in list(self._waiting.items()):  # only devices with queued commands
+            expired = [p for p in queue if p.queue_deadline <= now]
+            if not expired:
+                continue
+            reason = "the device stayed offline" if not self.is_online(device_id) else "waited too long to be sent"
+            changes += [(p.command_id, _expire(reason)) for p in expired]
+            self._keep(device_id, deque(p for p in queue if p.queue_deadline > now))
         self._apply_and_announce(changes)
 
     def next_deadline(self) -> float | None:
@@ -184,43 +185,47 @@ class Dispatcher:
     def is_online(self, device_id: str) -> bool:
         return bool(self._connections.get(device_id))
 
-    @property
-    def in_flight_count(self) -> int:
-        return len(self._in_flight)
-
     # -- internals ------------------------------------------------------------------------------
 
-    def _pump(self, device_ids, record: bool = True) -> None:
+    def _pump(self, device_ids) -> None:
         now = self._clock()
         to_send: list[Pending] = []
         changes = []
         for device_id in device_ids:
             if not self.is_online(device_id):
                 # Offline: commands without a time-to-live fail now, the others wait for a connect.
-                queue = self._waiting[device_id]
-                for p in [p for p in queue if p.expires_at <= now]:
-                    queue.remove(p)
-                    changes.append((p.command_id, _expire("the device is offline")))
+                queue = self._waiting.get(device_id, deque())
+                changes += [(p.command_id, _expire("the device is offline")) for p in queue if p.expires_at <= now]
+                self._keep(device_id, deque(p for p in queue if p.expires_at > now))
                 continue
             if self._retry_at.get(device_id, 0) > now:
                 continue  # an unrouted request waits for the device to finish subscribing
-            queue, kept = self._waiting[device_id], deque()
-            busy = {api for (dev, api) in self._slots if dev == device_id}
+            queue, kept, taken = self._waiting.get(device_id, deque()), deque(), set()
             while queue:
                 pending = queue.popleft()
                 if pending.queue_deadline <= now:
                     changes.append((pending.command_id, _expire("waited too long to be sent")))
-                elif pending.correlate or pending.api not in busy:
+                elif pending.correlate or ((device_id, pending.api) not in self._slots and pending.api not in taken):
                     if not pending.correlate:
-                        busy.add(pending.api)
+                        taken.add(pending.api)
                     to_send.append(pending)
                 else:
                     kept.append(pending)
-            self._waiting[device_id] = kept
+            self._keep(device_id, kept)
         if to_send:
             self._send(to_send, now)
         if changes:
             self._apply_and_announce(changes)
+
+    def _keep(self, device_id: str, queue: deque) -> None:
+        """Stores a device's remaining queue; devices with nothing queued are not kept at all."""
+        if queue:
+            self._waiting[device_id] = queue
+        else:
+            self._waiting.pop(device_id, None)
+
+    def _queue(self, device_id: str) -> deque:
+        return self._waiting.setdefault(device_id, deque())
 
     def _send(self, batch: list[Pending], now: float) -> None:
         for pending in batch:  # reserve slots before the save so answers cannot race the publish
@@ -248,7 +253,7 @@ class Dispatcher:
                 continue
             self._untrack(flight)
             changes.append((command_id, _return_to_queue))
-            self._waiting[flight.device_id].appendleft(flight.pending)
+            self._queue(flight.device_id).appendleft(flight.pending)
             self._retry_at[flight.device_id] = now + UNROUTED_RETRY
         if changes:
             self._control.apply(changes)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-from commands.device_apis import DEVICE_APIS
-
 DEVICE_ID = re.compile(r"^[0-9a-f]{40}$")
 MAX_ANSWER = 64 * 1024
 
@@ -18,10 +16,6 @@ class MalformedAnswer(ValueError):
 def request_routing_key(device_id: str, api: str) -> str:
     """`<id>.<api>` on amq.topic, which the MQTT plugin delivers to the device as `<id>/<api>`."""
     return f"{device_id}.{api}"
-
-
-def answer_routing_key(device_id: str, api: str) -> str:
-    return f"server.{device_id}.{api}"
 
 
 def parse_answer_routing_key(routing_key: str) -> tuple[str, str] | None:
@@ -62,7 +56,3 @@ def decode_answer(payload: bytes, api: str = "") -> tuple[object, dict, str | No
             return {k: v for k, v in answer.items() if k != "correlation_id"}, answer, correlation_id
         raise MalformedAnswer("answer has no 'value'")
     return answer["value"], answer, correlation_id
-
-
-def is_known_api(api: str) -> bool:
-    return api in DEVICE_APIS

@@ -15,7 +15,7 @@ from commands.domain.device_commands import DeviceCommand
 from commands.domain.devices import DEVICE_ID_PATTERN, Device
 from commands.fleet import DeviceFleet
 from commands.context import acting_as
-from gateways.devices.broker_link import BrokerAddress, GatewayLink
+from gateways.devices.broker_link import WAKE_COMMANDS, WAKE_DEVICES, BrokerAddress, GatewayLink
 from gateways.devices.dispatcher import Dispatcher
 from gateways.devices.messages import CommandOutcome, PresenceChange
 from queries.device_commands import CommandQueries
@@ -50,7 +50,6 @@ class DeviceGateway:
         self._resweeps: dict[str, float] = {}
         self._last_resweep = 0.0
         self._last_reconcile = 0.0
-        self.ready = threading.Event()
 
     def recover(self) -> None:
         """Picks up commands left open by an earlier run: queued ones are sent, sent ones awaited."""
@@ -74,14 +73,12 @@ class DeviceGateway:
                 self._link = GatewayLink(self._address, self._clock)
                 log.info("gateway connected to the broker")
                 backoff = 0.5
-                self.ready.set()
                 self._loop(stop)
             except (AMQPError, OSError) as exc:
                 log.warning("broker connection lost (%s); reconnecting in %.1f s", type(exc).__name__, backoff)
             except Exception:  # noqa: BLE001 - a gateway outlives any single bad message or store error
                 log.exception("gateway loop failed; restarting it")
             finally:
-                self.ready.clear()
                 if self._link is not None:
                     self._link.close()
                     self._link = None
@@ -103,11 +100,14 @@ class DeviceGateway:
                 link.unrouted.clear()
                 self.dispatcher.unrouted(unrouted)
             now = time.monotonic()
-            if link.woken or now - last_poll >= BACKUP_POLL:
-                link.woken = False
+            backup = now - last_poll >= BACKUP_POLL
+            if backup:
                 last_poll = now
+            if backup or WAKE_COMMANDS in link.wake_reasons:
                 self.dispatcher.requested(self._follow(load=False))
+            if backup or WAKE_DEVICES in link.wake_reasons:
                 self._revoke_unregistered()
+            link.wake_reasons.clear()
             if self._resweeps and now - self._last_resweep >= RESWEEP_EVERY:
                 self._resweep(now)
             if self._revoke is not None and now - self._last_reconcile >= RECONCILE_EVERY:

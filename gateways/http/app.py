@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import falcon
 import falcon.media
 
+from gateways.devices.broker_link import WAKE_DEVICES
 from gateways.http import compat_v2 as v2
 from gateways.http import problems
 from gateways.http.consistency import ReadYourWrites
@@ -44,6 +45,7 @@ def routes(platform) -> list[Route]:
     identity, fleet, settings = platform.identity, platform.fleet, platform.settings
     rw = ReadYourWrites(platform.catalogue, settings.projection_wait)
     problems_resource = service.Problems()
+    wake_for_revocation = functools.partial(platform.outcomes.wake_gateway, WAKE_DEVICES)
     return [
         Route("/healthz", service.Health()),
         Route("/readyz", service.Ready(platform)),
@@ -62,7 +64,7 @@ def routes(platform) -> list[Route]:
         Route("/v1/ca", devices.CertificateAuthorityCertificate(fleet)),
         Route("/v1/devices", devices.Devices(fleet, platform.devices, rw, settings)),
         Route("/v1/devices/_count", devices.DeviceCount(platform.devices)),
-        Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw, platform.outcomes.wake_gateway)),
+        Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw, wake_for_revocation)),
         Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, settings)),
         Route("/v1/devices/{name}/commands", device_control.DeviceCommands(platform.calls)),
         Route("/v1/commands/{command_id}", device_control.CommandStatus(platform.commands)),
@@ -77,7 +79,7 @@ def routes(platform) -> list[Route]:
         Route("/user/logout", v2.UserLogout(identity, rw)),
         Route("/user", v2.User(identity, rw, platform.users)),
         Route("/devices", v2.DeviceList(identity, rw, platform.devices)),
-        Route("/devices/device", v2.DeviceItem(identity, rw, fleet, platform.devices, platform.outcomes.wake_gateway)),
+        Route("/devices/device", v2.DeviceItem(identity, rw, fleet, platform.devices, wake_for_revocation)),
         *[Route(path, resource) for path, resource in v2.device_access_routes(identity, rw, platform.calls)],
     ]
 

@@ -42,14 +42,16 @@ def text_field(body: dict, name: str, required: bool = True, max_length: int = 4
     return value
 
 
-def int_param(req: falcon.Request, name: str, default: int, low: int, high: int) -> int:
+def number_param(req: falcon.Request, name: str, default, low, high, cast=int):
+    """A numeric query parameter within [low, high], or `default` when absent."""
     raw = req.get_param(name)
     if raw is None:
         return default
     try:
-        value = int(raw)
+        value = cast(raw)
     except ValueError:
-        raise ValidationFailed(f"query parameter '{name}' must be an integer", field=name) from None
+        kind = "an integer" if cast is int else "a number"
+        raise ValidationFailed(f"query parameter '{name}' must be {kind}", field=name) from None
     if not low <= value <= high:
-        raise ValidationFailed(f"query parameter '{name}' must be between {low} and {high}", field=name)
+        raise ValidationFailed(f"query parameter '{name}' must be between {low:g} and {high:g}", field=name)
     return value

@@ -13,6 +13,7 @@ from gateways.http.outcomes import CommandOutcomes
 from queries.devices import DeviceListQueries
 
 GRACE = 1.0  # seconds beyond the device timeout for the gateway to record and publish the outcome
+MAX_QUEUED_WAIT = 30.0  # seconds; after that the caller gets 504 with the command id to poll
 DEVICE_CACHE_TTL = 1.0  # seconds a device lookup is reused; the broker refuses unregistered devices anyway
 
 
@@ -43,7 +44,8 @@ class DeviceCalls:
         if not wait:
             self._rw.commands(None, requested.position)  # so GET /v1/commands/{id} finds it at once
             return CallResult(requested.command_id, "queued")
-        budget = (timeout if timeout is not None else self._control.default_timeout) + GRACE + (ttl or 0)
+        # A queued call (ttl) is waited for a little at most: a request thread is not held for its ttl.
+        budget = (timeout if timeout is not None else self._control.default_timeout) + GRACE + min(ttl or 0, MAX_QUEUED_WAIT)
         outcome = self._outcomes.wait(requested.command_id, waiter, budget)
         return settle(requested.command_id, outcome)
 

@@ -13,7 +13,8 @@ from collections import OrderedDict
 
 import pika
 
-from gateways.devices.broker_link import CONTROL_EXCHANGE, RESULTS_EXCHANGE, BrokerAddress, declare_shared_exchanges
+from gateways.devices.broker_link import (CONTROL_EXCHANGE, RESULTS_EXCHANGE, WAKE_COMMANDS, BrokerAddress,
+                                         declare_shared_exchanges)
 
 log = logging.getLogger("iotcloud.http.outcomes")
 RECENT = 20000
@@ -78,13 +79,13 @@ class CommandOutcomes:
             self._waiters.pop(command_id, None)
         return waiter.outcome
 
-    def wake_gateway(self) -> None:
+    def wake_gateway(self, reason: str = WAKE_COMMANDS) -> None:
         connection, channel = self._connection, self._channel
         if connection is None or channel is None:
             return  # the gateway's backup poll (1 s) picks the command up
         try:
             connection.add_callback_threadsafe(
-                lambda: channel.basic_publish(CONTROL_EXCHANGE, "", b"", pika.BasicProperties(delivery_mode=1)))
+                lambda: channel.basic_publish(CONTROL_EXCHANGE, "", reason.encode(), pika.BasicProperties(delivery_mode=1)))
         except Exception:  # noqa: BLE001 - a closed connection: the backup poll still delivers
             log.debug("could not wake the gateway", exc_info=True)
 

@@ -6,23 +6,10 @@ import falcon
 
 from commands.device_control import MAX_TIMEOUT, MAX_TTL
 from commands.errors import ValidationFailed
-from gateways.http.bodies import json_body
+from gateways.http.bodies import json_body, number_param
 from gateways.http.device_calls import CallResult, DeviceCalls
 from gateways.http.resources.devices import as_user
 from queries.device_commands import CommandQueries
-
-
-def _number(req, name: str, high: float) -> float | None:
-    raw = req.get_param(name)
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValidationFailed(f"query parameter '{name}' must be a number of seconds", field=name) from None
-    if not 0 <= value <= high:
-        raise ValidationFailed(f"query parameter '{name}' must be between 0 and {high:g}", field=name)
-    return value
 
 
 def _flag(value, name: str) -> bool:
@@ -78,8 +65,8 @@ class DeviceApiRoute:
     def _call(self, req, resp, name, api, params):
         with as_user(req):
             result = self._calls.call(req.context.principal.username, name, api, params,
-                                      timeout=_number(req, "timeout", MAX_TIMEOUT),
-                                      wait=_flag(req.get_param("wait"), "wait"), ttl=_number(req, "ttl", MAX_TTL))
+                                      timeout=number_param(req, "timeout", None, 0, MAX_TIMEOUT, float),
+                                      wait=_flag(req.get_param("wait"), "wait"), ttl=number_param(req, "ttl", None, 0, MAX_TTL, float))
         answer(resp, result)
 
     def on_get(self, req, resp, name, number=None):

@@ -9,7 +9,7 @@ import falcon
 from commands.context import acting_as
 from commands.errors import ValidationFailed
 from commands.fleet import DeviceCredentials, DeviceFleet
-from gateways.http.bodies import int_param, json_body, text_field
+from gateways.http.bodies import json_body, number_param, text_field
 from iotcloud.config import Settings
 from queries.devices import MAX_PAGE, DeviceListQueries
 from gateways.http.consistency import ReadYourWrites
@@ -46,8 +46,8 @@ class Devices:
 
     def on_get(self, req, resp):
         owner = req.context.principal.username
-        limit = int_param(req, "limit", 50, 1, MAX_PAGE)
-        offset = int_param(req, "offset", 0, 0, 10**9)
+        limit = number_param(req, "limit", 50, 1, MAX_PAGE)
+        offset = number_param(req, "offset", 0, 0, 10**9)
         items = [device_view(d) for d in self._devices.list_devices(owner, limit, offset)]
         total = self._devices.count_devices(owner)
         following = offset + len(items)
