@@ -21,6 +21,7 @@ run: venv
 
 test: venv simulators/node/node_modules/.installed
 	@bash deploy/system-packages.sh test
+	@bash deploy/test-services.sh .state/test-services
 	@eval "$$(bash deploy/test-postgres.sh .state/test-pg)" && $(PY) -m pytest -q $(PYTEST_ARGS)
 
 simulators/node/node_modules/.installed: simulators/node/package-lock.json

@@ -13,6 +13,7 @@ have_cmd curl || need+=(curl)
 if [[ "$purpose" == test ]]; then
   have_cmd node || need+=(nodejs)
   have_cmd npm || need+=(npm)
+  have_cmd mosquitto || [[ -x /usr/sbin/mosquitto ]] || need+=(mosquitto)
   [[ -x /usr/lib/postgresql/15/bin/initdb || -n "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ]] || need+=(postgresql)
 fi
 

@@ -88,8 +88,6 @@ def test_crash_mid_batch_then_restart_equals_rebuild(setup):
 
 def test_killed_projector_process_restarts_to_the_same_read_model_as_rebuild(setup):
     settings, apps = setup
-    if settings.persistence_module == "eventsourcing.popo":
-        pytest.skip("a separate process cannot see an in-memory store")
     history(apps, 150)
     env = {**os.environ, "IOTCLOUD_STATE_DIR": str(settings.state_dir), "IOTCLOUD_MONGODB_URI": settings.mongodb_uri,
            "IOTCLOUD_MONGODB_DATABASE": settings.mongodb_database, "PERSISTENCE_MODULE": settings.persistence_module,

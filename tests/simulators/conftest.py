@@ -49,14 +49,14 @@ def sim_factory():
 @pytest.fixture(scope="session")
 def mosquitto() -> tuple[str, int]:
     if not _port_open(MQTT_HOST, MQTT_PORT):
-        pytest.skip(f"no MQTT broker on {MQTT_HOST}:{MQTT_PORT} (start Mosquitto, anonymous)")
+        pytest.fail(f"no MQTT broker on {MQTT_HOST}:{MQTT_PORT}: `make test` starts Mosquitto (deploy/test-services.sh)")
     return MQTT_HOST, MQTT_PORT
 
 
 @pytest.fixture(scope="session")
 def rabbitmq() -> tuple[str, int]:
     if not _port_open(AMQP_HOST, AMQP_PORT):
-        pytest.skip(f"no AMQP broker on {AMQP_HOST}:{AMQP_PORT} (start RabbitMQ, guest/guest)")
+        pytest.fail(f"no AMQP broker on {AMQP_HOST}:{AMQP_PORT}: `make test` starts RabbitMQ (deploy/test-services.sh)")
     return AMQP_HOST, AMQP_PORT
 
 
@@ -96,9 +96,9 @@ def plain_device(tmp_path, mosquitto):
 @pytest.fixture(scope="session")
 def node_ready() -> Path:
     if shutil.which("node") is None:
-        pytest.skip("node is not installed")
+        pytest.fail("node is not installed: `make test` installs it")
     if not (NODE_DIR / "node_modules" / "mqtt").is_dir():
-        pytest.skip("simulators/node/node_modules is missing: run `npm install` (or `npm ci`) in simulators/node")
+        pytest.fail("simulators/node/node_modules is missing: `make test` runs `npm ci` in simulators/node")
     return NODE_DIR
 
 
@@ -108,7 +108,6 @@ def node_ready() -> Path:
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory) -> TestPKI:
-    pytest.importorskip("cryptography")
     return TestPKI(tmp_path_factory.mktemp("pki"))
 
 
@@ -117,7 +116,7 @@ def tls_mosquitto(pki, tmp_path_factory):
     """A private Mosquitto with an MQTTS listener requiring client certificates (CN = username)."""
     exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
     if exe is None:
-        pytest.skip("mosquitto binary not found for the TLS test")
+        pytest.fail("mosquitto binary not found: `make test` installs it")
     d = tmp_path_factory.mktemp("mosq-tls")
     cert, key = pki.issue("localhost", server=True)
     (d / "server.pem").write_text(cert)
@@ -137,7 +136,7 @@ def tls_mosquitto(pki, tmp_path_factory):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             log_file.close()
-            pytest.skip(f"private TLS mosquitto did not start: {(d / 'mosquitto.log').read_text(errors='replace')}")
+            pytest.fail(f"private TLS mosquitto did not start: {(d / 'mosquitto.log').read_text(errors='replace')}")
         time.sleep(0.05)
     yield "127.0.0.1", port
     proc.terminate()
