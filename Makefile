@@ -2,16 +2,21 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+LOCK := requirements.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | md5sum | cut -c1-12)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test venv clean
+.PHONY: run test venv lock clean
 
-$(STAMP): pyproject.toml
+# Every Python package comes from requirements.lock, pinned with hashes: a tampered or substituted
+# wheel fails the install. The project itself is installed on top of it, without dependencies.
+$(STAMP): pyproject.toml $(LOCK)
 	@bash deploy/system-packages.sh run
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@echo "==> installing iotcloud and its Python packages into $(VENV)"
-	@$(PY) -m pip install -q -e '.[test]'
+	@echo "==> installing iotcloud and its Python packages into $(VENV) (hash-checked from $(LOCK))"
+	@$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	@$(PY) -m pip install -q --no-deps -e .
+	@$(PY) -m pip check >/dev/null || { $(PY) -m pip check; echo "$(LOCK) does not satisfy pyproject.toml: run make lock" >&2; exit 1; }
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
@@ -29,6 +34,13 @@ simulators/node/node_modules/.installed: simulators/node/package-lock.json
 	@echo "==> installing the Node.js simulator's packages"
 	@cd simulators/node && npm ci --silent --no-audit --no-fund
 	@touch $@
+
+# Re-pins every dependency of pyproject.toml (with the test extra) to its newest allowed version, with hashes.
+lock: venv
+	@$(PY) -m pip install -q uv
+	@$(VENV)/bin/uv pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --no-header -q -o $(LOCK)
+	@echo "==> $(LOCK) updated; run make test"
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache
