@@ -18,6 +18,7 @@ from commands.identity.local import LocalIdentityProvider
 from commands.identity.port import IdentityProvider, Notifier
 from commands.identity.tokens import TokenIssuer
 from commands.pki import CertificateAuthority
+from commands.secret_files import private_directory, read_secret, write_secret
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.device_calls import DeviceCalls
 from gateways.http.outcomes import CommandOutcomes
@@ -131,7 +132,7 @@ def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[l
 
 def prepare_state(settings: Settings) -> None:
     """Creates the CA and signing keys once, before worker processes race to do it."""
-    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_directory(settings.state_dir)
     CertificateAuthority.load_or_create(settings.pki_dir)
     TokenIssuer.load_or_create(settings.state_dir / "keys" / "token-signing.pem", settings.access_token_ttl)
     load_or_create_secret(settings.state_dir / "keys" / "code.key")
@@ -142,11 +143,9 @@ def prepare_state(settings: Settings) -> None:
 
 
 def load_or_create_secret(path: Path, size: int = 32) -> bytes:
-    if path.exists():
-        return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    secret = secrets.token_bytes(size)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secret)
-    return secret
+    if not os.path.lexists(path):
+        try:
+            write_secret(path, secrets.token_bytes(size))
+        except FileExistsError:
+            pass  # another process created it first
+    return read_secret(path)

@@ -132,7 +132,7 @@ class Settings:
         """The eventsourcing environment for one application (own SQLite file or own PG table)."""
         env = {"PERSISTENCE_MODULE": self.persistence_module}
         if self.persistence_module == "eventsourcing.sqlite":
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             # One file per application: every SQLite recorder uses the table name `stored_events`.
             env["SQLITE_DBNAME"] = str(self.state_dir / f"{application_name.lower()}.events.sqlite3")
             env["SQLITE_LOCK_TIMEOUT"] = "10"

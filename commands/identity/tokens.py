@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from commands.errors import InvalidToken, TokenExpired
+from commands.secret_files import read_secret, write_secret
 
 ISSUER = "iotcloud"
 AUDIENCE = "iotcloud-api"
@@ -37,16 +38,12 @@ class TokenIssuer:
 
     @classmethod
     def load_or_create(cls, path: Path, access_ttl: int) -> "TokenIssuer":
-        if path.exists():
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if os.path.lexists(path):
+            key = serialization.load_pem_private_key(read_secret(path), password=None)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             key = Ed25519PrivateKey.generate()
-            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
+            write_secret(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))
         return cls(key, access_ttl)
 
     @property
