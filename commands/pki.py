@@ -7,6 +7,7 @@ import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -113,15 +114,37 @@ class CertificateAuthority:
         if san:
             builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
         certificate = builder.sign(self._key, hashes.SHA256())
-        return IssuedCertificate(
-            certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
-            private_key_pem=key_pem,
-            serial=format(certificate.serial_number, "x"),
-            fingerprint_sha256=certificate.fingerprint(hashes.SHA256()).hex(":").upper(),
-            not_before=certificate.not_valid_before_utc,
-            not_after=certificate.not_valid_after_utc,
-            common_name=common_name,
-        )
+        return describe_certificate(certificate, key_pem, common_name)
+
+
+class CertificateIssuer(Protocol):
+    """What DeviceFleet needs from a CA: the local CertificateAuthority or the signer process's client."""
+
+    @property
+    def certificate_pem(self) -> str: ...
+
+    def issue_client_certificate(self, common_name: str, *, validity_days: int, key_type: str = "ec",
+                                 csr_pem: str | None = None) -> IssuedCertificate: ...
+
+
+def describe_certificate(certificate: x509.Certificate, key_pem: str, common_name: str) -> IssuedCertificate:
+    return IssuedCertificate(
+        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        private_key_pem=key_pem,
+        serial=format(certificate.serial_number, "x"),
+        fingerprint_sha256=certificate.fingerprint(hashes.SHA256()).hex(":").upper(),
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        common_name=common_name,
+    )
+
+
+def new_key_and_csr(key_type: str) -> tuple[str, str]:
+    """A fresh device key (PEM) and a CSR it signed, for devices that send no CSR of their own."""
+    key = _generate_key(key_type)
+    csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+           .sign(key, hashes.SHA256()))
+    return _key_pem(key).decode(), csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _self_signed_ca_certificate(key, name: str) -> x509.Certificate:

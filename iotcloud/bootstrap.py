@@ -17,12 +17,13 @@ from commands.fleet import DeviceFleet
 from commands.identity.local import LocalIdentityProvider
 from commands.identity.port import IdentityProvider, Notifier
 from commands.identity.tokens import TokenIssuer
-from commands.pki import CertificateAuthority
+from commands.pki import CertificateAuthority, CertificateIssuer
 from commands.secret_files import private_directory, read_secret, write_secret
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.device_calls import DeviceCalls
 from gateways.http.outcomes import CommandOutcomes
 from gateways.outbox import Outbox
+from gateways.signer import SignerClient, SignerServer
 from iotcloud.config import Settings
 from projections.device_commands import DeviceCommandsProjection
 from projections.device_list import DeviceListProjection
@@ -39,7 +40,7 @@ class Platform:
     """Everything one API process needs, wired once."""
 
     settings: Settings
-    ca: CertificateAuthority
+    ca: CertificateIssuer
     accounts: Accounts
     fleet: DeviceFleet
     identity: IdentityProvider
@@ -67,7 +68,7 @@ def connect_read_store(settings: Settings) -> tuple[MongoClient, Database]:
     return client, client[settings.mongodb_database]
 
 
-def build_event_applications(settings: Settings, ca: CertificateAuthority | None = None) -> tuple[Accounts, DeviceFleet]:
+def build_event_applications(settings: Settings, ca: CertificateIssuer | None = None) -> tuple[Accounts, DeviceFleet]:
     accounts = Accounts(env=settings.event_store_env("Accounts"))
     fleet = DeviceFleet(env=settings.event_store_env("DeviceFleet"), ca=ca,
                         certificate_days=settings.device_cert_days, key_type=settings.device_key_type)
@@ -90,7 +91,8 @@ def build_notifier(settings: Settings) -> Notifier:
 
 
 def build_platform(settings: Settings) -> Platform:
-    ca = CertificateAuthority.load_or_create(settings.pki_dir)
+    # The internet-facing API never opens the CA key: certificates come from the signer process.
+    ca = SignerClient(settings.signer_socket_path)
     accounts, fleet = build_event_applications(settings, ca)
     notifier = build_notifier(settings)
     if settings.identity_provider != "local":
@@ -114,6 +116,12 @@ def build_platform(settings: Settings) -> Platform:
                     outcomes=outcomes,
                     calls=DeviceCalls(control, devices, outcomes, ReadYourWrites(ReadModelCatalogue(db),
                                                                                  settings.projection_wait)))
+
+
+def build_signer(settings: Settings) -> SignerServer:
+    """The signer process: the only long-running one that loads the CA key."""
+    return SignerServer(CertificateAuthority.load_or_create(settings.pki_dir), settings.signer_socket_path,
+                        max_validity_days=settings.device_cert_days)
 
 
 def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[list[Projector], MongoClient]:

@@ -85,6 +85,7 @@ class Settings:
     broker_epmd_port: int = DEFAULT_BROKER_EPMD_PORT
     broker_service_dir: str = ""
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
+    signer_socket: str = ""              # empty: <state_dir>/signer/signer.sock
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":
@@ -107,6 +108,10 @@ class Settings:
     @property
     def pki_dir(self) -> Path:
         return self.state_dir / "pki"
+
+    @property
+    def signer_socket_path(self) -> Path:
+        return Path(self.signer_socket) if self.signer_socket else self.state_dir / "signer" / "signer.sock"
 
     @property
     def broker_dir(self) -> Path:
