@@ -7,6 +7,7 @@ This is the only module that reads `os.environ` (besides eventsourcing, which re
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -149,4 +150,5 @@ class Settings:
         """Settings safe to print: no passwords."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["postgres"] = {k: ("***" if "PASSWORD" in k else v) for k, v in self.postgres.items()}
+        shown["mongodb_uri"] = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", self.mongodb_uri)
         return shown
