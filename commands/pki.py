@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from commands.secret_files import private_directory, read_secret, write_secret
+from commands.secret_files import private_directory, read_or_create_secret, write_secret
 
 CA_CERT_FILE = "ca.pem"
 CA_KEY_FILE = "ca.key"
@@ -55,12 +55,8 @@ class CertificateAuthority:
         through `commands.secret_files`: never through a symlink, created once (O_EXCL), mode 0600."""
         directory = private_directory(directory)
         cert_path, key_path = directory / CA_CERT_FILE, directory / CA_KEY_FILE
-        if not os.path.lexists(key_path):
-            try:
-                write_secret(key_path, _key_pem(ec.generate_private_key(ec.SECP256R1())))
-            except FileExistsError:
-                pass  # another process created it first: use theirs
-        key = serialization.load_pem_private_key(read_secret(key_path), password=None)
+        key = serialization.load_pem_private_key(
+            read_or_create_secret(key_path, lambda: _key_pem(ec.generate_private_key(ec.SECP256R1()))), password=None)
         if cert_path.exists():
             certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
         else:

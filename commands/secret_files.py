@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 PRIVATE_FILE = 0o600
@@ -49,6 +50,16 @@ def write_secret(path: str | os.PathLike, data: bytes, *, replace: bool = False)
         if os.path.lexists(temporary):
             os.unlink(temporary)
     _sync_directory(folder)
+
+
+def read_or_create_secret(path: str | os.PathLike, create: Callable[[], bytes]) -> bytes:
+    """The secret at `path`; on first use, `create()` is written there once (the first writer wins)."""
+    if not os.path.lexists(path):
+        try:
+            write_secret(path, create())
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+    return read_secret(path)
 
 
 def read_secret(path: str | os.PathLike) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from commands.identity.local import LocalIdentityProvider
 from commands.identity.port import IdentityProvider, Notifier
 from commands.identity.tokens import TokenIssuer
 from commands.pki import CertificateAuthority, CertificateIssuer
-from commands.secret_files import private_directory, read_secret, write_secret
+from commands.secret_files import private_directory, read_or_create_secret
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.device_calls import DeviceCalls
 from gateways.http.outcomes import CommandOutcomes
@@ -151,9 +150,4 @@ def prepare_state(settings: Settings) -> None:
 
 
 def load_or_create_secret(path: Path, size: int = 32) -> bytes:
-    if not os.path.lexists(path):
-        try:
-            write_secret(path, secrets.token_bytes(size))
-        except FileExistsError:
-            pass  # another process created it first
-    return read_secret(path)
+    return read_or_create_secret(path, lambda: secrets.token_bytes(size))

@@ -22,7 +22,7 @@ from pathlib import Path
 from cryptography import x509
 
 from commands.pki import CertificateAuthority
-from commands.secret_files import read_secret, write_secret
+from commands.secret_files import read_or_create_secret, write_secret
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 PLUGINS = ("rabbitmq_mqtt", "rabbitmq_auth_mechanism_ssl", "rabbitmq_auth_backend_http",
@@ -335,12 +335,7 @@ def load_or_create_admin_credentials(state_dir: str | os.PathLike) -> AdminCrede
 
 
 def _load_or_create_secret(path: Path) -> str:
-    if not os.path.lexists(path):
-        try:
-            write_secret(path, secrets.token_urlsafe(32).encode())
-        except FileExistsError:
-            pass  # another process created it first
-    return read_secret(path).decode().strip()
+    return read_or_create_secret(path, lambda: secrets.token_urlsafe(32).encode()).decode().strip()
 
 
 def _needs_renewal(cert_file: Path, authority: CertificateAuthority) -> bool:
