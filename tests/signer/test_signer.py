@@ -199,3 +199,35 @@ class TestThroughTheApi:
         running_platform.signer.stop()
         answer = api.post("/v1/devices", {"name": "later"}, token)
         assert_problem(answer, 503, "signer-unavailable")
+
+
+def test_a_signer_killed_with_sigkill_is_replaced_on_restart(signer_process, tmp_path):
+    settings, process = signer_process
+    process.kill()
+    process.wait(10)
+    assert settings.signer_socket_path.is_socket()  # stale: nobody answers on it
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("IOTCLOUD_", "POSTGRES_"))},
+           "IOTCLOUD_STATE_DIR": str(settings.state_dir)}
+    restarted = subprocess.Popen([sys.executable, "-m", "iotcloud.cli", "signer"], env=env,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if call(settings.signer_socket_path, {"op": "ca"})["ok"]:
+                    break
+            except OSError:
+                pass
+            assert restarted.poll() is None and time.monotonic() < deadline, "the signer did not come back"
+            time.sleep(0.05)
+        assert mode(settings.signer_socket_path) == 0o600
+    finally:
+        restarted.terminate()
+        restarted.wait(10)
+
+
+def test_a_socket_path_too_long_for_unix_sockets_is_a_clear_error(make_settings, tmp_path):
+    from iotcloud.bootstrap import build_signer
+    settings = dataclasses.replace(make_settings("sqlite"), signer_socket=str(tmp_path / ("x" * 120) / "s.sock"))
+    with pytest.raises(ValueError, match="IOTCLOUD_SIGNER_SOCKET"):
+        build_signer(settings).start()
