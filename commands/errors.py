@@ -94,3 +94,7 @@ class DeviceTimeout(DomainError):
 
 class DeviceCallFailed(DomainError):
     problem, status, title = "device-call-failed", 502, "The device call failed"
+
+
+class SignerUnavailable(DomainError):
+    problem, status, title = "signer-unavailable", 503, "The certificate signer is unavailable; retry later"

@@ -7,17 +7,25 @@ import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from commands.secret_files import private_directory, read_or_create_secret, write_secret
 
 CA_CERT_FILE = "ca.pem"
 CA_KEY_FILE = "ca.key"
 CA_VALIDITY_DAYS = 3650
 SERVER_VALIDITY_DAYS = 825
+# A P-384 or RSA-4096 CSR is under 2 KB of PEM; anything much larger is padding or an attack.
+MAX_CSR_BYTES = 8192
+ACCEPTED_CURVES = (ec.SECP256R1, ec.SECP384R1)
+ACCEPTED_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
+RSA_MIN_BITS, RSA_MAX_BITS = 2048, 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,34 +51,18 @@ class CertificateAuthority:
 
     @classmethod
     def load_or_create(cls, directory: str | os.PathLike, name: str = "iotcloud platform CA") -> "CertificateAuthority":
-        directory = Path(directory)
+        """Loads the CA from `directory`, creating it on first use. The key is read and written only
+        through `commands.secret_files`: never through a symlink, created once (O_EXCL), mode 0600."""
+        directory = private_directory(directory)
         cert_path, key_path = directory / CA_CERT_FILE, directory / CA_KEY_FILE
-        if cert_path.exists() and key_path.exists():
+        key = serialization.load_pem_private_key(
+            read_or_create_secret(key_path, lambda: _key_pem(ec.generate_private_key(ec.SECP256R1()))), password=None)
+        if cert_path.exists():
             certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-            return cls(certificate, key)
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
-        subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "iotcloud"),
-                             x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=CA_VALIDITY_DAYS))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256())
-        )
-        _write_private(key_path, _key_pem(key))
-        cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        else:
+            # Also the repair path when a crash came between writing the key and its certificate.
+            certificate = _self_signed_ca_certificate(key, name)
+            write_secret(cert_path, certificate.public_bytes(serialization.Encoding.PEM), replace=True)
         return cls(certificate, key)
 
     @property
@@ -118,30 +110,100 @@ class CertificateAuthority:
         if san:
             builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
         certificate = builder.sign(self._key, hashes.SHA256())
-        return IssuedCertificate(
-            certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
-            private_key_pem=key_pem,
-            serial=format(certificate.serial_number, "x"),
-            fingerprint_sha256=certificate.fingerprint(hashes.SHA256()).hex(":").upper(),
-            not_before=certificate.not_valid_before_utc,
-            not_after=certificate.not_valid_after_utc,
-            common_name=common_name,
-        )
+        return describe_certificate(certificate, key_pem, common_name)
 
 
-def load_csr_public_key(csr_pem: str):
-    """Returns the public key of a well-formed, self-signed CSR, or raises InvalidCSR."""
+class CertificateIssuer(Protocol):
+    """What DeviceFleet needs from a CA: the local CertificateAuthority or the signer process's client."""
+
+    @property
+    def certificate_pem(self) -> str: ...
+
+    def issue_client_certificate(self, common_name: str, *, validity_days: int, key_type: str = "ec",
+                                 csr_pem: str | None = None) -> IssuedCertificate: ...
+
+
+def describe_certificate(certificate: x509.Certificate, key_pem: str, common_name: str) -> IssuedCertificate:
+    return IssuedCertificate(
+        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        private_key_pem=key_pem,
+        serial=format(certificate.serial_number, "x"),
+        fingerprint_sha256=certificate.fingerprint(hashes.SHA256()).hex(":").upper(),
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        common_name=common_name,
+    )
+
+
+def new_key_and_csr(key_type: str) -> tuple[str, str]:
+    """A fresh device key (PEM) and a CSR it signed, for devices that send no CSR of their own."""
+    key = _generate_key(key_type)
+    csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+           .sign(key, hashes.SHA256()))
+    return _key_pem(key).decode(), csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _self_signed_ca_certificate(key, name: str) -> x509.Certificate:
+    now = dt.datetime.now(dt.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "iotcloud"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=CA_VALIDITY_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def load_csr_public_key(csr_pem: str | bytes):
+    """Returns the public key of an acceptable, self-signed CSR, or raises InvalidCSR.
+
+    Acceptable: at most MAX_CSR_BYTES (checked before parsing), signed with SHA-2 by the key it
+    carries, and that key is EC P-256/P-384 or RSA 2048-4096 bits with a FIPS 186-5 exponent.
+    Ed25519 is refused: device TLS with Ed25519 client certificates was not verified against the
+    broker (RabbitMQ/Erlang ssl), so the platform will not hand out certificates devices cannot use.
+    """
+    if isinstance(csr_pem, str):
+        try:
+            data = csr_pem.encode("ascii")
+        except UnicodeEncodeError:
+            raise InvalidCSR("the CSR must be ASCII PEM text") from None
+    elif isinstance(csr_pem, bytes):
+        data = csr_pem
+    else:
+        raise InvalidCSR("the CSR must be a PEM string")
+    if len(data) > MAX_CSR_BYTES:
+        raise InvalidCSR(f"the CSR is larger than {MAX_CSR_BYTES} bytes")
     try:
-        csr = x509.load_pem_x509_csr(csr_pem.encode() if isinstance(csr_pem, str) else csr_pem)
-    except (ValueError, TypeError) as exc:
-        raise InvalidCSR("the CSR is not a PEM-encoded PKCS#10 request") from exc
+        csr = x509.load_pem_x509_csr(data)
+        public_key = csr.public_key()
+        hash_algorithm = csr.signature_hash_algorithm
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise InvalidCSR("the CSR is not a PEM-encoded PKCS#10 request with a supported key") from exc
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if not isinstance(public_key.curve, ACCEPTED_CURVES):
+            raise InvalidCSR(f"EC keys must be on P-256 or P-384, not {public_key.curve.name}")
+    elif isinstance(public_key, rsa.RSAPublicKey):
+        if not RSA_MIN_BITS <= public_key.key_size <= RSA_MAX_BITS:
+            raise InvalidCSR(f"RSA keys must be {RSA_MIN_BITS} to {RSA_MAX_BITS} bits, not {public_key.key_size}")
+        exponent = public_key.public_numbers().e
+        if exponent % 2 == 0 or not 2**16 < exponent < 2**256:
+            raise InvalidCSR("the RSA public exponent must be odd and between 2^16 and 2^256 (e.g. 65537)")
+    else:
+        raise InvalidCSR("only EC (P-256, P-384) and RSA (2048-4096 bits) keys are accepted")
+    if not isinstance(hash_algorithm, ACCEPTED_HASHES):
+        raise InvalidCSR("the CSR must be signed with SHA-256, SHA-384 or SHA-512")
     if not csr.is_signature_valid:
         raise InvalidCSR("the CSR signature does not verify")
-    public_key = csr.public_key()
-    if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size < 2048:
-        raise InvalidCSR("RSA keys must be at least 2048 bits")
-    if not isinstance(public_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
-        raise InvalidCSR("only RSA and EC keys are accepted")
     return public_key
 
 
@@ -154,12 +216,6 @@ def _generate_key(key_type: str):
 def _key_pem(key) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
 
 
 class InvalidCSR(ValueError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,13 @@ from commands.fleet import DeviceFleet
 from commands.identity.local import LocalIdentityProvider
 from commands.identity.port import IdentityProvider, Notifier
 from commands.identity.tokens import TokenIssuer
-from commands.pki import CertificateAuthority
+from commands.pki import CertificateAuthority, CertificateIssuer
+from commands.secret_files import private_directory, read_or_create_secret
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.device_calls import DeviceCalls
 from gateways.http.outcomes import CommandOutcomes
 from gateways.outbox import Outbox
+from gateways.signer import SignerClient, SignerServer
 from iotcloud.config import Settings
 from projections.device_commands import DeviceCommandsProjection
 from projections.device_list import DeviceListProjection
@@ -38,7 +39,7 @@ class Platform:
     """Everything one API process needs, wired once."""
 
     settings: Settings
-    ca: CertificateAuthority
+    ca: CertificateIssuer
     accounts: Accounts
     fleet: DeviceFleet
     identity: IdentityProvider
@@ -66,7 +67,7 @@ def connect_read_store(settings: Settings) -> tuple[MongoClient, Database]:
     return client, client[settings.mongodb_database]
 
 
-def build_event_applications(settings: Settings, ca: CertificateAuthority | None = None) -> tuple[Accounts, DeviceFleet]:
+def build_event_applications(settings: Settings, ca: CertificateIssuer | None = None) -> tuple[Accounts, DeviceFleet]:
     accounts = Accounts(env=settings.event_store_env("Accounts"))
     fleet = DeviceFleet(env=settings.event_store_env("DeviceFleet"), ca=ca,
                         certificate_days=settings.device_cert_days, key_type=settings.device_key_type)
@@ -89,7 +90,8 @@ def build_notifier(settings: Settings) -> Notifier:
 
 
 def build_platform(settings: Settings) -> Platform:
-    ca = CertificateAuthority.load_or_create(settings.pki_dir)
+    # The internet-facing API never opens the CA key: certificates come from the signer process.
+    ca = SignerClient(settings.signer_socket_path)
     accounts, fleet = build_event_applications(settings, ca)
     notifier = build_notifier(settings)
     if settings.identity_provider != "local":
@@ -115,6 +117,12 @@ def build_platform(settings: Settings) -> Platform:
                                                                                  settings.projection_wait)))
 
 
+def build_signer(settings: Settings) -> SignerServer:
+    """The signer process: the only long-running one that loads the CA key."""
+    return SignerServer(CertificateAuthority.load_or_create(settings.pki_dir), settings.signer_socket_path,
+                        max_validity_days=settings.device_cert_days)
+
+
 def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[list[Projector], MongoClient]:
     """The read-model projectors; `sources` lets a test share in-memory applications with them."""
     sources = dict(sources or {})
@@ -131,7 +139,7 @@ def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[l
 
 def prepare_state(settings: Settings) -> None:
     """Creates the CA and signing keys once, before worker processes race to do it."""
-    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_directory(settings.state_dir)
     CertificateAuthority.load_or_create(settings.pki_dir)
     TokenIssuer.load_or_create(settings.state_dir / "keys" / "token-signing.pem", settings.access_token_ttl)
     load_or_create_secret(settings.state_dir / "keys" / "code.key")
@@ -142,11 +150,4 @@ def prepare_state(settings: Settings) -> None:
 
 
 def load_or_create_secret(path: Path, size: int = 32) -> bytes:
-    if path.exists():
-        return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    secret = secrets.token_bytes(size)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secret)
-    return secret
+    return read_or_create_secret(path, lambda: secrets.token_bytes(size))

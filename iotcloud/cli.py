@@ -69,6 +69,17 @@ def cmd_broker_auth(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_signer(settings: Settings, args) -> int:
+    from iotcloud.bootstrap import build_signer
+    server = build_signer(settings).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    return 0
+
+
 def cmd_rebuild(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_projectors
     from projections.runner import progress_bar, rebuild
@@ -133,6 +144,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("projector", help="run the read-model projectors (foreground)").set_defaults(func=cmd_projector)
     sub.add_parser("init", help="create the platform CA and signing keys").set_defaults(func=cmd_init)
     sub.add_parser("gateway", help="run the device gateway (foreground)").set_defaults(func=cmd_gateway)
+    sub.add_parser("signer", help="run the certificate signer, the only holder of the CA key (foreground)"
+                   ).set_defaults(func=cmd_signer)
     sub.add_parser("broker-auth", help="run the broker's HTTP auth backend (foreground)").set_defaults(func=cmd_broker_auth)
     projections = sub.add_parser("projections", help="read-model maintenance").add_subparsers(dest="action", required=True)
     rebuild = projections.add_parser("rebuild", help="replay the whole event store into fresh read models")

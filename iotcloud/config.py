@@ -7,6 +7,7 @@ This is the only module that reads `os.environ` (besides eventsourcing, which re
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -85,6 +86,7 @@ class Settings:
     broker_epmd_port: int = DEFAULT_BROKER_EPMD_PORT
     broker_service_dir: str = ""
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
+    signer_socket: str = ""              # empty: <state_dir>/signer/signer.sock
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":
@@ -107,6 +109,10 @@ class Settings:
     @property
     def pki_dir(self) -> Path:
         return self.state_dir / "pki"
+
+    @property
+    def signer_socket_path(self) -> Path:
+        return Path(self.signer_socket) if self.signer_socket else self.state_dir / "signer" / "signer.sock"
 
     @property
     def broker_dir(self) -> Path:
@@ -132,7 +138,7 @@ class Settings:
         """The eventsourcing environment for one application (own SQLite file or own PG table)."""
         env = {"PERSISTENCE_MODULE": self.persistence_module}
         if self.persistence_module == "eventsourcing.sqlite":
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             # One file per application: every SQLite recorder uses the table name `stored_events`.
             env["SQLITE_DBNAME"] = str(self.state_dir / f"{application_name.lower()}.events.sqlite3")
             env["SQLITE_LOCK_TIMEOUT"] = "10"
@@ -144,4 +150,5 @@ class Settings:
         """Settings safe to print: no passwords."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["postgres"] = {k: ("***" if "PASSWORD" in k else v) for k, v in self.postgres.items()}
+        shown["mongodb_uri"] = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", self.mongodb_uri)
         return shown

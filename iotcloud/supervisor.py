@@ -41,6 +41,7 @@ class Supervisor:
             mongo = start_embedded_mongo(self.settings.state_dir, self.settings.embedded_mongodb_port,
                                          preexec_fn=die_with_parent)
             self.children.append(Child("read store (nx-27017)", mongo, self.settings.effective_mongodb_uri))
+        self._spawn("signer", [sys.executable, "-m", "iotcloud.cli", "signer"], env, str(self.settings.signer_socket_path))
         self._spawn("projector", [sys.executable, "-m", "iotcloud.cli", "projector"], env,
                     "device_list, users, commands read models")
         if self.settings.broker == "embedded":

@@ -11,7 +11,7 @@ import uuid
 import psycopg
 import pytest
 
-from iotcloud.bootstrap import build_platform, build_projectors, prepare_state
+from iotcloud.bootstrap import build_platform, build_projectors, build_signer, prepare_state
 from iotcloud.config import Settings
 from iotcloud.embedded_mongo import nx_command, wait_for_port
 from projections.runner import run_projectors
@@ -109,10 +109,12 @@ def fleet(make_settings, any_store):
 
 
 class RunningPlatform:
-    """A platform plus a projector thread following its own applications."""
+    """A platform plus a projector thread following its own applications, and an in-process signer
+    (tests/signer runs the real `iotcloud signer` process where processes are the point)."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.signer = build_signer(settings).start()
         self.platform = build_platform(settings)
         self.projectors, self._mongo = build_projectors(
             settings, {"Accounts": self.platform.accounts, "DeviceFleet": self.platform.fleet})
@@ -125,6 +127,7 @@ class RunningPlatform:
         self._thread.join(10)
         self._mongo.close()
         self.platform.close()
+        self.signer.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import time
 import uuid
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from commands.errors import InvalidToken, TokenExpired
+from commands.secret_files import read_or_create_secret
 
 ISSUER = "iotcloud"
 AUDIENCE = "iotcloud-api"
@@ -37,16 +37,9 @@ class TokenIssuer:
 
     @classmethod
     def load_or_create(cls, path: Path, access_ttl: int) -> "TokenIssuer":
-        if path.exists():
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            key = Ed25519PrivateKey.generate()
-            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
+        key = serialization.load_pem_private_key(read_or_create_secret(path, lambda: Ed25519PrivateKey.generate(
+            ).private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())), password=None)
         return cls(key, access_ttl)
 
     @property

@@ -22,6 +22,7 @@ from pathlib import Path
 from cryptography import x509
 
 from commands.pki import CertificateAuthority
+from commands.secret_files import read_or_create_secret, write_secret
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 PLUGINS = ("rabbitmq_mqtt", "rabbitmq_auth_mechanism_ssl", "rabbitmq_auth_backend_http",
@@ -334,10 +335,7 @@ def load_or_create_admin_credentials(state_dir: str | os.PathLike) -> AdminCrede
 
 
 def _load_or_create_secret(path: Path) -> str:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_private(path, secrets.token_urlsafe(32).encode())
-    return path.read_text().strip()
+    return read_or_create_secret(path, lambda: secrets.token_urlsafe(32).encode()).decode().strip()
 
 
 def _needs_renewal(cert_file: Path, authority: CertificateAuthority) -> bool:
@@ -369,7 +367,4 @@ def _wait_gone(pid: int, timeout: float) -> None:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+    write_secret(path, data, replace=True)

@@ -13,6 +13,7 @@ import time
 
 import pymongo
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from iotcloud.embedded_mongo import port_open
 from tests.conftest import free_port
@@ -47,6 +48,47 @@ def platform_process(tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()  # its children follow it (PR_SET_PDEATHSIG)
             process.wait()
+
+
+def child_pids(pid: int) -> list[int]:
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(entry))
+    return children
+
+
+def open_files(pid: int) -> list[str]:
+    files = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            files.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return files
+
+
+def memory_contains(pid: int, needles: list[bytes]) -> bool:
+    """Scans every readable mapping of a live process (the tests run as its owner or root)."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as memory:
+        for line in maps:
+            fields = line.split()
+            if "r" not in fields[1] or (len(fields) > 5 and fields[5] in ("[vvar]", "[vsyscall]", "[vvar_vclock]")):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            try:
+                memory.seek(start)
+                chunk = memory.read(end - start)
+            except (OSError, OverflowError, ValueError):
+                continue
+            if any(needle in chunk for needle in needles):
+                return True
+    return False
 
 
 def outbox_code(env: dict, email: str) -> str:
@@ -112,6 +154,18 @@ def test_a_user_signs_up_registers_a_device_and_the_ca_key_stays_secret(platform
     dump = repr([list(mongo["iotcloud"][c].find({})) for c in mongo["iotcloud"].list_collection_names()])
     assert "alice" in dump and not any(n in dump for n in needles) and "PRIVATE KEY" not in dump
     mongo.close()
+
+    # The API process never holds the CA key: no open file, and not the private scalar in its memory
+    # (the signer process, which does hold it, is the control that the scan can find it).
+    banner = platform_process["log"].read_text()
+    api_pid = int(re.search(r"api \[pid (\d+)\]", banner).group(1))
+    signer_pid = int(re.search(r"signer \[pid (\d+)\]", banner).group(1))
+    scalar = serialization.load_pem_private_key(ca_key.encode(), None).private_numbers().private_value
+    scalar_needles = [scalar.to_bytes(32, "big"), scalar.to_bytes(32, "little")]
+    for pid in [api_pid, *child_pids(api_pid)]:
+        assert not [f for f in open_files(pid) if f.endswith("/ca.key")], f"API process {pid} has ca.key open"
+        assert not memory_contains(pid, scalar_needles), f"API process {pid} holds the CA private key"
+    assert memory_contains(signer_pid, scalar_needles), "the memory scan cannot even find the key in the signer"
 
     # Ctrl-C (SIGTERM here) stops every process the platform started.
     process = platform_process["process"]
