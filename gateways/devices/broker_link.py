@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pika
 
 from gateways.devices.messages import CommandOutcome, DeviceAnswer, PresenceChange
-from gateways.devices.protocol import DEVICE_ID, parse_answer_routing_key, request_routing_key
+from gateways.devices.protocol import DEVICE_ID, MAX_ANSWER, parse_answer_routing_key, request_routing_key
 from gateways.devices.tally import BAD_TOPIC, MessageTally
 
 log = logging.getLogger("iotcloud.gateway")
@@ -129,7 +129,8 @@ class GatewayLink:
                 sender = sender[0] if sender and DEVICE_ID.match(sender[0]) else "unknown"
                 self._tally.count(sender, BAD_TOPIC, f"published on {method.routing_key[:120]}")
                 return
-            self.answers.append(DeviceAnswer(parsed[0], parsed[1], bytes(body), self._clock()))
+            # Past the limit only the length matters: keep one byte more, not the whole body.
+            self.answers.append(DeviceAnswer(parsed[0], parsed[1], bytes(body[:MAX_ANSWER + 1]), self._clock()))
         except Exception:  # noqa: BLE001
             log.exception("dropped a message on the answers queue")
 

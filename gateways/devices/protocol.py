@@ -60,7 +60,7 @@ def load_bounded(payload: bytes, max_bytes: int, what: str = "payload", max_dept
                  error: type[MalformedPayload] = MalformedPayload) -> object:
     """Parses untrusted JSON with every limit checked first; raises `error`, never anything else."""
     if len(payload) > max_bytes:
-        raise error(f"{what} of {len(payload)} bytes exceeds {max_bytes}")
+        raise error(f"{what} exceeds {max_bytes} bytes")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
