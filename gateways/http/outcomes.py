@@ -134,8 +134,9 @@ class CommandOutcomes:
         pika would drop the connection, and with it every outcome in flight)."""
         try:
             outcome = load_bounded(body, MAX_OUTCOME, "outcome", MAX_OUTCOME_DEPTH)
-            if isinstance(outcome, dict):
-                self._deliver(outcome)
+            if not isinstance(outcome, dict):
+                raise MalformedPayload("outcome is not a JSON object")
+            self._deliver(outcome)
         except MalformedPayload as problem:
             log.warning("dropped an outcome: %s", problem)
         except Exception:  # noqa: BLE001

@@ -59,6 +59,36 @@ def test_a_deeply_nested_answer_costs_only_that_answer(platform, user, raw_devic
     assert platform.process.poll() is None and loop_failures(platform, since) == []
 
 
+def test_an_unreadable_outcome_costs_the_api_only_that_outcome(platform, user, simulator, tmp_path):
+    """Outcomes come from the gateway only, but they carry device values: whatever one holds, the API's
+    outcome consumer drops it and keeps its broker link (a lost link loses the outcomes in between)."""
+    import pika
+
+    from iotcloud.broker import GATEWAY_SERVICE, service_address
+    from gateways.devices.broker_link import RESULTS_EXCHANGE
+    name, credentials = user.device(tmp_path)
+    simulator("mqtt", credentials)
+    user.wait_for_connection(name, "online")
+    since = platform.log_path.stat().st_size
+    connection = pika.BlockingConnection(service_address(platform.settings, GATEWAY_SERVICE).parameters())
+    channel = connection.channel()
+    channel.confirm_delivery()
+    for garbage in (b'{"command_id": "x", "result": ' + b"[" * 50000 + b"]" * 50000 + b"}", b"\xff" * 100,
+                    b'{"command_id": "x", "result": NaN}', b"[]", b"x" * (2 * 1024 * 1024)):
+        channel.basic_publish(RESULTS_EXCHANGE, "", garbage)
+    connection.close()
+    status, answer = user("GET", f"/v1/devices/{name}/status")
+    assert (status, answer.get("value")) == (200, "running"), answer
+    deadline = time.monotonic() + 10
+    while True:
+        logged = platform.log_path.read_bytes()[since:]
+        assert b"outcome link to the broker lost" not in logged, "an outcome cost the API its broker link"
+        if logged.count(b"dropped an outcome") == 5:
+            break
+        assert time.monotonic() < deadline, f"the API did not report the outcomes it dropped ({platform.log_path})"
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("count", [pytest.param(1500, id="1500-messages"),
                                    pytest.param(10000, id="10000-messages", marks=pytest.mark.long)])
 def test_a_hostile_device_storm_leaves_other_devices_calls_working(platform, user, simulator, tmp_path, count):
