@@ -124,17 +124,22 @@ class Dispatcher:
         """The change an answer makes to the call it belongs to, or None (counted) when it has none."""
         try:
             value, whole, correlation_id = decode_answer(answer.payload, answer.api)
-        except MalformedAnswer as problem:
+        except Exception as problem:  # noqa: BLE001 - MalformedAnswer, or a parser bug a payload found
+            if isinstance(problem, MalformedAnswer):
+                reason = str(problem)
+            else:
+                reason = "answer could not be read"
+                log.exception(reason, extra={"device_id": answer.device_id, "api": answer.api})
             flight = self._slots.get((answer.device_id, answer.api))
             if flight is None:
                 log.debug("malformed answer with no command waiting", extra={
-                    "device_id": answer.device_id, "api": answer.api, "reason": str(problem)})
-                self.tally.count(answer.device_id, MALFORMED, str(problem))
+                    "device_id": answer.device_id, "api": answer.api, "reason": reason})
+                self.tally.count(answer.device_id, MALFORMED, reason)
                 return None
             self._untrack(flight)
-            self.tally.count(answer.device_id, REJECTED, str(problem))
+            self.tally.count(answer.device_id, REJECTED, reason)
             excerpt = answer.payload[:ANSWER_EXCERPT].decode("utf-8", "replace")
-            return flight.command_id, _reject(str(problem), excerpt)
+            return flight.command_id, _reject(reason, excerpt)
         flight = (self._by_correlation.get(correlation_id) if correlation_id
                   else self._slots.get((answer.device_id, answer.api)))
         if flight is None or flight.device_id != answer.device_id:

@@ -37,3 +37,21 @@ def test_a_deeply_nested_answer_fails_its_call_and_the_rest_of_the_batch_is_reco
     assert rejected.status == FAILED and "deeper" in rejected.error
     assert control.command(calm.command_id).status == SUCCEEDED
     assert dispatcher.tally.totals == {REJECTED: 1, MALFORMED: 1, UNSOLICITED: 1, ANSWERED: 1}
+
+
+def test_the_tally_logs_one_summary_per_interval_naming_each_refusing_device(caplog):
+    from gateways.devices.tally import BAD_TOPIC, MessageTally
+    now = [0.0]
+    tally = MessageTally(clock=lambda: now[0], every=5.0)
+    for _ in range(1000):
+        tally.count(HOSTILE_ID, MALFORMED, "answer nests deeper than 32")
+    tally.count(HOSTILE_ID, BAD_TOPIC, "published on server.x.a.b")
+    tally.count(CALM_ID, ANSWERED)
+    with caplog.at_level("WARNING", logger="iotcloud.gateway"):
+        tally.summarise()          # within the interval: nothing yet
+        now[0] = 5.0
+        tally.summarise()
+        tally.summarise(force=True)  # nothing refused since: nothing logged
+    [summary] = [r for r in caplog.records if r.msg == "device messages refused"]
+    assert summary.devices == {HOSTILE_ID: {MALFORMED: 1000, BAD_TOPIC: 1, "example": "answer nests deeper than 32"}}
+    assert summary.totals == {MALFORMED: 1000, BAD_TOPIC: 1, ANSWERED: 1}
