@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import pika
 
 from gateways.devices.messages import CommandOutcome, DeviceAnswer, PresenceChange
-from gateways.devices.protocol import parse_answer_routing_key, request_routing_key
+from gateways.devices.protocol import DEVICE_ID, MAX_ANSWER, parse_answer_routing_key, request_routing_key
+from gateways.devices.tally import BAD_TOPIC, MessageTally
 
 log = logging.getLogger("iotcloud.gateway")
 
@@ -55,8 +56,9 @@ def declare_shared_exchanges(channel) -> None:
 class GatewayLink:
     """Consumes answers, presence events and wake-ups into lists; publishes requests and outcomes."""
 
-    def __init__(self, address: BrokerAddress, clock=time.time):
+    def __init__(self, address: BrokerAddress, clock=time.time, tally: MessageTally | None = None):
         self._clock = clock
+        self._tally = tally or MessageTally()
         self.connection = pika.BlockingConnection(address.parameters())
         self.channel = self.connection.channel()
         self.channel.basic_qos(prefetch_count=2000)
@@ -100,7 +102,7 @@ class GatewayLink:
                                    mandatory=True)
 
     def _on_return(self, channel, method, properties, body) -> None:
-        if properties.message_id:
+        if isinstance(properties.message_id, str) and properties.message_id:
             self.unrouted.append(properties.message_id)
 
     def publish_outcome(self, outcome: CommandOutcome) -> None:
@@ -114,18 +116,33 @@ class GatewayLink:
         except Exception:  # noqa: BLE001 - closing a dead connection
             pass
 
+    # Each consumer callback handles one message; whatever it raises is logged and costs that message
+    # only (an exception escaping into pika would drop the connection and every unacked answer).
+
     def _on_answer(self, channel, method, properties, body: bytes) -> None:
-        self._acks.append(method.delivery_tag)
-        parsed = parse_answer_routing_key(method.routing_key)
-        if parsed is None:
-            log.info("ignoring message on %s", method.routing_key)
-            return
-        self.answers.append(DeviceAnswer(parsed[0], parsed[1], bytes(body), self._clock()))
+        self._acks.append(method.delivery_tag)  # acked after the loop recorded what it holds
+        try:
+            parsed = parse_answer_routing_key(method.routing_key)
+            if parsed is None:
+                # Only device <id> may write server.<id>.#, so the second word names the sender.
+                sender = method.routing_key.split(".")[1:2]
+                sender = sender[0] if sender and DEVICE_ID.match(sender[0]) else "unknown"
+                self._tally.count(sender, BAD_TOPIC, f"published on {method.routing_key[:120]}")
+                return
+            # Past the limit only the length matters: keep one byte more, not the whole body.
+            self.answers.append(DeviceAnswer(parsed[0], parsed[1], bytes(body[:MAX_ANSWER + 1]), self._clock()))
+        except Exception:  # noqa: BLE001
+            log.exception("dropped a message on the answers queue")
 
     def _on_presence(self, channel, method, properties, body: bytes) -> None:
-        headers = properties.headers or {}
+        try:
+            self._presence_change(method.routing_key, properties.headers or {})
+        except Exception:  # noqa: BLE001
+            log.exception("dropped a presence event")
+
+    def _presence_change(self, routing_key: str, headers: dict) -> None:
         name = _text(headers.get("name"))
-        if method.routing_key == "connection.created":
+        if routing_key == "connection.created":
             user = _text(headers.get("user"))
             if not name or not user:
                 return

@@ -20,6 +20,7 @@ from commands.device_control import DeviceControl
 from commands.domain.device_commands import QUEUED, SENT, DeviceCommand
 from gateways.devices.messages import CommandOutcome, DeviceAnswer, PresenceChange
 from gateways.devices.protocol import MalformedAnswer, decode_answer, encode_request
+from gateways.devices.tally import ANSWERED, FAILED, MALFORMED, REJECTED, UNSOLICITED, MessageTally
 
 log = logging.getLogger("iotcloud.gateway")
 ANSWER_EXCERPT = 256
@@ -60,8 +61,9 @@ class Dispatcher:
 
     def __init__(self, control: DeviceControl, publish: Callable[[str, str, str, bytes, float], None],
                  announce: Callable[[CommandOutcome], None], record_presence: Callable[[PresenceChange], None],
-                 clock=time.time, name: str = "gateway"):
+                 clock=time.time, name: str = "gateway", tally: MessageTally | None = None):
         self._control = control
+        self.tally = tally or MessageTally()
         self._publish = publish
         self._announce = announce
         self._record_presence = record_presence
@@ -101,33 +103,73 @@ class Dispatcher:
         self._pump(touched)
 
     def answered(self, answers: list[DeviceAnswer]) -> None:
+        """Whatever one answer holds costs only that answer: a malformed one fails its call (or is
+        dropped), an exception is logged and the answer dropped; every answer is counted."""
         changes, freed = [], set()
         for answer in answers:
             try:
-                value, whole, correlation_id = decode_answer(answer.payload, answer.api)
-            except MalformedAnswer as problem:
-                flight = self._slots.get((answer.device_id, answer.api))
-                if flight is None:
-                    log.warning("malformed answer with no command waiting", extra={
-                        "device_id": answer.device_id, "api": answer.api, "reason": str(problem)})
-                    continue
-                self._untrack(flight)
+                change = self._match(answer)
+            except Exception:  # noqa: BLE001 - one device message must never stop the loop
+                log.exception("could not handle a device answer", extra={"device_id": answer.device_id,
+                                                                          "api": answer.api})
+                self.tally.count(answer.device_id, FAILED, "handling it raised")
+                continue
+            if change is not None:
+                changes.append(change)
                 freed.add(answer.device_id)
-                excerpt = answer.payload[:ANSWER_EXCERPT].decode("utf-8", "replace")
-                changes.append((flight.command_id, _reject(str(problem), excerpt)))
-                continue
-            flight = (self._by_correlation.get(correlation_id) if correlation_id
-                      else self._slots.get((answer.device_id, answer.api)))
-            if flight is None or flight.device_id != answer.device_id:
-                log.info("answer with no command waiting (late or unsolicited)",
-                         extra={"device_id": answer.device_id, "api": answer.api})
-                continue
-            self._untrack(flight)
-            freed.add(answer.device_id)
-            whole.pop("correlation_id", None)
-            changes.append((flight.command_id, _succeed(value, whole)))
-        self._apply_and_announce(changes)
+        self._record_answers(changes)
         self._pump(freed)
+
+    def _match(self, answer: DeviceAnswer) -> tuple[str, Callable] | None:
+        """The change an answer makes to the call it belongs to, or None (counted) when it has none."""
+        try:
+            value, whole, correlation_id = decode_answer(answer.payload, answer.api)
+        except Exception as problem:  # noqa: BLE001 - MalformedAnswer, or a parser bug a payload found
+            if isinstance(problem, MalformedAnswer):
+                reason = str(problem)
+            else:
+                reason = "answer could not be read"
+                log.exception(reason, extra={"device_id": answer.device_id, "api": answer.api})
+            flight = self._slots.get((answer.device_id, answer.api))
+            if flight is None:
+                log.debug("malformed answer with no command waiting", extra={
+                    "device_id": answer.device_id, "api": answer.api, "reason": reason})
+                self.tally.count(answer.device_id, MALFORMED, reason)
+                return None
+            self._untrack(flight)
+            self.tally.count(answer.device_id, REJECTED, reason)
+            excerpt = answer.payload[:ANSWER_EXCERPT].decode("utf-8", "replace")
+            return flight.command_id, _reject(reason, excerpt)
+        flight = (self._by_correlation.get(correlation_id) if correlation_id
+                  else self._slots.get((answer.device_id, answer.api)))
+        if flight is None or flight.device_id != answer.device_id:
+            log.debug("answer with no command waiting (late or unsolicited)",
+                      extra={"device_id": answer.device_id, "api": answer.api})
+            self.tally.count(answer.device_id, UNSOLICITED, f"no call waiting on {answer.api[:64]}")
+            return None
+        self._untrack(flight)
+        self.tally.count(answer.device_id, ANSWERED)
+        whole.pop("correlation_id", None)
+        return flight.command_id, _succeed(value, whole)
+
+    def _record_answers(self, changes) -> None:
+        """Records answers in one transaction; if that fails, one by one, so an answer the store
+        cannot take fails its own call and no other. When the store takes nothing at all the error
+        propagates: the answers stay unacknowledged and the broker delivers them again."""
+        try:
+            self._apply_and_announce(changes)
+            return
+        except Exception:  # noqa: BLE001 - retried alone below; a dead store raises there again
+            if len(changes) > 1:
+                log.warning("recording %d answers together failed; recording them one by one", len(changes))
+        for command_id, change in changes:
+            self._control.forget(command_id)  # a failed save leaves the cached command half-changed
+            try:
+                self._apply_and_announce([(command_id, change)])
+            except Exception:  # noqa: BLE001
+                log.exception("could not record an answer; failing its call", extra={"command_id": command_id})
+                self._control.forget(command_id)
+                self._apply_and_announce([(command_id, _reject("the answer could not be recorded", ""))])
 
     def presence(self, change: PresenceChange) -> None:
         connections = self._connections[change.device_id]

@@ -18,6 +18,7 @@ from commands.context import acting_as
 from gateways.devices.broker_link import WAKE_COMMANDS, WAKE_DEVICES, BrokerAddress, GatewayLink
 from gateways.devices.dispatcher import Dispatcher
 from gateways.devices.messages import CommandOutcome, PresenceChange
+from gateways.devices.tally import MessageTally
 from queries.device_commands import CommandQueries
 from queries.read_models import COMMANDS, DEVICE_LIST, ReadModelCatalogue
 
@@ -43,8 +44,9 @@ class DeviceGateway:
         self._clock = clock
         self._link: GatewayLink | None = None
         self._outbox: list[CommandOutcome] = []
+        self.tally = MessageTally()
         self.dispatcher = Dispatcher(control, self._publish, self._outbox.append, self._record_presence,
-                                     clock=clock, name=name)
+                                     clock=clock, name=name, tally=self.tally)
         self._position = 0
         self._fleet_position = fleet.recorder.max_notification_id() or 0
         self._resweeps: dict[str, float] = {}
@@ -70,7 +72,7 @@ class DeviceGateway:
         backoff = 0.5
         while not stop.is_set():
             try:
-                self._link = GatewayLink(self._address, self._clock)
+                self._link = GatewayLink(self._address, self._clock, self.tally)
                 log.info("gateway connected to the broker")
                 backoff = 0.5
                 self._loop(stop)
@@ -92,9 +94,12 @@ class DeviceGateway:
             deadline = self.dispatcher.next_deadline()
             wait = BACKUP_POLL if deadline is None else min(BACKUP_POLL, max(0.0, deadline - self._clock()))
             link.poll(wait)
-            for change in link.presence:
-                self.dispatcher.presence(change)
-            link.presence.clear()
+            presence, link.presence = link.presence, []
+            for change in presence:
+                try:
+                    self.dispatcher.presence(change)
+                except Exception:  # noqa: BLE001 - one presence event costs only itself
+                    log.exception("could not record a presence change", extra={"device_id": change.device_id})
             if link.unrouted:
                 unrouted = list(link.unrouted)
                 link.unrouted.clear()
@@ -119,6 +124,7 @@ class DeviceGateway:
             link.ack_answers()
             self.dispatcher.tick()
             self._flush_outcomes()
+            self.tally.summarise()
 
     def _follow(self, load: bool) -> list[DeviceCommand]:
         """New Requested events after our position; `load` reads each command's current state."""

@@ -3,7 +3,6 @@ own receives every outcome the gateway publishes, and waiting requests are woken
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -15,9 +14,13 @@ import pika
 
 from gateways.devices.broker_link import (CONTROL_EXCHANGE, RESULTS_EXCHANGE, WAKE_COMMANDS, BrokerAddress,
                                          declare_shared_exchanges)
+from gateways.devices.protocol import MAX_ANSWER, MAX_DEPTH, MalformedPayload, load_bounded
 
 log = logging.getLogger("iotcloud.http.outcomes")
 RECENT = 20000
+# An outcome carries one answer's value (escaping may grow it six times) one level below its own fields.
+MAX_OUTCOME = 8 * MAX_ANSWER
+MAX_OUTCOME_DEPTH = MAX_DEPTH + 1
 
 
 class _Waiter:
@@ -127,9 +130,14 @@ class CommandOutcomes:
             backoff = min(backoff * 2, 5.0)
 
     def _on_message(self, channel, method, properties, body: bytes) -> None:
+        """One outcome; whatever it holds or raises costs only itself (an exception escaping into
+        pika would drop the connection, and with it every outcome in flight)."""
         try:
-            outcome = json.loads(body)
-        except ValueError:
-            return
-        if isinstance(outcome, dict):
+            outcome = load_bounded(body, MAX_OUTCOME, "outcome", MAX_OUTCOME_DEPTH)
+            if not isinstance(outcome, dict):
+                raise MalformedPayload("outcome is not a JSON object")
             self._deliver(outcome)
+        except MalformedPayload as problem:
+            log.warning("dropped an outcome: %s", problem)
+        except Exception:  # noqa: BLE001
+            log.exception("dropped an outcome")
