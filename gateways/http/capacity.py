@@ -17,9 +17,9 @@ from commands.errors import TooManyAttempts
 
 
 class Busy(Exception):
-    def __init__(self, retry_after: int):
+    def __init__(self, retry_after: int, in_all: bool):
         super().__init__(f"busy; retry after {retry_after} s")
-        self.retry_after = retry_after
+        self.retry_after, self.in_all = retry_after, in_all
 
 
 class ConcurrencyLimit:
@@ -43,8 +43,9 @@ class ConcurrencyLimit:
         with self._lock:
             mine = self._deadlines.get(key, [])
             if len(mine) >= self._per_key or (self._total and self._holders >= self._total):
-                ahead = mine if len(mine) >= self._per_key else [d for ds in self._deadlines.values() for d in ds]
-                raise Busy(max(1, math.ceil(min(ahead, default=now) - now)))
+                in_all = len(mine) < self._per_key
+                ahead = [d for ds in self._deadlines.values() for d in ds] if in_all else mine
+                raise Busy(max(1, math.ceil(min(ahead, default=now) - now)), in_all)
             deadline = now + seconds
             self._deadlines.setdefault(key, []).append(deadline)
             self._holders += 1

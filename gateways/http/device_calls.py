@@ -55,8 +55,9 @@ class DeviceCalls:
         except Busy as busy:
             if defer_when_busy:
                 return self._queued(device, api, params, timeout, ttl)
-            raise TooManyWaitingCalls(f"at most {self._waiting.per_key} of your calls may wait at once;"
-                                      " retry later, or call with wait=false and poll the command",
+            who = "the API's waiting calls are at their bound" if busy.in_all else \
+                f"at most {self._waiting.per_key} of your calls may wait at once"
+            raise TooManyWaitingCalls(f"{who}; retry later, or call with wait=false and poll the command",
                                       retry_after=busy.retry_after) from None
         try:
             requested = self._control.request(device, api, params, timeout, ttl)

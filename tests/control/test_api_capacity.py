@@ -3,6 +3,7 @@ user's waiting device calls must not take every request thread from everybody el
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -65,3 +66,18 @@ def test_one_users_waiting_calls_leave_threads_for_health_and_other_users(platfo
     while recorded_commands(platform, user.username) != len(admitted):
         assert time.monotonic() < deadline, (recorded_commands(platform, user.username), len(admitted))
         time.sleep(0.05)
+
+
+def test_idle_connections_hold_no_thread_and_health_is_answered_without_one(platform, user):
+    """gthread's pool threads wait up to DEFAULT_WORKER_DATA_TIMEOUT for a new connection's first
+    bytes; twice as many idle connections as threads would hold them all for twice that long."""
+    from gunicorn.workers.gthread import DEFAULT_WORKER_DATA_TIMEOUT
+    idle = [socket.create_connection(("127.0.0.1", platform.ports["api"])) for _ in range(2 * DEFAULT_API_THREADS)]
+    try:
+        started = time.monotonic()
+        assert platform.http("GET", "/healthz", timeout=60) == (200, {"status": "ok"})
+        assert user("GET", "/v1/me", timeout=60)[0] == 200
+        assert time.monotonic() - started < DEFAULT_WORKER_DATA_TIMEOUT, "served only after idle clients gave up threads"
+    finally:
+        for connection in idle:
+            connection.close()
