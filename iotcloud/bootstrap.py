@@ -19,6 +19,7 @@ from commands.identity.tokens import TokenIssuer
 from commands.pki import CertificateAuthority, CertificateIssuer
 from commands.secret_files import private_directory, read_or_create_secret
 from gateways.http.consistency import ReadYourWrites
+from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.device_calls import DeviceCalls
 from gateways.http.outcomes import CommandOutcomes
 from gateways.outbox import Outbox
@@ -109,12 +110,14 @@ def build_platform(settings: Settings) -> Platform:
     control = build_device_control(settings)
     outcomes = CommandOutcomes(service_address(settings, API_SERVICE)).start()
     devices = DeviceListQueries(db)
+    per_user, in_all, _ = settings.api_shares
     return Platform(settings=settings, ca=ca, accounts=accounts, fleet=fleet, identity=identity,
                     notifier=notifier, mongo=mongo, db=db, devices=devices, users=UserQueries(db),
                     catalogue=ReadModelCatalogue(db), control=control, commands=CommandQueries(db),
                     outcomes=outcomes,
-                    calls=DeviceCalls(control, devices, outcomes, ReadYourWrites(ReadModelCatalogue(db),
-                                                                                 settings.projection_wait)))
+                    calls=DeviceCalls(control, fleet, outcomes, ReadYourWrites(ReadModelCatalogue(db),
+                                                                               settings.projection_wait),
+                                      ConcurrencyLimit(per_user, in_all)))
 
 
 def build_signer(settings: Settings) -> SignerServer:

@@ -16,6 +16,10 @@ DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8000
 DEFAULT_API_WORKERS = 1
 DEFAULT_API_THREADS = 32
+# Shares of one API worker's threads; 0 means derived from IOTCLOUD_API_THREADS (see api_shares).
+DEFAULT_API_WAITING_CALLS_PER_USER = 0    # a quarter of the threads
+DEFAULT_API_WAITING_CALLS = 0             # three quarters: the rest stays free for everything else
+DEFAULT_API_PUBLIC_PER_ADDRESS = 0        # a quarter of the threads
 DEFAULT_MONGODB_URI = ""          # empty: start the embedded nx-27017 stand-in
 DEFAULT_MONGODB_DATABASE = "iotcloud"
 DEFAULT_EMBEDDED_MONGODB_PORT = 27018
@@ -55,6 +59,10 @@ class Settings:
     api_port: int = DEFAULT_API_PORT
     api_workers: int = DEFAULT_API_WORKERS
     api_threads: int = DEFAULT_API_THREADS
+    api_waiting_calls_per_user: int = DEFAULT_API_WAITING_CALLS_PER_USER
+    api_waiting_calls: int = DEFAULT_API_WAITING_CALLS
+    api_public_per_address: int = DEFAULT_API_PUBLIC_PER_ADDRESS
+    operators: str = ""               # comma-separated usernames who see /readyz details
     public_url: str = ""
     mongodb_uri: str = DEFAULT_MONGODB_URI
     mongodb_database: str = DEFAULT_MONGODB_DATABASE
@@ -105,6 +113,19 @@ class Settings:
                 values[f.name] = Path(raw) if isinstance(default, Path) else type(default)(raw)
         settings = cls(**values)
         return replace(settings, state_dir=settings.state_dir.resolve())
+
+    @property
+    def api_shares(self) -> tuple[int, int, int]:
+        """(waiting calls per user, waiting calls in all, concurrent public requests per address)
+        for one API worker process."""
+        quarter = max(1, self.api_threads // 4)
+        return (self.api_waiting_calls_per_user or quarter,
+                self.api_waiting_calls or max(1, self.api_threads - quarter),
+                self.api_public_per_address or quarter)
+
+    @property
+    def operator_names(self) -> frozenset[str]:
+        return frozenset(name.strip().lower() for name in self.operators.split(",") if name.strip())
 
     @property
     def pki_dir(self) -> Path:

@@ -125,10 +125,12 @@ def die_with_parent() -> None:
 
 
 def gunicorn_command(settings: Settings) -> list[str]:
+    # ApiWorker: gthread whose threads never wait for idle clients and that answers /healthz
+    # without a thread; keep-alive 5 s is how long an idle connection may stay (no thread held).
     return [sys.executable, "-m", "gunicorn", "iotcloud.wsgi:app",
             "--bind", f"{settings.api_host}:{settings.api_port}",
-            "--workers", str(settings.api_workers), "--worker-class", "gthread",
-            "--threads", str(settings.api_threads), "--no-control-socket",
+            "--workers", str(settings.api_workers), "--worker-class", "iotcloud.api_worker.ApiWorker",
+            "--threads", str(settings.api_threads), "--keep-alive", "5", "--no-control-socket",
             "--graceful-timeout", "10", "--log-level", "warning"]
 
 

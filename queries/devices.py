@@ -27,6 +27,8 @@ class DeviceListQueries:
         return self._devices().count_documents({"owner": owner})
 
     def get_device(self, owner: str, name: str) -> dict:
+        """For display only: decisions (who may call or change a device) use commands.owned_devices,
+        because the read store is not the write side's to vouch for."""
         doc = self._devices().find_one({"owner": owner, "name": name}, {"_id": 0, "position": 0})
         if doc is None:
             raise DeviceNotFound(f"device '{name}' is not registered")

@@ -15,7 +15,8 @@ from gateways.devices.broker_link import WAKE_DEVICES
 from gateways.http import compat_v2 as v2
 from gateways.http import problems
 from gateways.http.consistency import ReadYourWrites
-from gateways.http.middleware import BearerAuthentication, RequestContext
+from gateways.http.capacity import ConcurrencyLimit
+from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
 from gateways.http.openapi import build_document
 from gateways.http.resources import accounts, device_control, devices, service
 
@@ -85,8 +86,9 @@ def routes(platform) -> list[Route]:
 
 
 def create_app(platform) -> falcon.App:
-    app = falcon.App(middleware=[RequestContext(), BearerAuthentication(platform.identity)],
-                     cors_enable=True)
+    public_limit = ConcurrencyLimit(platform.settings.api_shares[2])
+    app = falcon.App(middleware=[RequestContext(), PublicRequestLimit(public_limit),
+                                 BearerAuthentication(platform.identity)], cors_enable=True)
     handler = falcon.media.JSONHandler(dumps=functools.partial(json.dumps, default=_json_default),
                                        loads=json.loads)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler

@@ -8,13 +8,16 @@ from dataclasses import dataclass
 from commands.device_control import DeviceControl
 from commands.domain.device_commands import EXPIRED, FAILED, SUCCEEDED, TIMED_OUT
 from commands.errors import DeviceCallFailed, DeviceOffline, DeviceTimeout
+from commands.fleet import DeviceFleet
+from commands.owned_devices import owned_device
+from gateways.http.capacity import Busy, ConcurrencyLimit, TooManyWaitingCalls
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.outcomes import CommandOutcomes
-from queries.devices import DeviceListQueries
 
 GRACE = 1.0  # seconds beyond the device timeout for the gateway to record and publish the outcome
 MAX_QUEUED_WAIT = 30.0  # seconds; after that the caller gets 504 with the command id to poll
 DEVICE_CACHE_TTL = 1.0  # seconds a device lookup is reused; the broker refuses unregistered devices anyway
+UNBOUNDED = ConcurrencyLimit(per_key=1 << 30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,31 +33,53 @@ class CallResult:
 class DeviceCalls:
     """One entry point for every device API, modern or libpyiotcloud-shaped."""
 
-    def __init__(self, control: DeviceControl, devices: DeviceListQueries, outcomes: CommandOutcomes,
-                 rw: ReadYourWrites):
-        self._control, self._devices, self._outcomes, self._rw = control, devices, outcomes, rw
+    def __init__(self, control: DeviceControl, fleet: DeviceFleet, outcomes: CommandOutcomes,
+                 rw: ReadYourWrites, waiting: ConcurrencyLimit = UNBOUNDED):
+        """`waiting` bounds the calls that hold a request thread while they wait, per user and in all."""
+        self._control, self._fleet, self._outcomes, self._rw = control, fleet, outcomes, rw
+        self._waiting = waiting
         self._recent_devices: dict[tuple[str, str], tuple[dict, float]] = {}
 
     def call(self, owner: str, name: str, api: str, params: dict | None, *, timeout: float | None = None,
-             wait: bool = True, ttl: float | None = None) -> CallResult:
+             wait: bool = True, ttl: float | None = None, defer_when_busy: bool = False) -> CallResult:
+        """Over the caller's share of waiting calls the call is refused before anything is recorded
+        (429 too-many-waiting-calls), or recorded and answered queued if `defer_when_busy`."""
         device = self._device(owner, name)
-        requested = self._control.request(device, api, params, timeout, ttl)
-        waiter = self._outcomes.expect(requested.command_id)
-        self._outcomes.wake_gateway()
         if not wait:
-            self._rw.commands(None, requested.position)  # so GET /v1/commands/{id} finds it at once
-            return CallResult(requested.command_id, "queued")
+            return self._queued(device, api, params, timeout, ttl)
         # A queued call (ttl) is waited for a little at most: a request thread is not held for its ttl.
-        budget = (timeout if timeout is not None else self._control.default_timeout) + GRACE + min(ttl or 0, MAX_QUEUED_WAIT)
-        outcome = self._outcomes.wait(requested.command_id, waiter, budget)
+        budget = ((timeout if isinstance(timeout, (int, float)) else self._control.default_timeout) + GRACE
+                  + min(ttl if isinstance(ttl, (int, float)) else 0, MAX_QUEUED_WAIT))
+        try:
+            slot = self._waiting.acquire(device["owner"].lower(), budget)
+        except Busy as busy:
+            if defer_when_busy:
+                return self._queued(device, api, params, timeout, ttl)
+            who = "the API's waiting calls are at their bound" if busy.in_all else \
+                f"at most {self._waiting.per_key} of your calls may wait at once"
+            raise TooManyWaitingCalls(f"{who}; retry later, or call with wait=false and poll the command",
+                                      retry_after=busy.retry_after) from None
+        try:
+            requested = self._control.request(device, api, params, timeout, ttl)
+            waiter = self._outcomes.expect(requested.command_id)
+            self._outcomes.wake_gateway()
+            outcome = self._outcomes.wait(requested.command_id, waiter, budget)
+        finally:
+            self._waiting.release(device["owner"].lower(), slot)
         return settle(requested.command_id, outcome)
+
+    def _queued(self, device: dict, api: str, params: dict | None, timeout, ttl) -> CallResult:
+        requested = self._control.request(device, api, params, timeout, ttl)
+        self._outcomes.wake_gateway()
+        self._rw.commands(None, requested.position)  # so GET /v1/commands/{id} finds it at once
+        return CallResult(requested.command_id, "queued")
 
     def _device(self, owner: str, name: str) -> dict:
         now = time.monotonic()
         cached = self._recent_devices.get((owner, name))
         if cached and cached[1] > now:
             return cached[0]
-        device = self._devices.get_device(owner, name)
+        device = owned_device(self._fleet, owner, name)
         if len(self._recent_devices) > 50_000:
             self._recent_devices.clear()
         self._recent_devices[(owner, name)] = (device, now + DEVICE_CACHE_TTL)

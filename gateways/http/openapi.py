@@ -62,7 +62,8 @@ SCHEMAS = {
 # (path, method) -> (tag, summary, request schema, success status, response schema)
 OPERATIONS = {
     ("/healthz", "get"): ("service", "Liveness", None, 200, None),
-    ("/readyz", "get"): ("service", "Readiness: event store, read store and projection positions", None, 200, None),
+    ("/readyz", "get"): ("service", "Readiness: {status} only; operators (IOTCLOUD_OPERATORS) also get store heads"
+                         " and projection positions", None, 200, None),
     ("/problems", "get"): ("service", "Every problem type this API answers with", None, 200, None),
     ("/problems/{slug}", "get"): ("service", "One problem type", None, 200, None),
     ("/.well-known/jwks.json", "get"): ("auth", "Public keys that sign access tokens", None, 200, None),
@@ -121,6 +122,13 @@ V2 = {
 }
 
 PUBLIC_TAGS = {"service"}
+PREFER_ASYNC = {"name": "Prefer", "in": "header", "required": False, "schema": {"enum": ["respond-async"]},
+                "description": "over your share of waiting calls, accept the call as wait=false (202) instead of 429"}
+TOO_MANY_WAITING = {
+    "description": "Too many of your calls are waiting for their devices (/problems/too-many-waiting-calls);"
+                   " nothing was recorded. Retry after Retry-After seconds, or call with wait=false",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
 def _operation(path: str, method: str, public: bool) -> dict:
@@ -139,9 +147,13 @@ def _operation(path: str, method: str, public: bool) -> dict:
           "responses": {str(status): success, "4XX": problem, "5XX": problem}}
     if request:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(request)}}}
-    params = [p for p in ("name", "number", "command_id") if "{" + p + "}" in path]
+    params = [{"name": p, "in": "path", "required": True, "schema": S}
+              for p in ("name", "number", "command_id") if "{" + p + "}" in path]
+    if tag == "control" and path.startswith("/v1/devices/"):
+        params.append(PREFER_ASYNC)
+        op["responses"]["429"] = TOO_MANY_WAITING
     if params:
-        op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": S} for p in params]
+        op["parameters"] = params
     if not public:
         op["security"] = [{"bearer": []}]
     return op

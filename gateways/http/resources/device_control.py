@@ -22,6 +22,12 @@ def _flag(value, name: str) -> bool:
     raise ValidationFailed(f"'{name}' must be true or false", field=name)
 
 
+def prefers_async(req: falcon.Request) -> bool:
+    """RFC 7240 `Prefer: respond-async`: over the caller's share of waiting calls, accept the call
+    (202, poll the command) rather than refuse it."""
+    return "respond-async" in (req.get_header("Prefer") or "").lower()
+
+
 def answer(resp: falcon.Response, result: CallResult) -> None:
     if result.status == "queued":
         resp.status = falcon.HTTP_202
@@ -40,7 +46,8 @@ class DeviceCommands:
         timeout, ttl = body.get("timeout"), body.get("ttl")
         with as_user(req):
             result = self._calls.call(req.context.principal.username, name, body.get("api"), body.get("params"),
-                                      timeout=timeout, wait=_flag(body.get("wait"), "wait"), ttl=ttl)
+                                      timeout=timeout, wait=_flag(body.get("wait"), "wait"), ttl=ttl,
+                                      defer_when_busy=prefers_async(req))
         answer(resp, result)
 
 
@@ -66,7 +73,9 @@ class DeviceApiRoute:
         with as_user(req):
             result = self._calls.call(req.context.principal.username, name, api, params,
                                       timeout=number_param(req, "timeout", None, 0, MAX_TIMEOUT, float),
-                                      wait=_flag(req.get_param("wait"), "wait"), ttl=number_param(req, "ttl", None, 0, MAX_TTL, float))
+                                      wait=_flag(req.get_param("wait"), "wait"),
+                                      ttl=number_param(req, "ttl", None, 0, MAX_TTL, float),
+                                      defer_when_busy=prefers_async(req))
         answer(resp, result)
 
     def on_get(self, req, resp, name, number=None):

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import falcon
 
+from commands.errors import DomainError
 from gateways.http import problems
 
 
 class Health:
     public = True
+    probe = True  # never refused for capacity: a health check must always answer
 
     def on_get(self, req, resp):
         resp.media = {"status": "ok"}
 
 
 class Ready:
-    """Ready when the event store and the read store answer; reports projection positions."""
+    """Ready when the event store and the read store answer. The public answer is the status only;
+    store heads and projection positions go to operators (IOTCLOUD_OPERATORS) with a valid token,
+    and to the CLI (`iotcloud projections status`)."""
 
     public = True
+    probe = True
 
     def __init__(self, platform):
         self._platform = platform
@@ -35,7 +40,21 @@ class Ready:
         except Exception as exc:  # noqa: BLE001
             ok, checks["read_store"] = False, {"ok": False, "error": type(exc).__name__}
         resp.status = falcon.HTTP_200 if ok else falcon.HTTP_503
-        resp.media = {"status": "ready" if ok else "unavailable", "checks": checks}
+        resp.media = {"status": "ready" if ok else "unavailable"}
+        if self._operator(req):
+            resp.media["checks"] = checks
+        resp.cache_control = ["no-store"]
+
+    def _operator(self, req) -> bool:
+        operators = self._platform.settings.operator_names
+        scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
+        if not operators or scheme.lower() != "bearer" or not token.strip():
+            return False
+        try:
+            principal = self._platform.identity.authenticate(token.strip())
+        except DomainError:
+            return False  # a bad token gets the public answer, not an error that confirms anything
+        return principal.username.lower() in operators
 
 
 class Problems:

@@ -1,0 +1,83 @@
+"""Capacity of the real API process (gunicorn gthread, the default 1 worker x 32 threads): one
+user's waiting device calls must not take every request thread from everybody else."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from pymongo import MongoClient
+
+from iotcloud.config import DEFAULT_API_THREADS
+from queries.read_models import COMMANDS, ReadModelCatalogue
+
+STORM = DEFAULT_API_THREADS + 8
+
+
+def recorded_commands(platform, owner: str) -> int:
+    with MongoClient(f"mongodb://127.0.0.1:{platform.ports['mongo']}/", serverSelectionTimeoutMS=5000) as client:
+        return ReadModelCatalogue(client["iotcloud"]).collection(COMMANDS).count_documents({"owner": owner})
+
+
+def test_one_users_waiting_calls_leave_threads_for_health_and_other_users(platform, user, simulator, tmp_path):
+    bob = platform.user()
+    bob_device, bob_credentials = bob.device(tmp_path)
+    simulator("mqtt", bob_credentials)
+    bob.wait_for_connection(bob_device, "online")
+    # Mallory's device is offline; with a ttl each call waits (queued) instead of failing fast.
+    silent, _ = user.device(tmp_path)
+    ended: list[tuple[int, dict, float]] = []
+    lock = threading.Lock()
+
+    def long_call():
+        status, body = user("POST", f"/v1/devices/{silent}/commands",
+                            {"api": "get_status", "timeout": 5, "ttl": 15}, timeout=120)
+        with lock:
+            ended.append((status, body, time.monotonic()))
+
+    storm = [threading.Thread(target=long_call, daemon=True) for _ in range(STORM)]
+    for thread in storm:
+        thread.start()
+    # The storm has reached the server once every thread's worth of calls is recorded or answered.
+    deadline = time.monotonic() + 60
+    while recorded_commands(platform, user.username) + len(ended) < DEFAULT_API_THREADS:
+        assert time.monotonic() < deadline, "the storm never reached the API"
+        time.sleep(0.05)
+
+    assert platform.http("GET", "/healthz", timeout=120)[0] == 200
+    assert bob("GET", "/v1/me", timeout=120)[0] == 200
+    status, answer = bob("GET", f"/v1/devices/{bob_device}/status", timeout=120)
+    assert status == 200 and answer["value"] == "running", answer
+    served_at = time.monotonic()
+    with lock:
+        finished_waiting = [status for status, _, at in ended if status != 429 and at <= served_at]
+    assert not finished_waiting, "health and the other user were served only after the waiting calls ended"
+
+    for thread in storm:
+        thread.join(120)
+    refused = [(status, body) for status, body, _ in ended if status == 429]
+    admitted = [status for status, _, _ in ended if status != 429]
+    assert refused and admitted and len(ended) == STORM
+    assert all(body["type"] == "/problems/too-many-waiting-calls" for _, body in refused)
+    assert set(admitted) == {503}, admitted   # expired in the queue: the device never connected
+    # A refused call left no trace: only the admitted ones were recorded.
+    deadline = time.monotonic() + 10
+    while recorded_commands(platform, user.username) != len(admitted):
+        assert time.monotonic() < deadline, (recorded_commands(platform, user.username), len(admitted))
+        time.sleep(0.05)
+
+
+def test_idle_connections_hold_no_thread_and_health_is_answered_without_one(platform, user):
+    """gthread's pool threads wait up to DEFAULT_WORKER_DATA_TIMEOUT for a new connection's first
+    bytes; twice as many idle connections as threads would hold them all for twice that long."""
+    from gunicorn.workers.gthread import DEFAULT_WORKER_DATA_TIMEOUT
+    idle = [socket.create_connection(("127.0.0.1", platform.ports["api"])) for _ in range(2 * DEFAULT_API_THREADS)]
+    try:
+        started = time.monotonic()
+        assert platform.http("GET", "/healthz", timeout=60) == (200, {"status": "ok"})
+        assert user("GET", "/v1/me", timeout=60)[0] == 200
+        assert time.monotonic() - started < DEFAULT_WORKER_DATA_TIMEOUT, "served only after idle clients gave up threads"
+    finally:
+        for connection in idle:
+            connection.close()
