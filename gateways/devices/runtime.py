@@ -34,6 +34,9 @@ RECONCILE_EVERY = 5.0  # seconds between presence checks against the broker's co
 # After a reissue only connections opened before it are closed (the new certificate's are not); the API
 # replaces the CRL within milliseconds of the event, this margin covers a loaded machine.
 REISSUE_MARGIN = 2.0
+# A TLS session with the old certificate that was up before the reissue may still log in (the auth backend
+# sees only the CN) until the broker's login timeout (10 s for MQTT and AMQP), then is listed ~5 s later.
+REISSUE_RESWEEP_FOR = 20.0
 
 
 class DeviceGateway:
@@ -165,9 +168,11 @@ class DeviceGateway:
             event = self._fleet.mapper.to_domain_event(notification)
             device_id = self._fleet.repository.get(notification.originator_id).device_id
             if self._revoke is not None:
-                opened_before = None if notification.topic == UNREGISTERED else \
-                    event.timestamp.timestamp() + REISSUE_MARGIN
-                self._resweeps[device_id] = (time.monotonic() + RESWEEP_FOR, opened_before)
+                if notification.topic == UNREGISTERED:
+                    opened_before, sweep_for = None, RESWEEP_FOR
+                else:
+                    opened_before, sweep_for = event.timestamp.timestamp() + REISSUE_MARGIN, REISSUE_RESWEEP_FOR
+                self._resweeps[device_id] = (time.monotonic() + sweep_for, opened_before)
                 self._close(device_id, opened_before)
 
     def _reconcile(self, now: float) -> None:

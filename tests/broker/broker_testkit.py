@@ -178,8 +178,8 @@ class PendingLogin:
         raw = socket.create_connection((credentials["host"], credentials["mqtt_port"]), timeout=TIMEOUT)
         self.sock = context.wrap_socket(raw, server_hostname="localhost")
 
-    def connect(self) -> bool:
-        """Sends an MQTT 3.1.1 CONNECT; True when the CONNACK accepts it."""
+    def connect(self, keep_open: bool = False) -> bool:
+        """Sends an MQTT 3.1.1 CONNECT; True when the CONNACK accepts it (`keep_open`: and stay connected)."""
         body = b"\x00\x04MQTT\x04\x02\x00\x1e" + len(self.client_id).to_bytes(2, "big") + self.client_id
         try:
             self.sock.sendall(bytes([0x10, len(body)]) + body)
@@ -190,7 +190,23 @@ class PendingLogin:
                     return False
                 connack += chunk
         except (ssl.SSLError, OSError):
+            self.sock.close()
             return False
+        accepted = connack[0] == 0x20 and connack[3] == 0
+        if not (accepted and keep_open):
+            self.sock.close()
+        return accepted
+
+    def wait_closed_by_broker(self, timeout: float) -> bool:
+        """True once the broker closes the connection (keepalive is 30 s, so it is never idle-closed sooner)."""
+        self.sock.settimeout(timeout)
+        try:
+            while self.sock.recv(4096):
+                pass
+            return True
+        except (TimeoutError, socket.timeout):
+            return False
+        except (ssl.SSLError, OSError):
+            return True
         finally:
             self.sock.close()
-        return connack[0] == 0x20 and connack[3] == 0
