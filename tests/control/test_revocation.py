@@ -86,15 +86,9 @@ def test_reissue_answers_only_once_the_broker_refuses_the_old_certificate_under_
 
 def test_reissue_closes_the_old_certificates_connections_within_a_second_and_spares_the_new(
         platform, user, raw_device, tmp_path):
-    from iotcloud.broker import admin_client
-    admin = admin_client(platform.settings)
     name, path = user.device(tmp_path)
     old = raw_device(path)
-    # Established: the management API lists it (3.10 lists a connection ~5 s after it opened).
-    deadline = time.monotonic() + 15
-    while not admin.connections_of(old.device_id):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    platform.wait_until_listed(old.device_id)  # established
     started = time.monotonic()
     status, new = retrying_conflicts(lambda: user("POST", f"/v1/devices/{name}/certificate"))
     assert status == 200
