@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
@@ -26,16 +27,27 @@ class DeviceCredentials:
     position: int
 
 
+class CertificateRevocation(Protocol):
+    """Makes the broker refuse what the fleet's log revoked: a reissue revokes the previous certificate, an
+    unregistration the current one."""
+
+    def enforce(self, fleet: "DeviceFleet", device_id: str, *, all_connections: bool) -> None:
+        """Returns only once the broker refuses every revoked certificate and `device_id`'s connections opened
+        before now are closed (`all_connections`: also any it opens meanwhile, the device being gone)."""
+
+
 class DeviceFleet(Application):
     """Registers devices and manages their certificates."""
 
     env = {"AGGREGATE_CACHE_MAXSIZE": "5000"}
 
-    def __init__(self, *args, ca: CertificateAuthority, certificate_days: int = 730, key_type: str = "ec", **kwargs):
+    def __init__(self, *args, ca: CertificateAuthority, certificate_days: int = 730, key_type: str = "ec",
+                 revocation: CertificateRevocation | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self._ca = ca
         self._certificate_days = certificate_days
         self._key_type = key_type
+        self.revocation = revocation
 
     def register_device(self, owner: str, name: str, csr_pem: str | None = None,
                         correlation_ids: bool = False) -> DeviceCredentials:
@@ -61,13 +73,16 @@ class DeviceFleet(Application):
         device, claim = self._owned_device(owner, name)
         device.unregister()
         claim.release()
-        return self._save_or_conflict(device, claim)
+        position = self._save_or_conflict(device, claim)
+        self._enforce_revocation(device.device_id, all_connections=True)
+        return position
 
     def reissue_certificate(self, owner: str, name: str, csr_pem: str | None = None) -> DeviceCredentials:
         device, _ = self._owned_device(owner, name)
         issued = self._issue(device.device_id, csr_pem)
         device.reissue_certificate(certificate_record(issued))
         position = self._save_or_conflict(device)
+        self._enforce_revocation(device.device_id, all_connections=False)
         return DeviceCredentials(device.device_id, device.name, self._ca.certificate_pem, issued, position)
 
     def record_presence(self, device_id: str, online: bool, at: float, protocol: str = "") -> int | None:
@@ -86,6 +101,12 @@ class DeviceFleet(Application):
             return self.save(device)[-1].notification.id
         except IntegrityError:
             return None
+
+    def _enforce_revocation(self, device_id: str, all_connections: bool) -> None:
+        # After the save: the log is what revocation is derived from, so a crash in between is repaired by
+        # the next enforcement (any revocation, or the API's start-up).
+        if self.revocation is not None:
+            self.revocation.enforce(self, device_id, all_connections=all_connections)
 
     @property
     def ca_certificate_pem(self) -> str:

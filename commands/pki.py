@@ -80,6 +80,20 @@ class CertificateAuthority:
         return self._sign(common_name, public_key, key_pem, validity_days,
                           [ExtendedKeyUsageOID.CLIENT_AUTH], san=None)
 
+    def sign_crl(self, revoked: dict[int, dt.datetime], next_update: dt.datetime) -> bytes:
+        """A DER CRL listing `revoked` (serial number -> revocation time), valid until `next_update`."""
+        now = self._clock()
+        builder = (x509.CertificateRevocationListBuilder()
+                   .issuer_name(self._certificate.subject)
+                   .last_update(now - dt.timedelta(minutes=5))
+                   .next_update(next_update)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                                  critical=False))
+        for serial, revoked_at in sorted(revoked.items()):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(revoked_at).build())
+        return builder.sign(self._key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
     def issue_server_certificate(self, common_name: str, hostnames: list[str], ips: list[str],
                                  validity_days: int = SERVER_VALIDITY_DAYS) -> IssuedCertificate:
         """Issues a serverAuth certificate (with a new key) for a broker or web listener."""

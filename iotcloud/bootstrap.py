@@ -106,7 +106,10 @@ def build_platform(settings: Settings) -> Platform:
         hasher=PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
                               parallelism=1))
     mongo, db = connect_read_store(settings)
-    from iotcloud.broker import API_SERVICE, service_address
+    from iotcloud.broker import API_SERVICE, certificate_revocation, service_address
+    fleet.revocation = certificate_revocation(settings, ca)
+    if fleet.revocation is not None:
+        fleet.revocation.catch_up(fleet)  # repairs a crash between a revoking save and its CRL
     control = build_device_control(settings)
     outcomes = CommandOutcomes(service_address(settings, API_SERVICE)).start()
     devices = DeviceListQueries(db)

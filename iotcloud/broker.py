@@ -6,7 +6,9 @@ import ssl
 
 from commands.pki import CertificateAuthority
 from gateways.broker.admin import BrokerAdmin
+from gateways.broker.auth_backend import AuthBackendIdentity
 from gateways.broker.node import BrokerPorts, PrivateBrokerNode, ServicePermissions
+from gateways.broker.revocation import BrokerRevocation, CertificateRevocations, crl_directory
 from gateways.broker.policy import API_SERVICE, GATEWAY_SERVICE
 from gateways.devices.broker_link import BrokerAddress
 from iotcloud.config import Settings
@@ -18,9 +20,17 @@ def embedded_node(settings: Settings) -> PrivateBrokerNode:
     ports = BrokerPorts(mqtts=settings.mqtt_port, amqps=settings.amqp_port,
                         management=settings.broker_management_port, dist=settings.broker_dist_port,
                         epmd=settings.broker_epmd_port)
+    backend = AuthBackendIdentity.load_or_create(settings.broker_dir)
     return PrivateBrokerNode(settings.broker_dir, CertificateAuthority.load_or_create(settings.pki_dir),
-                             auth_backend_url=f"http://127.0.0.1:{settings.broker_auth_port}", ports=ports,
-                             host=settings.broker_host)
+                             auth_backend_url=f"https://localhost:{settings.broker_auth_port}/{backend.secret}",
+                             auth_backend_cafile=backend.ca_file, ports=ports, host=settings.broker_host)
+
+
+def certificate_revocation(settings: Settings, ca: CertificateAuthority) -> BrokerRevocation | None:
+    """What makes unregister and reissue answer only once the embedded broker refuses the old certificate."""
+    if settings.broker != "embedded":
+        return None
+    return BrokerRevocation(CertificateRevocations(crl_directory(settings.broker_dir), ca), admin_client(settings))
 
 
 # Least privilege, as RabbitMQ permission regexes (configure, write, read) and topic permissions.

@@ -50,21 +50,22 @@ def cmd_gateway(settings: Settings, args) -> int:
 
 
 def cmd_broker_auth(settings: Settings, args) -> int:
-    from gateways.broker.auth_backend import AuthBackendServer, create_auth_app
+    from gateways.broker.auth_backend import AuthBackendIdentity, AuthBackendServer, create_auth_app
     from gateways.broker.node import load_or_create_admin_credentials
     from iotcloud.bootstrap import build_event_applications
     from iotcloud.broker import SERVICES
-    from projections.registered_devices import RegisteredDevices
+    from gateways.broker.directory import FleetDirectory
     _, fleet = build_event_applications(settings)
-    registry = RegisteredDevices(fleet).start()
-    app = create_auth_app(registry, SERVICES, admin=load_or_create_admin_credentials(settings.broker_dir))
-    server = AuthBackendServer(app, port=settings.broker_auth_port).start()
+    registry = FleetDirectory(fleet)
+    identity = AuthBackendIdentity.load_or_create(settings.broker_dir)
+    app = create_auth_app(registry, SERVICES, secret=identity.secret,
+                          admin=load_or_create_admin_credentials(settings.broker_dir))
+    server = AuthBackendServer(app, identity, port=settings.broker_auth_port).start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     server.stop()
-    registry.stop()
     fleet.close()
     return 0
 

@@ -1,15 +1,16 @@
 """Broker infrastructure: the private RabbitMQ node, its HTTP auth backend and connection admin."""
 
 from .admin import BrokerAdmin, BrokerAdminError
-from .auth_backend import AuthBackendServer, create_auth_app
+from .auth_backend import AuthBackendIdentity, AuthBackendServer, create_auth_app
 from .directory import DeviceDirectory, InMemoryDeviceDirectory
 from .node import (AdminCredentials, BrokerPorts, BrokerStartError, PrivateBrokerNode, ServiceCredentials,
                    load_or_create_admin_credentials)
 from .policy import is_valid_device_id
+from .revocation import CertificateRevocations, crl_directory
 
 __all__ = [
-    "AdminCredentials", "AuthBackendServer", "BrokerAdmin", "BrokerAdminError", "BrokerPorts",
+    "AdminCredentials", "AuthBackendIdentity", "AuthBackendServer", "BrokerAdmin", "BrokerAdminError", "BrokerPorts",
     "BrokerStartError", "DeviceDirectory", "InMemoryDeviceDirectory", "PrivateBrokerNode",
-    "ServiceCredentials", "create_auth_app", "is_valid_device_id",
+    "CertificateRevocations", "ServiceCredentials", "create_auth_app", "crl_directory", "is_valid_device_id",
     "load_or_create_admin_credentials",
 ]

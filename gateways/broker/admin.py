@@ -69,12 +69,14 @@ class BrokerAdmin:
         if status not in (200, 204, 404):
             raise BrokerAdminError(f"DELETE {path}: {status} {body[:200]!r}")
 
-    def connections_of(self, username: str) -> list[str]:
-        """Names of the live connections (MQTT and AMQP) authenticated as `username`."""
-        status, body = self._request("GET", "/api/connections?columns=name,user")
+    def connections_of(self, username: str, opened_before: float | None = None) -> list[str]:
+        """Names of the live connections (MQTT and AMQP) authenticated as `username`; with `opened_before`
+        (a Unix time) only those the broker accepted before it."""
+        status, body = self._request("GET", "/api/connections?columns=name,user,connected_at")
         if status != 200:
             raise BrokerAdminError(f"GET /api/connections: {status} {body[:200]!r}")
-        return [c["name"] for c in json.loads(body) if c.get("user") == username]
+        return [c["name"] for c in json.loads(body) if c.get("user") == username and
+                (opened_before is None or c.get("connected_at", 0) / 1000 < opened_before)]
 
     def connections_by_user(self) -> dict[str, list[str]]:
         """Every live connection the management API lists, grouped by user (lists lag ~5 s)."""
@@ -97,22 +99,23 @@ class BrokerAdmin:
         raise BrokerAdminError(f"DELETE connection {name!r}: {status} {body[:200]!r}")
 
     def close_device_connections(self, device_id: str, reason: str = "device revoked", *,
-                                 resweep_for: float = 0.0) -> int:
-        """Closes every live connection of `device_id`; returns how many were closed.
+                                 resweep_for: float = 0.0, opened_before: float | None = None) -> int:
+        """Closes every live connection of `device_id` (opened before `opened_before`, when given: a reissue
+        spares the connections of the new certificate); returns how many were closed.
 
-        Call it after the device left the directory. The first sweep closes every established connection
-        (tens of milliseconds); further sweeps every 100 ms for `resweep_for` seconds catch connections
-        opened in the last seconds that the management API did not list yet (see the module docstring).
+        Call it after the broker refuses the device's certificate. The first sweep closes every established
+        connection (tens of milliseconds); further sweeps every 100 ms for `resweep_for` seconds catch
+        connections opened in the last seconds that the management API did not list yet (module docstring).
         """
         deadline = time.monotonic() + resweep_for
-        closed = self._sweep(device_id, reason)
+        closed = self._sweep(device_id, reason, opened_before)
         while time.monotonic() < deadline:
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-            closed += self._sweep(device_id, reason)
+            closed += self._sweep(device_id, reason, opened_before)
         return closed
 
-    def _sweep(self, device_id: str, reason: str) -> int:
-        return sum(self.close_connection(name, reason) for name in self.connections_of(device_id))
+    def _sweep(self, device_id: str, reason: str, opened_before: float | None) -> int:
+        return sum(self.close_connection(name, reason) for name in self.connections_of(device_id, opened_before))
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Iterable, Protocol, runtime_checkable
 
 
@@ -32,3 +33,29 @@ class InMemoryDeviceDirectory:
         with self._lock:
             return device_id in self._ids
 
+
+
+class FleetDirectory:
+    """Answers from the DeviceFleet's log as it stands when the question arrives (write-side state), so a
+    device unregistered a moment ago is refused however loaded the machine is; tailing the log in the
+    background let one login through right after an unregistration.
+
+    Each question costs one indexed read of the log's tail; questions that arrive while a read is running
+    share the next one.
+    """
+
+    def __init__(self, fleet):
+        from projections.registered_devices import RegisteredDevices
+        self._registry = RegisteredDevices(fleet)  # never started: caught up on demand, under our lock
+        self._lock = threading.Lock()
+        self._fresh_since = 0
+        self._registry.catch_up()
+
+    def is_registered(self, device_id: str) -> bool:
+        asked = time.monotonic_ns()
+        with self._lock:
+            if self._fresh_since < asked:  # no read started after this question arrived: read now
+                started = time.monotonic_ns()
+                self._registry.catch_up()
+                self._fresh_since = started
+        return self._registry.is_registered(device_id)

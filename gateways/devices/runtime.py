@@ -25,12 +25,19 @@ from queries.read_models import COMMANDS, DEVICE_LIST, ReadModelCatalogue
 log = logging.getLogger("iotcloud.gateway")
 REQUESTED = get_topic(DeviceCommand.Requested)
 UNREGISTERED = get_topic(Device.Unregistered)
+REISSUED = get_topic(Device.CertificateReissued)
 BACKUP_POLL = 1.0
 PAGE = 1000
 # RabbitMQ 3.10's management API lists a connection only ~5 s after it opened: sweep again for a while.
 RESWEEP_FOR = 7.0
 RESWEEP_EVERY = 0.5
 RECONCILE_EVERY = 5.0  # seconds between presence checks against the broker's connection list
+# After a reissue only connections opened before it are closed (the new certificate's are not); the API
+# replaces the CRL within milliseconds of the event, this margin covers a loaded machine.
+REISSUE_MARGIN = 2.0
+# A TLS session with the old certificate that was up before the reissue may still log in (the auth backend
+# sees only the CN) until the broker's login timeout (10 s for MQTT and AMQP), then is listed ~5 s later.
+REISSUE_RESWEEP_FOR = 20.0
 
 
 class DeviceGateway:
@@ -49,7 +56,7 @@ class DeviceGateway:
                                      clock=clock, name=name, tally=self.tally)
         self._position = 0
         self._fleet_position = fleet.recorder.max_notification_id() or 0
-        self._resweeps: dict[str, float] = {}
+        self._resweeps: dict[str, tuple[float, float | None]] = {}  # device -> (until, opened_before)
         self._last_resweep = 0.0
         self._last_reconcile = 0.0
 
@@ -161,13 +168,18 @@ class DeviceGateway:
 
     def _revoke_unregistered(self) -> None:
         page = self._fleet.recorder.select_notifications(start=self._fleet_position + 1, limit=PAGE,
-                                                        topics=[UNREGISTERED])
+                                                        topics=[UNREGISTERED, REISSUED])
         for notification in page:
             self._fleet_position = notification.id
+            event = self._fleet.mapper.to_domain_event(notification)
             device_id = self._fleet.repository.get(notification.originator_id).device_id
             if self._revoke is not None:
-                self._resweeps[device_id] = time.monotonic() + RESWEEP_FOR
-                self._close(device_id)
+                if notification.topic == UNREGISTERED:
+                    opened_before, sweep_for = None, RESWEEP_FOR
+                else:
+                    opened_before, sweep_for = event.timestamp.timestamp() + REISSUE_MARGIN, REISSUE_RESWEEP_FOR
+                self._resweeps[device_id] = (time.monotonic() + sweep_for, opened_before)
+                self._close(device_id, opened_before)
 
     def _reconcile(self, now: float) -> None:
         self._last_reconcile = now
@@ -181,15 +193,16 @@ class DeviceGateway:
 
     def _resweep(self, now: float) -> None:
         self._last_resweep = now
-        for device_id, until in list(self._resweeps.items()):
+        for device_id, (until, opened_before) in list(self._resweeps.items()):
             if now > until:
                 del self._resweeps[device_id]
             else:
-                self._close(device_id)
+                self._close(device_id, opened_before)
 
-    def _close(self, device_id: str) -> None:
+    def _close(self, device_id: str, opened_before: float | None) -> None:
         try:
-            closed = self._revoke.close_device_connections(device_id, "device unregistered")
+            closed = self._revoke.close_device_connections(device_id, "certificate revoked",
+                                                           opened_before=opened_before)
             if closed:
                 log.info("closed an unregistered device's connections", extra={"device_id": device_id,
                                                                                 "closed": closed})

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import queue
+import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,3 +108,105 @@ def next_message(channel, queue_name: str, timeout: float = TIMEOUT):
     if method is None:
         raise TimeoutError(f"nothing arrived on {queue_name} within {timeout}s")
     return method, properties, body
+
+
+class CpuLoad:
+    """Busy processes, `per_core` per core (IOTCLOUD_TEST_BURNERS_PER_CORE, default 1), while the block
+    runs; each also stops by itself after 15 minutes should the block never end."""
+
+    BURN = "import time\nend = time.monotonic() + 900\nwhile time.monotonic() < end: pass"
+
+    def __init__(self, per_core: int | None = None):
+        self.count = (per_core or int(os.environ.get("IOTCLOUD_TEST_BURNERS_PER_CORE", "1"))) * (os.cpu_count() or 2)
+        self._burners: list[subprocess.Popen] = []
+
+    def __enter__(self) -> int:
+        self._burners = [subprocess.Popen([sys.executable, "-c", self.BURN]) for _ in range(self.count)]
+        return self.count
+
+    def __exit__(self, *exc) -> None:
+        for burner in self._burners:
+            burner.kill()
+            burner.wait()
+
+
+def _pem_files(credentials: dict, folder: Path) -> dict[str, Path]:
+    """`credentials` as POST /v1/devices answers them (device_id, ca, certificate, private_key, host, ports)."""
+    folder.mkdir(exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    files = {}
+    for key in ("ca", "certificate", "private_key"):
+        files[key] = folder / f"{tag}.{key}"
+        files[key].write_text(credentials[key])
+    return files
+
+
+def mqtt_login(credentials: dict, folder: Path, timeout: float = TIMEOUT) -> bool:
+    """One MQTT login: True on a successful CONNACK, False when the broker refuses (a failed TLS handshake,
+    a refused CONNACK or a closed connection)."""
+    files = _pem_files(credentials, folder)
+    outcome: queue.Queue = queue.Queue()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=credentials["device_id"],
+                         protocol=mqtt.MQTTv311, reconnect_on_failure=False)
+    client.tls_set(ca_certs=str(files["ca"]), certfile=str(files["certificate"]), keyfile=str(files["private_key"]),
+                   tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client.on_connect = lambda c, u, f, reason_code, p: outcome.put(not reason_code.is_failure)
+    client.on_disconnect = lambda *args: outcome.put(False)
+    try:
+        client.connect(credentials["host"], credentials["mqtt_port"], keepalive=30)
+    except (ssl.SSLError, OSError):
+        return False
+    client.loop_start()
+    try:
+        return outcome.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError("neither a CONNACK nor a refusal") from None
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+class PendingLogin:
+    """A TLS connection to the MQTT listener whose handshake is done and whose CONNECT is not sent yet: the
+    quickest possible login after an answer (the broker asks its auth backend only on CONNECT)."""
+
+    def __init__(self, credentials: dict, folder: Path):
+        files = _pem_files(credentials, folder)
+        context = ssl.create_default_context(cafile=str(files["ca"]))
+        context.load_cert_chain(str(files["certificate"]), str(files["private_key"]))
+        self.client_id = credentials["device_id"].encode()
+        raw = socket.create_connection((credentials["host"], credentials["mqtt_port"]), timeout=TIMEOUT)
+        self.sock = context.wrap_socket(raw, server_hostname="localhost")
+
+    def connect(self, keep_open: bool = False) -> bool:
+        """Sends an MQTT 3.1.1 CONNECT; True when the CONNACK accepts it (`keep_open`: and stay connected)."""
+        body = b"\x00\x04MQTT\x04\x02\x00\x1e" + len(self.client_id).to_bytes(2, "big") + self.client_id
+        try:
+            self.sock.sendall(bytes([0x10, len(body)]) + body)
+            connack = b""
+            while len(connack) < 4:
+                chunk = self.sock.recv(4 - len(connack))
+                if not chunk:
+                    return False
+                connack += chunk
+        except (ssl.SSLError, OSError):
+            self.sock.close()
+            return False
+        accepted = connack[0] == 0x20 and connack[3] == 0
+        if not (accepted and keep_open):
+            self.sock.close()
+        return accepted
+
+    def wait_closed_by_broker(self, timeout: float) -> bool:
+        """True once the broker closes the connection (keepalive is 30 s, so it is never idle-closed sooner)."""
+        self.sock.settimeout(timeout)
+        try:
+            while self.sock.recv(4096):
+                pass
+            return True
+        except (TimeoutError, socket.timeout):
+            return False
+        except (ssl.SSLError, OSError):
+            return True
+        finally:
+            self.sock.close()

@@ -12,10 +12,12 @@ import pika
 import pytest
 from broker_testkit import GATEWAY, DeviceCert, MqttDevice, amqp_parameters
 
+from commands.fleet import DeviceFleet
 from commands.pki import CertificateAuthority
-from gateways.broker import (AuthBackendServer, BrokerStartError, BrokerAdmin, BrokerPorts, InMemoryDeviceDirectory,
-                             PrivateBrokerNode, create_auth_app,
+from gateways.broker import (AuthBackendIdentity, AuthBackendServer, BrokerStartError, BrokerAdmin, BrokerPorts,
+                             InMemoryDeviceDirectory, PrivateBrokerNode, create_auth_app,
                              load_or_create_admin_credentials)
+from gateways.broker.directory import FleetDirectory
 
 
 def _free_ports(count: int) -> list[int]:
@@ -44,14 +46,49 @@ def device_directory() -> InMemoryDeviceDirectory:
 
 
 @pytest.fixture(scope="session")
+def fleet(tmp_path_factory, broker_ca) -> DeviceFleet:
+    """A real DeviceFleet on a SQLite file, signing with the broker's CA: devices registered through it log
+    in because the auth backend reads its log, as the `iotcloud broker-auth` process does."""
+    store = tmp_path_factory.mktemp("fleet") / "fleet.sqlite3"
+    application = DeviceFleet(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(store)},
+                              ca=broker_ca, certificate_days=1)
+    yield application
+    application.close()
+
+
+@pytest.fixture(scope="session")
+def fleet_directory(fleet):
+    """What the broker-auth process answers from (a second instance of the fleet, as in another process)."""
+    reader = DeviceFleet(env=dict(fleet.env), ca=None)
+    yield FleetDirectory(reader)
+    reader.close()
+
+
+class EitherDirectory:
+    """Registered in the tests' hand-kept set or in the fleet's log."""
+
+    def __init__(self, *directories):
+        self._directories = directories
+
+    def is_registered(self, device_id: str) -> bool:
+        return any(directory.is_registered(device_id) for directory in self._directories)
+
+
+@pytest.fixture(scope="session")
 def broker_state_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("rmq")
 
 
 @pytest.fixture(scope="session")
-def auth_server(device_directory, broker_state_dir):
-    app = create_auth_app(device_directory, [GATEWAY], admin=load_or_create_admin_credentials(broker_state_dir))
-    server = AuthBackendServer(app).start()
+def auth_identity(broker_state_dir) -> AuthBackendIdentity:
+    return AuthBackendIdentity.load_or_create(broker_state_dir)
+
+
+@pytest.fixture(scope="session")
+def auth_server(device_directory, fleet_directory, broker_state_dir, auth_identity):
+    app = create_auth_app(EitherDirectory(device_directory, fleet_directory), [GATEWAY], secret=auth_identity.secret,
+                          admin=load_or_create_admin_credentials(broker_state_dir))
+    server = AuthBackendServer(app, auth_identity).start()
     try:
         yield server
     finally:
@@ -59,9 +96,10 @@ def auth_server(device_directory, broker_state_dir):
 
 
 @pytest.fixture(scope="session")
-def broker_node(auth_server, broker_ca, broker_state_dir):
+def broker_node(auth_server, auth_identity, broker_ca, broker_state_dir):
     mqtts, amqps, management, dist, epmd = _free_ports(5)
     node = PrivateBrokerNode(broker_state_dir, broker_ca, auth_backend_url=auth_server.url,
+                             auth_backend_cafile=auth_identity.ca_file,
                              ports=BrokerPorts(mqtts=mqtts, amqps=amqps, management=management,
                                                dist=dist, epmd=epmd),
                              node_name=f"iotcloud-test-{uuid.uuid4().hex[:8]}")

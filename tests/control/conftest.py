@@ -64,6 +64,16 @@ class RunningPlatform:
                 self.process.wait()
         self.log.close()
 
+    def wait_until_listed(self, device_id: str, timeout: float = 15) -> None:
+        """Until the broker's management API lists a connection of the device (3.10: ~5 s after it opened)."""
+        from iotcloud.broker import admin_client
+        admin = admin_client(self.settings)
+        deadline = time.monotonic() + timeout
+        while not admin.connections_of(device_id):
+            assert time.monotonic() < deadline, f"{device_id} never listed by the management API"
+            time.sleep(0.1)
+        admin.close()
+
     def code_for(self, email: str) -> str:
         listing = subprocess.run([sys.executable, "-m", "iotcloud.cli", "outbox", "--json", "--to", email],
                                  env=self.env, capture_output=True, text=True, check=True).stdout.splitlines()

@@ -165,16 +165,10 @@ def test_bad_calls_are_clear_errors(platform, user, tmp_path):
 
 
 def test_unregistering_disconnects_the_device_and_refuses_it(platform, user, raw_device, tmp_path):
-    from iotcloud.broker import admin_client
-    admin = admin_client(platform.settings)
     established_name, established = user.device(tmp_path)
     young_name, young = user.device(tmp_path)
     old_device = raw_device(established)
-    # Established: the broker's management API lists it (3.10 lists a connection ~5 s after it opened).
-    deadline = time.monotonic() + 15
-    while not admin.connections_of(old_device.device_id):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    platform.wait_until_listed(old_device.device_id)  # established
     started = time.monotonic()
     assert user("DELETE", f"/v1/devices/{established_name}")[0] == 204
     assert old_device.disconnected.wait(5), "the unregistered device is still connected"
