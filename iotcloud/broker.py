@@ -26,7 +26,7 @@ def embedded_node(settings: Settings) -> PrivateBrokerNode:
                              auth_backend_cafile=backend.ca_file, ports=ports, host=settings.broker_host)
 
 
-def certificate_revocation(settings: Settings, ca: CertificateAuthority) -> BrokerRevocation | None:
+def certificate_revocation(settings: Settings, ca) -> BrokerRevocation | None:
     """What makes unregister and reissue answer only once the embedded broker refuses the old certificate."""
     if settings.broker != "embedded":
         return None

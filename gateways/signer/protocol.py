@@ -3,7 +3,8 @@ that many bytes of UTF-8 JSON (an object), at most MAX_FRAME bytes.
 
 Requests:  {"op": "sign", "device_id": <40 hex>, "csr": <PEM>, "validity_days": <int>}
            {"op": "ca"}
-Answers:   {"ok": true, "certificate": <PEM>}
+           {"op": "crl", "revoked": [[<serial hex>, <ISO time>], ...], "next_update": <ISO time>}
+Answers:   {"ok": true, "certificate": <PEM>}  or, for "crl", {"ok": true, "crl": <base64 DER>}
            {"ok": false, "error": "invalid-csr" | "bad-request", "detail": <text>}
 """
 
@@ -13,7 +14,9 @@ import json
 import socket
 import struct
 
-MAX_FRAME = 32 * 1024   # a CSR is at most commands.pki.MAX_CSR_BYTES; a certificate is under 4 KB
+# A CSR is at most commands.pki.MAX_CSR_BYTES and a certificate under 4 KB; a CRL request lists every
+# revoked, unexpired serial (about 60 bytes each), so the bound leaves room for ~100,000 of them.
+MAX_FRAME = 8 * 1024 * 1024
 HEADER = struct.Struct(">I")
 
 

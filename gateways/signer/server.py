@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import logging
 import os
+import re
 import secrets
 import socket
 import threading
@@ -18,6 +21,10 @@ from .protocol import ProtocolError, receive_frame, send_frame
 log = logging.getLogger("iotcloud.signer")
 
 SIGN_FIELDS = frozenset({"op", "device_id", "csr", "validity_days"})
+CRL_FIELDS = frozenset({"op", "revoked", "next_update"})
+# The broker refuses every device once its CRL lapses, so the API signs long-lived ones (revocation.py).
+MAX_CRL_VALIDITY = dt.timedelta(days=3660)
+SERIAL = re.compile(r"[0-9a-f]{1,40}")  # RFC 5280: at most 20 octets
 MAX_CONNECTIONS = 8          # a local client cannot tie up more threads than this
 CONNECTION_TIMEOUT = 5.0     # seconds a client has to send its request
 UNIX_PATH_MAX = 107          # sun_path holds 108 bytes, NUL included
@@ -60,8 +67,11 @@ class SignerServer:
         op = request.get("op")
         if op == "ca" and set(request) == {"op"}:
             return {"ok": True, "certificate": self._ca.certificate_pem}
+        if op == "crl" and set(request) == CRL_FIELDS:
+            return self._crl(request["revoked"], request["next_update"])
         if op != "sign" or set(request) != SIGN_FIELDS:
-            return refusal("bad-request", "only {op: sign, device_id, csr, validity_days} and {op: ca} are served")
+            return refusal("bad-request", "only {op: sign, device_id, csr, validity_days}, {op: crl, revoked, "
+                                          "next_update} and {op: ca} are served")
         device_id, csr, days = request["device_id"], request["csr"], request["validity_days"]
         if not isinstance(device_id, str) or not DEVICE_ID_PATTERN.fullmatch(device_id):
             return refusal("bad-request", "device_id must be a device id (40 lowercase hex digits)")
@@ -76,6 +86,21 @@ class SignerServer:
         log.info("issued a device certificate", extra={"device_id": device_id, "serial": issued.serial,
                                                        "validity_days": days})
         return {"ok": True, "certificate": issued.certificate_pem}
+
+    def _crl(self, revoked, next_update) -> dict:
+        """Signs a revocation list: it can only take certificates out of use (a bounded lifetime, any serials)."""
+        try:
+            until = _aware(next_update)
+            entries = {int(serial, 16): _aware(at) for serial, at in _pairs(revoked)}
+        except (TypeError, ValueError) as exc:
+            return refusal("bad-request", f"revoked must be [[serial hex, ISO time], ...] and next_update an "
+                                          f"ISO time with a zone ({exc})")
+        now = dt.datetime.now(dt.timezone.utc)
+        if not now < until <= now + MAX_CRL_VALIDITY:
+            return refusal("bad-request", f"next_update must lie within {MAX_CRL_VALIDITY.days} days from now")
+        der = self._ca.sign_crl(entries, until)
+        log.info("signed a certificate revocation list", extra={"revoked": len(entries)})
+        return {"ok": True, "crl": base64.b64encode(der).decode()}
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -109,6 +134,24 @@ class SignerServer:
             log.exception("signer request failed")
         finally:
             self._slots.release()
+
+
+def _pairs(revoked):
+    if not isinstance(revoked, list):
+        raise TypeError("revoked is not a list")
+    for pair in revoked:
+        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and SERIAL.fullmatch(pair[0])):
+            raise ValueError(f"bad entry {str(pair)[:80]}")
+        yield pair
+
+
+def _aware(text) -> dt.datetime:
+    if not isinstance(text, str) or len(text) > 40:
+        raise TypeError("a time must be an ISO 8601 string")
+    value = dt.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError("a time needs a zone")
+    return value
 
 
 def refusal(error: str, detail: str) -> dict:

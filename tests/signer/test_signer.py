@@ -231,3 +231,27 @@ def test_a_socket_path_too_long_for_unix_sockets_is_a_clear_error(make_settings,
     settings = dataclasses.replace(make_settings("sqlite"), signer_socket=str(tmp_path / ("x" * 120) / "s.sock"))
     with pytest.raises(ValueError, match="IOTCLOUD_SIGNER_SOCKET"):
         build_signer(settings).start()
+
+
+def test_the_signer_signs_revocation_lists_that_only_revoke_and_lapse(signer_process):
+    """The API keeps the broker's CRL current through the signer, without the CA key."""
+    import datetime as dt
+
+    from gateways.signer import SignerClient
+    settings, _ = signer_process
+    client = SignerClient(settings.signer_socket_path)
+    now = dt.datetime.now(dt.timezone.utc)
+    der = client.sign_crl({0x1F2E: now, 7: now - dt.timedelta(hours=1)}, now + dt.timedelta(days=7))
+    crl = x509.load_der_x509_crl(der)
+    ca = x509.load_pem_x509_certificate(client.certificate_pem.encode())
+    assert crl.is_signature_valid(ca.public_key())
+    assert sorted(r.serial_number for r in crl) == [7, 0x1F2E]
+    path = settings.signer_socket_path
+    too_long = call(path, {"op": "crl", "revoked": [], "next_update": (now + dt.timedelta(days=4000)).isoformat()})
+    naive = call(path, {"op": "crl", "revoked": [["ab", now.replace(tzinfo=None).isoformat()]],
+                        "next_update": (now + dt.timedelta(days=1)).isoformat()})
+    junk = call(path, {"op": "crl", "revoked": [["not-hex", now.isoformat()]],
+                       "next_update": (now + dt.timedelta(days=1)).isoformat()})
+    assert [a["ok"] for a in (too_long, naive, junk)] == [False, False, False]
+    assert {a["error"] for a in (too_long, naive, junk)} == {"bad-request"}
+    assert client.sign_crl({}, now + dt.timedelta(days=1))  # and it still serves
