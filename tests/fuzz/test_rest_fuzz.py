@@ -29,6 +29,8 @@ def is_device_call(path: str) -> bool:
 
 def with_caller(target, case, path: str, method: str, caller: str, dice: int) -> None:
     """A valid session for `token` (a fresh one where the call ends it), none at all for `anonymous`.
+    v2 bodies get {username, token} only on routes that take a session: on /user/login a generated
+    password next to the real username would lock the fuzz user out.
 
     With a token, some cases name the user's registered device so that the fuzzer reaches past
     "no such device" into parameter checks and the call path. There is no broker here, so those
@@ -38,11 +40,11 @@ def with_caller(target, case, path: str, method: str, caller: str, dice: int) ->
     if caller == "token":
         token = target.login() if (path, method) in LOGOUTS else target.token
         headers["Authorization"] = f"Bearer {token['access']}"
-        if (path, method) in V2 and isinstance(case.body, dict):
+        if (path, method) in V2 and "token" in V2[(path, method)][1] and isinstance(case.body, dict):
             case.body = {**case.body, "username": target.username, "token": token}
             if dice % 20 == 7 and method != "delete" and "devicename" in case.body:
                 case.body["devicename"] = target.device
-        elif dice % 2 and method != "delete" and "name" in (case.path_parameters or {}):
+        elif (path, method) not in V2 and dice % 2 and method != "delete" and "name" in (case.path_parameters or {}):
             case.path_parameters = {**case.path_parameters, "name": target.device}
             if is_device_call(path):
                 case.query = {**(case.query or {}), "wait": "false"}
