@@ -76,6 +76,7 @@ class V2Resource:
         self._identity, self._rw = identity, rw
 
     def respond(self, req, resp, action, authenticated: bool = True) -> None:
+        req.context.v2_envelope = True  # errors that escape below are written as NG too (problems.py)
         try:
             body = self._body(req)
             if authenticated:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from falcon import testing
 
 from gateways.http.openapi import OPERATIONS, V2
 from tests.fuzz.test_rest_fuzz import assert_error_shape, is_device_call
@@ -85,3 +86,62 @@ def test_hostile_path_and_query_values_get_a_clean_error(fuzz_target, path, meth
     assert answer.status_code < 500, (answer.status_code, answer.text[:300])
     if answer.status_code >= 400:
         assert_error_shape(path, method, _Adapter(answer))
+
+
+def _forged_token(target) -> str:
+    """A well-formed JWT whose header says alg=none, naming the fuzz user."""
+    import base64
+    part = lambda obj: base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()  # noqa: E731
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'sub': target.username, 'exp': 4102444800})}."
+
+
+HOSTILE_HEADERS = {
+    "basic-scheme": {"Authorization": "Basic dXNlcjpwYXNz"},
+    "bearer-empty": {"Authorization": "Bearer "},
+    "bearer-latin1": {"Authorization": "Bearer \xff\xfe\xe9"},
+    "bearer-huge": {"Authorization": "Bearer " + "a" * 8000},
+    "bearer-three-dots": {"Authorization": "Bearer a.b.c"},
+    "bearer-alg-none": None,  # filled in with the forged token
+    "content-type-garbage": {"Content-Type": ";;;=\xff"},
+    "request-id-hostile": {"X-Request-ID": "\xff" * 100, "X-Correlation-ID": "../../etc/passwd"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_HEADERS))
+@pytest.mark.parametrize("path,method", sorted(OPERATIONS), ids=[f"{m.upper()} {p}" for p, m in sorted(OPERATIONS)])
+def test_hostile_headers_get_a_clean_error(fuzz_target, path, method, kind):
+    headers = HOSTILE_HEADERS[kind] or {"Authorization": f"Bearer {_forged_token(fuzz_target)}"}
+    if "Authorization" not in headers:
+        headers = {**headers, "Authorization": f"Bearer {fuzz_target.token['access']}"}
+    target = path.replace("{name}", "nobody").replace("{number}", "3").replace("{command_id}", "x") \
+        .replace("{slug}", "x")
+    answer = fuzz_target.client.simulate_request(method.upper(), target, body=b'{"value": 1}', headers=headers)
+    assert answer.status_code < 500, (answer.status_code, answer.text[:300])
+    if answer.status_code >= 400:
+        assert_error_shape(path, method, _Adapter(answer))
+    if kind.startswith(("basic", "bearer")) and fuzz_target.document["paths"][path][method]["security"]:
+        assert answer.status_code == 401, answer.text
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "99999999999999999999", ""])
+@pytest.mark.parametrize("path,method", WITH_BODY, ids=[f"{m.upper()} {p}" for p, m in WITH_BODY])
+def test_a_garbage_content_length_gets_a_clean_error(fuzz_target, path, method, length):
+    """Straight through WSGI: falcon's test client refuses to send such a header."""
+    environ = testing.create_environ(path=path.replace("{name}", fuzz_target.device).replace("{number}", "3"),
+                                     method=method.upper(), body=b'{"value": 1}',
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {fuzz_target.token['access']}"})
+    environ["CONTENT_LENGTH"] = length
+    start_response = testing.StartResponseMock()
+    body = b"".join(fuzz_target.app(environ, start_response))
+    status = int(start_response.status.split()[0])
+    assert status < 500 or (is_device_call(path) and status in (502, 503, 504)), (status, body[:300])
+    if status >= 400:
+        headers = {k: [v] for k, v in start_response.headers}
+        assert_error_shape(path, method, _Raw(status, headers, body))
+
+
+class _Raw:
+    def __init__(self, status, headers, body):
+        self.status_code, self.headers, self.text = status, headers, body.decode()
+        self.json = lambda: json.loads(body)
