@@ -28,6 +28,7 @@ class FuzzTarget:
         self.running = running
         self.app = create_app(running.platform)
         self.client = testing.TestClient(self.app)
+        self.document = self.client.simulate_get("/openapi.json").json
         self.schema = schemathesis.openapi.from_wsgi("/openapi.json", self.app)
         self.outbox = Outbox(running.settings.state_dir / "outbox.sqlite3")
         self.username = f"fuzz{uuid.uuid4().hex[:8]}"
