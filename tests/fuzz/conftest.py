@@ -19,6 +19,7 @@ from tests.conftest import RunningPlatform
 from tests.fuzz.tally import EXAMPLES
 
 PASSWORD = "correct horse battery"
+LOGOUTS = {("/v1/auth/logout", "post"), ("/user/logout", "post")}
 
 
 class FuzzTarget:
@@ -48,6 +49,10 @@ class FuzzTarget:
         code = re.search(r"code is (\d{6})", self.outbox.messages(limit=1, recipient=email)[0]["body"]).group(1)
         answer = self.client.simulate_post("/v1/auth/confirm", json={"username": self.username, "code": code})
         assert answer.status_code == 200, answer.text
+
+    def token_for(self, path: str, method: str) -> dict:
+        """The shared session, or a fresh one for a call that ends its session."""
+        return self.login() if (path, method) in LOGOUTS else self.token
 
     def login(self) -> dict:
         """A fresh session: {access, refresh, id} as v2 bodies carry it."""

@@ -112,7 +112,7 @@ HOSTILE_HEADERS = {
 def test_hostile_headers_get_a_clean_error(fuzz_target, path, method, kind):
     headers = HOSTILE_HEADERS[kind] or {"Authorization": f"Bearer {_forged_token(fuzz_target)}"}
     if "Authorization" not in headers:
-        headers = {**headers, "Authorization": f"Bearer {fuzz_target.token['access']}"}
+        headers = {**headers, "Authorization": f"Bearer {fuzz_target.token_for(path, method)['access']}"}
     target = path.replace("{name}", "nobody").replace("{number}", "3").replace("{command_id}", "x") \
         .replace("{slug}", "x")
     answer = fuzz_target.client.simulate_request(method.upper(), target, body=b'{"value": 1}', headers=headers)
