@@ -13,7 +13,7 @@ import falcon.media
 
 from gateways.devices.broker_link import WAKE_DEVICES
 from gateways.http import compat_v2 as v2
-from gateways.http import problems
+from gateways.http import problems, strict_json
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
@@ -90,7 +90,7 @@ def create_app(platform) -> falcon.App:
     app = falcon.App(middleware=[RequestContext(), PublicRequestLimit(public_limit),
                                  BearerAuthentication(platform.identity)], cors_enable=True)
     handler = falcon.media.JSONHandler(dumps=functools.partial(json.dumps, default=_json_default),
-                                       loads=json.loads)
+                                       loads=strict_json.loads)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.req_options.strip_url_path_trailing_slash = True

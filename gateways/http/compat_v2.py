@@ -21,6 +21,7 @@ from commands.errors import (DeviceCallFailed, DeviceNameTaken, DeviceNotFound, 
                              UnknownEmail, UnknownUser, UsernameTaken, ValidationFailed)
 from commands.fleet import DeviceFleet
 from commands.identity.port import IdentityProvider, Principal
+from gateways.http import strict_json
 from gateways.http.bodies import MAX_BODY
 from gateways.http.consistency import ReadYourWrites
 from queries.devices import DeviceListQueries
@@ -75,6 +76,7 @@ class V2Resource:
         self._identity, self._rw = identity, rw
 
     def respond(self, req, resp, action, authenticated: bool = True) -> None:
+        req.context.v2_envelope = True  # errors that escape below are written as NG too (problems.py)
         try:
             body = self._body(req)
             if authenticated:
@@ -99,8 +101,8 @@ class V2Resource:
             raise V2Error(413, "Request too large")
         raw = req.bounded_stream.read()
         try:
-            body = json.loads(raw) if raw else {}
-        except (ValueError, UnicodeDecodeError):
+            body = strict_json.loads(raw) if raw else {}
+        except ValueError:
             raise V2Error(400, "Invalid JSON body") from None
         if not isinstance(body, dict):
             raise V2Error(400, "Invalid JSON body")

@@ -37,6 +37,12 @@ def problem_type(slug: str) -> str:
 
 def _write(req: falcon.Request, resp: falcon.Response, status: int, slug: str, title: str, detail: str,
            extensions: dict | None = None) -> None:
+    if getattr(req.context, "v2_envelope", False):
+        # libpyiotcloud clients read every error of a v2 route, even one falcon raises, as NG
+        resp.status = falcon.code_to_http_status(status)
+        resp.content_type = falcon.MEDIA_JSON
+        resp.text = json.dumps({"status": "NG", "message": title})
+        return
     body = {"type": problem_type(slug), "title": title, "status": status, "detail": detail,
             "instance": req.path}
     request_id = getattr(req.context, "request_id", None)
