@@ -88,6 +88,11 @@ def build_notifier(settings: Settings) -> Notifier:
     return Outbox(settings.state_dir / "outbox.sqlite3")
 
 
+def token_issuer(settings: Settings) -> TokenIssuer:
+    """The token-signing key ring (`iotcloud keys rotate` adds a key to it)."""
+    return TokenIssuer.load_or_create(settings.state_dir / "keys" / "token-signing.pem", settings.access_token_ttl)
+
+
 def build_platform(settings: Settings) -> Platform:
     ca = CertificateAuthority.load_or_create(settings.pki_dir)
     accounts, fleet = build_event_applications(settings, ca)
@@ -95,11 +100,10 @@ def build_platform(settings: Settings) -> Platform:
     if settings.identity_provider != "local":
         raise ValueError(f"unknown IOTCLOUD_IDENTITY_PROVIDER {settings.identity_provider!r} (supported: local)")
     identity = LocalIdentityProvider(
-        accounts, TokenIssuer.load_or_create(settings.state_dir / "keys" / "token-signing.pem",
-                                             settings.access_token_ttl),
+        accounts, token_issuer(settings),
         notifier, load_or_create_secret(settings.state_dir / "keys" / "code.key"),
         refresh_ttl=settings.refresh_token_ttl, code_ttl=settings.code_ttl,
-        max_failures=settings.login_max_failures, lockout=settings.login_lockout,
+        max_failures=settings.login_max_failures, max_delay=settings.login_max_delay,
         hasher=PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
                               parallelism=1))
     mongo, db = connect_read_store(settings)
@@ -133,7 +137,7 @@ def prepare_state(settings: Settings) -> None:
     """Creates the CA and signing keys once, before worker processes race to do it."""
     settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     CertificateAuthority.load_or_create(settings.pki_dir)
-    TokenIssuer.load_or_create(settings.state_dir / "keys" / "token-signing.pem", settings.access_token_ttl)
+    token_issuer(settings)
     load_or_create_secret(settings.state_dir / "keys" / "code.key")
     # Create the event-store tables here, once: PostgreSQL fails "CREATE TABLE IF NOT EXISTS" run by
     # several processes at the same moment ("tuple concurrently updated").

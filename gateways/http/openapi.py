@@ -19,7 +19,7 @@ SCHEMAS = {
     "Login": _obj(["username", "password"], username=S, password=S),
     "Refresh": _obj(["refresh_token"], refresh_token=S),
     "ForgotPassword": _obj([], username=S, email=S),
-    "ResetPassword": _obj(["username", "code", "password"], username=S, code=S, password=S),
+    "ResetPassword": _obj(["code", "password"], username=S, email=S, code=S, password=S),
     "Tokens": _obj(["access_token", "refresh_token", "id_token", "token_type", "expires_in"], access_token=S,
                    refresh_token=S, id_token=S, token_type=S, expires_in={"type": "integer"}),
     "Profile": _obj(["username", "email"], username=S, email=S, given_name=S, family_name=S, status=S),
