@@ -14,6 +14,7 @@ from pymongo.database import Database
 from commands.accounts import Accounts
 from commands.device_control import DeviceControl
 from commands.fleet import DeviceFleet
+from commands.identity.background import Background
 from commands.identity.local import LocalIdentityProvider
 from commands.identity.port import IdentityProvider, Notifier
 from commands.identity.tokens import TokenIssuer
@@ -54,6 +55,7 @@ class Platform:
     calls: DeviceCalls
 
     def close(self) -> None:
+        self.identity.settle()  # codes and notices still queued go out before the stores close
         self.outcomes.stop()
         self.mongo.close()
         for app in (self.accounts, self.fleet, self.control):
@@ -105,7 +107,8 @@ def build_platform(settings: Settings) -> Platform:
         refresh_ttl=settings.refresh_token_ttl, code_ttl=settings.code_ttl,
         max_failures=settings.login_max_failures, max_delay=settings.login_max_delay,
         hasher=PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
-                              parallelism=1))
+                              parallelism=1),
+        defer=Background())
     mongo, db = connect_read_store(settings)
     from iotcloud.broker import API_SERVICE, service_address
     control = build_device_control(settings)

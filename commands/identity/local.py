@@ -20,6 +20,7 @@ from commands.accounts import Accounts
 from commands.domain.accounts import RESET, SIGNUP, EmailClaim, UserAccount
 from commands.errors import (ConcurrentChange, EmailTaken, InvalidCode, InvalidCredentials, InvalidToken,
                              NotConfirmed, UnknownUser, UsernameTaken, ValidationFailed)
+from commands.identity.background import run_now
 from commands.identity.port import IdentityProvider, Notifier, Principal, TokenSet
 from commands.identity.throttle import CodeLimits, LoginBackoff, RateLimit
 from commands.identity.tokens import TokenIssuer, new_refresh_token, parse_refresh_token
@@ -45,7 +46,8 @@ class LocalIdentityProvider(IdentityProvider):
 
     def __init__(self, accounts: Accounts, tokens: TokenIssuer, notifier: Notifier, code_key: bytes, *,
                  refresh_ttl: int, code_ttl: int, max_failures: int, max_delay: int,
-                 hasher: PasswordHasher | None = None, clock=time.time, code_limits: CodeLimits = CodeLimits()):
+                 hasher: PasswordHasher | None = None, clock=time.time, code_limits: CodeLimits = CodeLimits(),
+                 defer=run_now):
         self._accounts = accounts
         self._tokens = tokens
         self._notifier = notifier
@@ -54,6 +56,8 @@ class LocalIdentityProvider(IdentityProvider):
         self._code_ttl = code_ttl
         self._hasher = hasher or PasswordHasher()
         self._clock = clock
+        # Runs what only happens for existing accounts (store a code, email it) after the answer.
+        self._defer = defer
         self._logins = LoginBackoff(max_failures, max_delay, clock)
         self._issue_per_key = RateLimit(code_limits.issue_per_key, clock)
         self._issue_overall = RateLimit(code_limits.issue_overall, clock)
@@ -94,15 +98,7 @@ class LocalIdentityProvider(IdentityProvider):
     def resend_confirmation_code(self, username) -> None:
         check_field("username", username)
         self._throttle_issue("signup", username)
-        try:
-            account = self._accounts.account(username)
-        except UnknownUser:
-            return
-        if account.confirmed:
-            return
-        code = f"{secrets.randbelow(10**6):06d}"
-        self._update(account.username, lambda a: self._record_code(a, SIGNUP, code))
-        self._send_code(account, code, SIGNUP)
+        self._defer(lambda: self._send_new_code(username, None, SIGNUP))
 
     def login(self, username, password, client: str = "") -> TokenSet:
         if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
@@ -175,17 +171,12 @@ class LocalIdentityProvider(IdentityProvider):
         else:
             raise ValidationFailed("username or email is required")
         self._throttle_issue("reset", email or username)
-        if email is not None:
-            username = self._accounts.username_for_email(email)
-            if username is None:
-                return
-        try:
-            account = self._accounts.account(username)
-        except UnknownUser:
-            return
-        code = f"{secrets.randbelow(10**6):06d}"
-        self._update(account.username, lambda a: self._record_code(a, RESET, code))
-        self._send_code(account, code, RESET)
+        self._defer(lambda: self._send_new_code(username, email, RESET))
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Waits until deferred codes and notices have been sent (tests, shutdown)."""
+        wait_idle = getattr(self._defer, "wait_idle", None)
+        return wait_idle(timeout) if wait_idle else True
 
     def confirm_forgot_password(self, username, code, new_password, email=None) -> None:
         check_password(new_password)
@@ -229,6 +220,21 @@ class LocalIdentityProvider(IdentityProvider):
     def _record_code(self, account: UserAccount, purpose: str, code: str) -> None:
         account.issue_code(purpose=purpose, code_hash=self._code_hash(account.username, purpose, code),
                            expires_at=self._clock() + self._code_ttl)
+
+    def _send_new_code(self, username, email, purpose: str) -> None:
+        """Issues and sends a code if the account exists (and, for sign-up codes, is unconfirmed)."""
+        name = self._accounts.username_for_email(email) if email is not None else username
+        if name is None:
+            return
+        try:
+            account = self._accounts.account(name)
+        except UnknownUser:
+            return
+        if purpose == SIGNUP and account.confirmed:
+            return
+        code = f"{secrets.randbelow(10**6):06d}"
+        self._update(account.username, lambda a: self._record_code(a, purpose, code))
+        self._send_code(account, code, purpose)
 
     def _throttle_issue(self, purpose: str, identifier: str) -> None:
         self._issue_per_key.take((purpose, identifier.strip().lower()))

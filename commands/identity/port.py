@@ -71,3 +71,7 @@ class IdentityProvider(ABC):
 
     @abstractmethod
     def jwks(self) -> dict: ...
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Waits for work deferred past the answers (codes, notices); True when none is left."""
+        return True
