@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from commands.accounts import Accounts
 from commands.domain.accounts import RESET, SIGNUP, EmailClaim, UserAccount
 from commands.errors import (ConcurrentChange, EmailTaken, InvalidCode, InvalidCredentials, InvalidToken,
-                             NotConfirmed, UnknownUser, UsernameTaken, ValidationFailed)
+                             NotConfirmed, TooManyAttempts, UnknownUser, UsernameTaken, ValidationFailed)
 from commands.identity.background import run_now
 from commands.identity.port import IdentityProvider, Notifier, Principal, TokenSet
 from commands.identity.throttle import CodeLimits, LoginBackoff, RateLimit
@@ -61,6 +61,7 @@ class LocalIdentityProvider(IdentityProvider):
         self._logins = LoginBackoff(max_failures, max_delay, clock)
         self._issue_per_key = RateLimit(code_limits.issue_per_key, clock)
         self._issue_overall = RateLimit(code_limits.issue_overall, clock)
+        self._issue_per_account = RateLimit(code_limits.issue_per_key, clock)
         self._guess_per_key = RateLimit(code_limits.guess_per_key, clock)
         self._guess_overall = RateLimit(code_limits.guess_overall, clock)
         # Sessions seen alive recently: spares a store read (and eventsourcing's per-aggregate
@@ -232,6 +233,10 @@ class LocalIdentityProvider(IdentityProvider):
             return
         if purpose == SIGNUP and account.confirmed:
             return
+        try:  # also per account (it may be named by username and by email); silent, the answer went out
+            self._issue_per_account.take((purpose, account.username.lower()))
+        except TooManyAttempts:
+            return
         code = f"{secrets.randbelow(10**6):06d}"
         self._update(account.username, lambda a: self._record_code(a, purpose, code))
         self._send_code(account, code, purpose)
@@ -247,9 +252,11 @@ class LocalIdentityProvider(IdentityProvider):
         check_field("email" if email is not None else "username", identifier)
         if not isinstance(code, str) or not code.strip() or len(code) > MAX_CODE:
             raise InvalidCode()
-        self._guess_per_key.take((purpose, identifier.strip().lower()))
         self._guess_overall.take(purpose)
         name = self._username_for(username, email)
+        # Keyed by the account when the email names one, so username and email share one budget;
+        # else by what was typed, which a missing account answers the same way.
+        self._guess_per_key.take((purpose, (name or identifier).strip().lower()))
         if name is None:
             raise InvalidCode()
         attempted: dict = {}

@@ -236,3 +236,53 @@ class TestPasswordReset:
 
 def test_account_ids_are_case_insensitive_usernames():
     assert UserAccount.create_id("Alice") == UserAccount.create_id("alice")
+
+
+class TestThrottles:
+    """Issue 6 findings 3 and 5 on the provider itself, with a clock the test moves."""
+
+    def test_login_waits_double_per_client_and_a_success_clears_them(self, identity, outbox, clock):
+        confirmed(identity, outbox)
+        waits = []
+        for _ in range(6):
+            try:
+                identity.login("alice", "wrong password", client="mallory")
+            except InvalidCredentials:
+                continue
+            except TooManyAttempts as slowed:
+                waits.append(slowed.retry_after)
+                clock.now += slowed.retry_after
+        assert waits == [1, 2]  # 3 free failures, then 1 s, 2 s (each wait spent, then one more failure)
+        assert identity.login("alice", "correct horse", client="alice-laptop").access_token
+        clock.now += 4
+        assert identity.login("alice", "correct horse", client="mallory").access_token
+        with pytest.raises(InvalidCredentials):  # cleared: the next failure is free again
+            identity.login("alice", "wrong password", client="mallory")
+
+    def test_codes_are_issued_five_times_an_hour_per_name_and_per_account(self, identity, outbox, clock):
+        confirmed(identity, outbox)
+        sent = lambda: len(outbox.messages(recipient="alice@example.com"))  # noqa: E731
+        before = sent()
+        for _ in range(5):
+            identity.forgot_password(username="alice")
+            identity.forgot_password(username="ghost")
+        for name in ("alice", "ghost"):
+            with pytest.raises(TooManyAttempts) as throttled:
+                identity.forgot_password(username=name)
+            assert 0 < throttled.value.retry_after <= 3600
+        identity.forgot_password(email="alice@example.com")  # another name for the same account:
+        assert sent() - before == 5                          # answered, but no sixth code is sent
+        clock.now += 3601
+        identity.forgot_password(username="alice")
+        assert sent() - before == 6
+
+    def test_a_forged_refresh_token_is_refused_without_ending_the_session(self, identity, outbox):
+        import base64
+        import json
+        confirmed(identity, outbox)
+        tokens = identity.login("alice", "correct horse")
+        session_id = identity.authenticate(tokens.access_token).session_id
+        head = base64.urlsafe_b64encode(json.dumps(["alice", session_id]).encode()).rstrip(b"=").decode()
+        with pytest.raises(InvalidToken, match="unknown refresh token"):
+            identity.refresh(f"{head}.not-our-secret")
+        assert identity.refresh(tokens.refresh_token).access_token
