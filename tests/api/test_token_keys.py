@@ -57,6 +57,12 @@ def test_an_unknown_or_missing_kid_is_refused(tmp_path):
     for headers in ({"kid": "0123456789abcdef"}, {}, {"kid": issuer.signing_kid}):
         with pytest.raises(InvalidToken):
             issuer.verify_access(jwt.encode(claims, stranger, algorithm="EdDSA", headers=headers))
+    # Even our own key's signature counts only under its own kid (before the fix any kid passed).
+    own = issuer._signing.key
+    for headers in ({"kid": "0123456789abcdef"}, {}):
+        with pytest.raises(InvalidToken):
+            issuer.verify_access(jwt.encode(claims, own, algorithm="EdDSA", headers=headers))
+    assert issuer.verify_access(jwt.encode(claims, own, algorithm="EdDSA", headers={"kid": issuer.signing_kid}))
 
 
 def test_another_process_picks_up_a_rotation_by_kid(tmp_path):
