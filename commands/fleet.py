@@ -13,7 +13,7 @@ from commands.domain.devices import Device, DeviceNameClaim, new_device_id
 from commands.errors import ConcurrentChange, DeviceNameTaken, DeviceNotFound, InvalidCertificateRequest, ValidationFailed
 from commands.pki import CertificateAuthority, InvalidCSR, IssuedCertificate
 
-DEVICE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
+DEVICE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}\Z")  # \Z: "$" also matches before a final newline
 
 
 @dataclass(frozen=True, slots=True)

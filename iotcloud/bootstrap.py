@@ -13,6 +13,7 @@ from pymongo.database import Database
 from commands.accounts import Accounts
 from commands.device_control import DeviceControl
 from commands.fleet import DeviceFleet
+from commands.identity.background import Background
 from commands.identity.local import LocalIdentityProvider
 from commands.identity.port import IdentityProvider, Notifier
 from commands.identity.tokens import TokenIssuer
@@ -56,6 +57,7 @@ class Platform:
     calls: DeviceCalls
 
     def close(self) -> None:
+        self.identity.settle()  # codes and notices still queued go out before the stores close
         self.outcomes.stop()
         self.mongo.close()
         for app in (self.accounts, self.fleet, self.control):
@@ -90,6 +92,11 @@ def build_notifier(settings: Settings) -> Notifier:
     return Outbox(settings.state_dir / "outbox.sqlite3")
 
 
+def token_issuer(settings: Settings) -> TokenIssuer:
+    """The token-signing key ring (`iotcloud keys rotate` adds a key to it)."""
+    return TokenIssuer.load_or_create(settings.state_dir / "keys" / "token-signing.pem", settings.access_token_ttl)
+
+
 def build_platform(settings: Settings) -> Platform:
     # The internet-facing API never opens the CA key: certificates come from the signer process.
     ca = SignerClient(settings.signer_socket_path)
@@ -98,13 +105,13 @@ def build_platform(settings: Settings) -> Platform:
     if settings.identity_provider != "local":
         raise ValueError(f"unknown IOTCLOUD_IDENTITY_PROVIDER {settings.identity_provider!r} (supported: local)")
     identity = LocalIdentityProvider(
-        accounts, TokenIssuer.load_or_create(settings.state_dir / "keys" / "token-signing.pem",
-                                             settings.access_token_ttl),
+        accounts, token_issuer(settings),
         notifier, load_or_create_secret(settings.state_dir / "keys" / "code.key"),
         refresh_ttl=settings.refresh_token_ttl, code_ttl=settings.code_ttl,
-        max_failures=settings.login_max_failures, lockout=settings.login_lockout,
+        max_failures=settings.login_max_failures, max_delay=settings.login_max_delay,
         hasher=PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
-                              parallelism=1))
+                              parallelism=1),
+        defer=Background())
     mongo, db = connect_read_store(settings)
     from iotcloud.broker import API_SERVICE, certificate_revocation, service_address
     fleet.revocation = certificate_revocation(settings, ca)
@@ -147,7 +154,7 @@ def prepare_state(settings: Settings) -> None:
     """Creates the CA and signing keys once, before worker processes race to do it."""
     private_directory(settings.state_dir)
     CertificateAuthority.load_or_create(settings.pki_dir)
-    TokenIssuer.load_or_create(settings.state_dir / "keys" / "token-signing.pem", settings.access_token_ttl)
+    token_issuer(settings)
     load_or_create_secret(settings.state_dir / "keys" / "code.key")
     # Create the event-store tables here, once: PostgreSQL fails "CREATE TABLE IF NOT EXISTS" run by
     # several processes at the same moment ("tuple concurrently updated").

@@ -138,6 +138,14 @@ def cmd_init(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_keys_rotate(settings: Settings, args) -> int:
+    from iotcloud.bootstrap import token_issuer
+    issuer = token_issuer(settings)
+    kid = issuer.rotate()
+    print(f"new token-signing key {kid}; the previous one verifies for another {settings.access_token_ttl} s")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="iotcloud", description="iotcloud: secure remote control of devices.")
     sub = root.add_subparsers(dest="command", required=True)
@@ -153,6 +161,9 @@ def parser() -> argparse.ArgumentParser:
     rebuild.add_argument("name", nargs="*", help="projection names (default: all)")
     rebuild.set_defaults(func=cmd_rebuild)
     projections.add_parser("status", help="positions and lag of each read model").set_defaults(func=cmd_status)
+    keys = sub.add_parser("keys", help="token-signing keys").add_subparsers(dest="action", required=True)
+    keys.add_parser("rotate", help="sign new tokens with a fresh key (API processes follow within a minute)"
+                    ).set_defaults(func=cmd_keys_rotate)
     outbox = sub.add_parser("outbox", help="list emails and SMS the platform sent (newest first)")
     outbox.add_argument("--json", action="store_true", help="one JSON object per line")
     outbox.add_argument("--limit", type=int, default=20)

@@ -11,6 +11,7 @@ from commands.domain.audited import AuditedAggregate
 SIGNUP = "signup"
 RESET = "reset"
 MAX_CODE_ATTEMPTS = 5
+MAX_USED_REFRESH_HASHES = 20
 
 
 class UserAccount(AuditedAggregate):
@@ -36,8 +37,16 @@ class UserAccount(AuditedAggregate):
     def issue_code(self, purpose: str, code_hash: str, expires_at: float) -> None:
         self.codes[purpose] = {"hash": code_hash, "expires_at": expires_at, "attempts": 0}
 
+    @event("CodeAttempted")
+    def attempt_code(self, purpose: str) -> None:
+        """Recorded before a guess is compared, so every guess counts even under concurrency."""
+        code = self.codes.get(purpose)
+        if code is not None:
+            code["attempts"] += 1
+
     @event("CodeRejected")
     def reject_code(self, purpose: str) -> None:
+        """Kept to replay events stored before CodeAttempted replaced it."""
         code = self.codes.get(purpose)
         if code is not None:
             code["attempts"] += 1
@@ -56,6 +65,8 @@ class UserAccount(AuditedAggregate):
 
     @event("LoginFailed")
     def fail_login(self, at: float) -> None:
+        """Kept to replay old events; failed logins are now throttled in memory (commands/identity/throttle.py)
+        so an attacker's guesses neither lock the owner out nor write to the store."""
         self.failed_logins.append(at)
 
     @event("SessionStarted")
@@ -65,7 +76,11 @@ class UserAccount(AuditedAggregate):
 
     @event("SessionRefreshed")
     def rotate_session(self, session_id: str, refresh_hash: str, expires_at: float) -> None:
-        self.sessions[session_id] = {"refresh_hash": refresh_hash, "expires_at": expires_at}
+        # Remember rotated-out hashes: only a token we really issued can prove reuse and end the session.
+        previous = self.sessions.get(session_id) or {}
+        used = [*previous.get("used_hashes", ()), previous["refresh_hash"]] if previous else []
+        self.sessions[session_id] = {"refresh_hash": refresh_hash, "expires_at": expires_at,
+                                     "used_hashes": used[-MAX_USED_REFRESH_HASHES:]}
 
     @event("SessionEnded")
     def end_session(self, session_id: str, reason: str) -> None:
@@ -76,9 +91,6 @@ class UserAccount(AuditedAggregate):
         if code is None or code["expires_at"] < now or code["attempts"] >= MAX_CODE_ATTEMPTS:
             return None
         return code
-
-    def recent_failures(self, now: float, window: float) -> list[float]:
-        return [at for at in self.failed_logins if at > now - window]
 
 
 class EmailClaim(AuditedAggregate):

@@ -48,7 +48,8 @@ class IdentityProvider(ABC):
     def resend_confirmation_code(self, username: str) -> None: ...
 
     @abstractmethod
-    def login(self, username: str, password: str) -> TokenSet: ...
+    def login(self, username: str, password: str, client: str = "") -> TokenSet:
+        """`client` (the caller's address) scopes the failed-login throttle, so others cannot slow the owner."""
 
     @abstractmethod
     def refresh(self, refresh_token: str) -> TokenSet: ...
@@ -57,13 +58,20 @@ class IdentityProvider(ABC):
     def logout(self, principal: Principal) -> None: ...
 
     @abstractmethod
-    def forgot_password(self, username: str | None = None, email: str | None = None) -> str: ...
+    def forgot_password(self, username: str | None = None, email: str | None = None) -> None:
+        """Sends a reset code if the account exists; answers the same either way."""
 
     @abstractmethod
-    def confirm_forgot_password(self, username: str, code: str, new_password: str) -> None: ...
+    def confirm_forgot_password(self, username: str | None, code: str, new_password: str,
+                                email: str | None = None) -> None:
+        """The account is named by `email` when given, else by `username`."""
 
     @abstractmethod
     def authenticate(self, access_token: str) -> Principal: ...
 
     @abstractmethod
     def jwks(self) -> dict: ...
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Waits for work deferred past the answers (codes, notices); True when none is left."""
+        return True

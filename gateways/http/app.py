@@ -13,7 +13,8 @@ import falcon.media
 
 from gateways.devices.broker_link import WAKE_DEVICES
 from gateways.http import compat_v2 as v2
-from gateways.http import problems, strict_json
+from gateways.http import problems
+from gateways.http.bodies import bounded_loads, read_bounded
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
@@ -40,6 +41,13 @@ def _json_default(value):
     if isinstance(value, uuid.UUID):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class BoundedJSONHandler(falcon.media.JSONHandler):
+    """Reads at most MAX_BODY bytes (with or without a Content-Length) and refuses deep nesting before parsing."""
+
+    def deserialize(self, stream, content_type, content_length):
+        return self._deserialize(read_bounded(stream, content_length))
 
 
 def routes(platform) -> list[Route]:
@@ -89,8 +97,7 @@ def create_app(platform) -> falcon.App:
     public_limit = ConcurrencyLimit(platform.settings.api_shares[2])
     app = falcon.App(middleware=[RequestContext(), PublicRequestLimit(public_limit),
                                  BearerAuthentication(platform.identity)], cors_enable=True)
-    handler = falcon.media.JSONHandler(dumps=functools.partial(json.dumps, default=_json_default),
-                                       loads=strict_json.loads)
+    handler = BoundedJSONHandler(dumps=functools.partial(json.dumps, default=_json_default), loads=bounded_loads)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.req_options.strip_url_path_trailing_slash = True

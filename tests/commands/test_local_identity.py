@@ -9,9 +9,8 @@ from argon2 import PasswordHasher
 
 from commands.accounts import Accounts
 from commands.domain.accounts import UserAccount
-from commands.errors import (AlreadyConfirmed, EmailTaken, InvalidCode, InvalidCredentials, InvalidToken,
-                             NotConfirmed, TokenExpired, TooManyAttempts, UnknownEmail, UsernameTaken,
-                             ValidationFailed)
+from commands.errors import (InvalidCode, InvalidCredentials, InvalidToken, NotConfirmed, TokenExpired,
+                             TooManyAttempts, UnknownUser, ValidationFailed)
 from commands.identity.local import LocalIdentityProvider
 from commands.identity.tokens import TokenIssuer
 from gateways.outbox import Outbox
@@ -42,7 +41,7 @@ def identity(make_settings, any_store, clock, outbox):
     tokens = TokenIssuer.load_or_create(settings.state_dir / "keys" / "t.pem", access_ttl=900)
     tokens._clock = clock
     provider = LocalIdentityProvider(accounts, tokens, outbox, b"k" * 32, refresh_ttl=86400, code_ttl=3600,
-                                     max_failures=3, lockout=600, hasher=PasswordHasher(time_cost=1, memory_cost=8192),
+                                     max_failures=3, max_delay=600, hasher=PasswordHasher(time_cost=1, memory_cost=8192),
                                      clock=clock)
     provider.accounts = accounts
     yield provider
@@ -73,12 +72,18 @@ class TestSignUp:
         assert b"correct horse" not in states
         assert b"$argon2id$" in states
 
-    def test_username_and_email_are_unique(self, identity):
+    def test_username_and_email_are_unique(self, identity, outbox):
+        # Issue 6 finding 6: a taken name or address no longer raises (that told anyone it exists);
+        # nothing is created and the address's owner is emailed instead.
         sign_up(identity)
-        with pytest.raises(UsernameTaken):
-            sign_up(identity, "ALICE", "other@example.com")
-        with pytest.raises(EmailTaken):
-            sign_up(identity, "alice2", "Alice@Example.com")
+        sign_up(identity, "ALICE", "other@example.com")
+        assert identity.accounts.account("alice").email == "alice@example.com"
+        assert "already taken" in outbox.messages(limit=1, recipient="other@example.com")[0]["body"]
+        sign_up(identity, "alice2", "Alice@Example.com")
+        with pytest.raises(UnknownUser):
+            identity.accounts.account("alice2")
+        assert outbox.messages(limit=1, recipient="alice@example.com")[0]["subject"] == \
+            "Someone tried to sign up with your address"
 
     @pytest.mark.parametrize("field,value", [("username", "a"), ("password", "short"), ("email", "not-an-email")])
     def test_rejects_bad_fields(self, identity, field, value):
@@ -95,7 +100,7 @@ class TestConfirmation:
         with pytest.raises(InvalidCode):
             identity.confirm_sign_up("alice", "000000" if code != "000000" else "111111")
         identity.confirm_sign_up("alice", code)
-        with pytest.raises(AlreadyConfirmed):
+        with pytest.raises(InvalidCode):  # not AlreadyConfirmed: that told anyone the account exists (issue 6)
             identity.confirm_sign_up("alice", code)
 
     def test_code_expires(self, identity, outbox, clock):
@@ -146,16 +151,18 @@ class TestLogin:
         assert principal.username == "alice"
         assert tokens.expires_in == 900
 
-    def test_locks_out_after_repeated_failures_then_recovers(self, identity, outbox, clock):
+    def test_failures_slow_down_that_client_then_recover(self, identity, outbox, clock):
+        # Issue 6 finding 5: a short, per-client delay replaces the 10-minute lockout of the account.
         confirmed(identity, outbox)
         for _ in range(3):
             with pytest.raises(InvalidCredentials):
-                identity.login("alice", "wrong password")
-        with pytest.raises(TooManyAttempts) as locked:
-            identity.login("alice", "correct horse")
-        assert 0 < locked.value.retry_after <= 600
-        clock.now += 601
-        assert identity.login("alice", "correct horse").access_token
+                identity.login("alice", "wrong password", client="10.0.0.66")
+        with pytest.raises(TooManyAttempts) as slowed:
+            identity.login("alice", "correct horse", client="10.0.0.66")
+        assert slowed.value.retry_after == 1
+        assert identity.login("alice", "correct horse", client="10.0.0.1").access_token
+        clock.now += 1
+        assert identity.login("alice", "correct horse", client="10.0.0.66").access_token
 
 
 class TestTokens:
@@ -205,7 +212,7 @@ class TestPasswordReset:
     def test_reset_by_email_changes_the_password_and_ends_sessions(self, identity, outbox):
         confirmed(identity, outbox)
         tokens = identity.login("alice", "correct horse")
-        assert identity.forgot_password(email="alice@example.com") == "alice"
+        identity.forgot_password(email="alice@example.com")
         identity.confirm_forgot_password("alice", last_code(outbox, "alice@example.com"), "battery staple")
         with pytest.raises(InvalidToken):
             identity.authenticate(tokens.access_token)
@@ -213,9 +220,10 @@ class TestPasswordReset:
             identity.login("alice", "correct horse")
         assert identity.login("alice", "battery staple").access_token
 
-    def test_unknown_email(self, identity):
-        with pytest.raises(UnknownEmail):
-            identity.forgot_password(email="nobody@example.com")
+    def test_unknown_email(self, identity, outbox):
+        # Issue 6 finding 6: no UnknownEmail any more; the same (silent) answer as for a known address.
+        assert identity.forgot_password(email="nobody@example.com") is None
+        assert outbox.messages(limit=1, recipient="nobody@example.com") == []
 
     def test_reset_code_is_single_use(self, identity, outbox):
         confirmed(identity, outbox)
@@ -228,3 +236,53 @@ class TestPasswordReset:
 
 def test_account_ids_are_case_insensitive_usernames():
     assert UserAccount.create_id("Alice") == UserAccount.create_id("alice")
+
+
+class TestThrottles:
+    """Issue 6 findings 3 and 5 on the provider itself, with a clock the test moves."""
+
+    def test_login_waits_double_per_client_and_a_success_clears_them(self, identity, outbox, clock):
+        confirmed(identity, outbox)
+        waits = []
+        for _ in range(6):
+            try:
+                identity.login("alice", "wrong password", client="mallory")
+            except InvalidCredentials:
+                continue
+            except TooManyAttempts as slowed:
+                waits.append(slowed.retry_after)
+                clock.now += slowed.retry_after
+        assert waits == [1, 2]  # 3 free failures, then 1 s, 2 s (each wait spent, then one more failure)
+        assert identity.login("alice", "correct horse", client="alice-laptop").access_token
+        clock.now += 4
+        assert identity.login("alice", "correct horse", client="mallory").access_token
+        with pytest.raises(InvalidCredentials):  # cleared: the next failure is free again
+            identity.login("alice", "wrong password", client="mallory")
+
+    def test_codes_are_issued_five_times_an_hour_per_name_and_per_account(self, identity, outbox, clock):
+        confirmed(identity, outbox)
+        sent = lambda: len(outbox.messages(recipient="alice@example.com"))  # noqa: E731
+        before = sent()
+        for _ in range(5):
+            identity.forgot_password(username="alice")
+            identity.forgot_password(username="ghost")
+        for name in ("alice", "ghost"):
+            with pytest.raises(TooManyAttempts) as throttled:
+                identity.forgot_password(username=name)
+            assert 0 < throttled.value.retry_after <= 3600
+        identity.forgot_password(email="alice@example.com")  # another name for the same account:
+        assert sent() - before == 5                          # answered, but no sixth code is sent
+        clock.now += 3601
+        identity.forgot_password(username="alice")
+        assert sent() - before == 6
+
+    def test_a_forged_refresh_token_is_refused_without_ending_the_session(self, identity, outbox):
+        import base64
+        import json
+        confirmed(identity, outbox)
+        tokens = identity.login("alice", "correct horse")
+        session_id = identity.authenticate(tokens.access_token).session_id
+        head = base64.urlsafe_b64encode(json.dumps(["alice", session_id]).encode()).rstrip(b"=").decode()
+        with pytest.raises(InvalidToken, match="unknown refresh token"):
+            identity.refresh(f"{head}.not-our-secret")
+        assert identity.refresh(tokens.refresh_token).access_token

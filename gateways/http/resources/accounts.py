@@ -5,6 +5,8 @@ from __future__ import annotations
 import falcon
 
 from commands.context import acting_as
+from commands.errors import ValidationFailed
+from commands.identity.local import FIELD_LIMITS
 from commands.identity.port import IdentityProvider, TokenSet
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.bodies import json_body, text_field
@@ -14,6 +16,11 @@ from queries.users import UserQueries
 def token_body(tokens: TokenSet) -> dict:
     return {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token,
             "id_token": tokens.id_token, "token_type": tokens.token_type, "expires_in": tokens.expires_in}
+
+
+def field(body: dict, name: str, required: bool = True) -> str | None:
+    """A text field cut at the identity provider's limit for it, before any other work."""
+    return text_field(body, name, required, FIELD_LIMITS[name])
 
 
 def anonymous(req, actor: str):
@@ -32,13 +39,12 @@ class IdentityResource:
 class SignUp(IdentityResource):
     def on_post(self, req, resp):
         body = json_body(req)
-        username = text_field(body, "username", max_length=64)
+        username = field(body, "username")
         with anonymous(req, username):
-            position = self._identity.sign_up(username, text_field(body, "password", max_length=256),
-                                   text_field(body, "email", max_length=254),
-                                   text_field(body, "given_name", max_length=128),
-                                   text_field(body, "family_name", max_length=128))
+            position = self._identity.sign_up(username, field(body, "password"), field(body, "email"),
+                                              field(body, "given_name"), field(body, "family_name"))
         self._rw.users(resp, position)
+        # The same answer when the username or email is taken: the address's owner is emailed instead.
         resp.status = falcon.HTTP_201
         resp.media = {"username": username, "status": "UNCONFIRMED",
                       "next": "POST /v1/auth/confirm with the code sent to your email"}
@@ -47,16 +53,16 @@ class SignUp(IdentityResource):
 class ConfirmSignUp(IdentityResource):
     def on_post(self, req, resp):
         body = json_body(req)
-        username = text_field(body, "username", max_length=64)
+        username = field(body, "username")
         with anonymous(req, username):
-            position = self._identity.confirm_sign_up(username, text_field(body, "code", max_length=16))
+            position = self._identity.confirm_sign_up(username, field(body, "code"))
         self._rw.users(resp, position)
         resp.media = {"username": username, "status": "CONFIRMED"}
 
 
 class ResendCode(IdentityResource):
     def on_post(self, req, resp):
-        username = text_field(json_body(req), "username", max_length=64)
+        username = field(json_body(req), "username")
         with anonymous(req, username):
             self._identity.resend_confirmation_code(username)
         resp.status = falcon.HTTP_202
@@ -66,15 +72,15 @@ class ResendCode(IdentityResource):
 class Login(IdentityResource):
     def on_post(self, req, resp):
         body = json_body(req)
-        username = text_field(body, "username", max_length=64)
+        username = field(body, "username")
         with anonymous(req, username):
-            tokens = self._identity.login(username, text_field(body, "password", max_length=256))
+            tokens = self._identity.login(username, field(body, "password"), client=req.remote_addr or "")
         resp.media = token_body(tokens)
 
 
 class Refresh(IdentityResource):
     def on_post(self, req, resp):
-        token = text_field(json_body(req), "refresh_token", max_length=1024)
+        token = field(json_body(req), "refresh_token")
         with anonymous(req, "refresh"):
             resp.media = token_body(self._identity.refresh(token))
 
@@ -92,22 +98,27 @@ class Logout(IdentityResource):
 class ForgotPassword(IdentityResource):
     def on_post(self, req, resp):
         body = json_body(req)
-        email, username = text_field(body, "email", False, 254), text_field(body, "username", False, 64)
+        email, username = field(body, "email", False), field(body, "username", False)
+        if email is None and username is None:
+            raise ValidationFailed("username or email is required")
         with anonymous(req, username or "forgot-password"):
-            username = self._identity.forgot_password(username=username, email=email)
+            self._identity.forgot_password(username=None if email else username, email=email)
+        # Sent or not (unknown account), the answer is the same.
         resp.status = falcon.HTTP_202
-        resp.media = {"username": username, "sent": True,
-                      "next": "POST /v1/auth/reset-password with the code sent to your email"}
+        resp.media = {"sent": True, "next": "POST /v1/auth/reset-password with the code sent to your email,"
+                                            " naming the account as you did here (username or email)"}
 
 
 class ResetPassword(IdentityResource):
     def on_post(self, req, resp):
         body = json_body(req)
-        username = text_field(body, "username", max_length=64)
-        with anonymous(req, username):
-            self._identity.confirm_forgot_password(username, text_field(body, "code", max_length=16),
-                                                   text_field(body, "password", max_length=256))
-        resp.media = {"username": username, "password_reset": True}
+        email, username = field(body, "email", False), field(body, "username", False)
+        if email is None and username is None:
+            raise ValidationFailed("username or email is required")
+        with anonymous(req, username or "reset-password"):
+            self._identity.confirm_forgot_password(None if email else username, field(body, "code"),
+                                                   field(body, "password"), email=email)
+        resp.media = {"password_reset": True, **({"email": email} if email else {"username": username})}
 
 
 class Me:
