@@ -6,7 +6,6 @@ Content-Length) and nesting deeper than MAX_DEPTH is refused before json.loads c
 
 from __future__ import annotations
 
-import json
 
 import falcon
 
