@@ -7,7 +7,7 @@ import logging
 import sys
 
 from ._cli import add_credentials_arguments, credentials_from_args, install_stop_handlers, setup_logging
-from .mqtt_engine import KEEPALIVE, MqttDevice, MqttLoop
+from .mqtt_engine import KEEPALIVE, Backoff, MqttDevice, MqttLoop
 
 log = logging.getLogger("simulators.mqtt_device")
 
@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_credentials_arguments(parser, "mqtt")
     parser.add_argument("--keepalive", type=int, default=KEEPALIVE, help="MQTT keepalive in seconds (default %(default)s)")
+    parser.add_argument("--max-reconnect-delay", type=float, default=30.0, metavar="SECONDS",
+                        help="cap of the exponential reconnect backoff (default %(default)s)")
     return parser
 
 
@@ -30,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     creds = credentials_from_args(parser, args, "mqtt")
     loop = MqttLoop()
     try:
-        dev = MqttDevice(creds, loop, keepalive=args.keepalive, notification_recipient=args.notification_recipient)
+        dev = MqttDevice(creds, loop, keepalive=args.keepalive, notification_recipient=args.notification_recipient,
+                         backoff=Backoff(maximum=args.max_reconnect_delay))
     except Exception as exc:  # bad PEMs and the like
         parser.error(str(exc))
     install_stop_handlers(loop.stop)

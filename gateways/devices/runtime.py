@@ -60,8 +60,8 @@ class DeviceGateway:
         self._last_resweep = 0.0
         self._last_reconcile = 0.0
 
-    def recover(self) -> None:
-        """Picks up commands left open by an earlier run: queued ones are sent, sent ones awaited."""
+    def recover(self) -> list[DeviceCommand]:
+        """Finds the commands left open by an earlier run: queued ones are to be sent, sent ones awaited."""
         catalogue = ReadModelCatalogue(self._db)
         generation = catalogue.active_generation(COMMANDS)
         projected = catalogue.position(COMMANDS, generation, "DeviceControl")
@@ -71,16 +71,21 @@ class DeviceGateway:
         commands = [self._control.command(cid) for cid in open_ids]
         self._position = projected
         commands += self._follow(load=True)
-        self.dispatcher.requested([c for c in commands if not c.is_terminal])
         log.info("gateway recovered", extra={"open_commands": len(commands), "position": self._position})
+        return [c for c in commands if not c.is_terminal]
 
     def run(self, stop: threading.Event) -> None:
-        self.recover()
+        recovered = self.recover()
         backoff = 0.5
         while not stop.is_set():
             try:
                 self._link = GatewayLink(self._address, self._clock, self.tally)
                 log.info("gateway connected to the broker")
+                if recovered:
+                    # Only now: the dispatcher records a command as sent before it publishes it, so
+                    # handing it over without a link would mark it sent, never deliver it, and time it out.
+                    self.dispatcher.requested(recovered)
+                    recovered = []
                 backoff = 0.5
                 self._loop(stop)
             except (AMQPError, OSError) as exc:

@@ -73,9 +73,32 @@ def handle_http_error(req, resp, error: falcon.HTTPError, params) -> None:
     _write(req, resp, status, slug, title, error.description or error.title or title)
 
 
+def _outage_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean a store is down or restarting (not a bug): the caller may retry."""
+    from eventsourcing.persistence import InterfaceError, OperationalError
+    from pymongo.errors import ConnectionFailure
+    errors: list[type[BaseException]] = [InterfaceError, OperationalError, ConnectionFailure]
+    try:
+        import psycopg
+        import psycopg_pool
+        errors += [psycopg.OperationalError, psycopg_pool.PoolTimeout]
+    except ImportError:  # PostgreSQL support is optional
+        pass
+    return tuple(errors)
+
+
+OUTAGE_ERRORS = _outage_errors()
+
+
 def handle_unexpected(req, resp, error: Exception, params) -> None:
     if isinstance(error, falcon.HTTPError):
         return handle_http_error(req, resp, error, params)
+    if isinstance(error, OUTAGE_ERRORS):
+        log.warning("a store is unavailable: %s", type(error).__name__,
+                    extra={"request_id": getattr(req.context, "request_id", None)})
+        resp.set_header("Retry-After", "1")
+        slug, title = HTTP_PROBLEMS[503]
+        return _write(req, resp, 503, slug, title, "A store the platform depends on is unavailable; retry shortly.")
     log.exception("unhandled error", extra={"request_id": getattr(req.context, "request_id", None)})
     _write(req, resp, 500, "internal-error", "Unexpected error; it has been logged",
            "The server failed to handle this request. Quote the request_id when reporting it.")

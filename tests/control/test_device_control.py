@@ -197,7 +197,11 @@ def test_broker_restart_loses_no_accepted_command(platform, user, simulator, tmp
         accepted.append(body["command_id"])
         if i == 10:
             node.stop()
-    node.start()
+    # `iotcloud run` supervises the broker: it starts the node again by itself (a second start here would race it).
+    deadline = time.monotonic() + 120
+    while not node.is_running():
+        assert time.monotonic() < deadline, "the supervisor did not restart the broker"
+        time.sleep(0.2)
     for i in range(20, 25):
         accepted.append(user("POST", f"/v1/devices/{name}/commands",
                              {"api": "get_status", "ttl": 120, "wait": False})[1]["command_id"])

@@ -1,0 +1,369 @@
+"""Crash and restart: under a steady load of device calls, kill -9 each platform process in turn, stop the
+broker and crash PostgreSQL; the supervisor restarts what died. Afterwards every accepted call has exactly
+one terminal state, no call ran twice on a device, and every read model equals a fresh rebuild.
+
+`make test` runs one round (about 2 minutes on 2 cores); `pytest -m long tests/resilience` runs
+IOTCLOUD_CRASH_ROUNDS rounds (default 3) under a heavier load.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+
+import pymongo
+import pytest
+
+from queries.timestamps import normalised
+from tests.simulators.sim_helpers import SimProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.broker]
+
+TERMINAL_EVENTS = {"Succeeded": "succeeded", "AnswerRejected": "failed", "TimedOut": "timed_out",
+                   "Expired": "expired"}
+CALL_TIMEOUT = 3         # seconds the device has to answer (waiting calls)
+HTTP_BUDGET = 12.0       # no call may take longer than this to get *an* answer, whatever is down
+PROBLEM_JSON = "application/problem+json"
+MARKER = re.compile(r"\] m:([0-9a-f]{32})$")
+
+
+@dataclass
+class Call:
+    marker: str
+    device: str
+    wait: bool
+    elapsed: float = 0.0
+    status: int | None = None
+    content_type: str = ""
+    body: object = None
+    transport_error: str = ""
+    phases: tuple = ()  # what was being done to the platform when the call started and ended
+
+    @property
+    def command_id(self) -> str | None:
+        return self.body.get("command_id") if isinstance(self.body, dict) else None
+
+
+def send(base: str, token: str, method: str, path: str, body=None, timeout: float = HTTP_BUDGET) -> Call:
+    call = Call(marker="", device="", wait=False)
+    request = urllib.request.Request(base + path, data=json.dumps(body).encode() if body is not None else None,
+                                     method=method, headers={"Authorization": f"Bearer {token}",
+                                                             "Content-Type": "application/json"})
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            call.status, call.content_type, text = answer.status, answer.headers.get("content-type", ""), answer.read()
+    except urllib.error.HTTPError as error:
+        call.status, call.content_type, text = error.code, error.headers.get("content-type", ""), error.read()
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
+        reason = getattr(error, "reason", error)
+        call.transport_error, text = f"{type(reason).__name__}: {reason}", b""
+    call.elapsed = time.monotonic() - started
+    try:
+        call.body = json.loads(text) if text else None
+    except ValueError:
+        call.body = text.decode(errors="replace")
+    return call
+
+
+class Load:
+    """A bounded loop of device calls per thread: mostly `wait: false`, every fifth one waiting."""
+
+    def __init__(self, base: str, token: str, devices: list[str], threads: int, pause: float):
+        self.base, self.token, self.devices, self.pause = base, token, devices, pause
+        self.calls: list[Call] = []
+        self.phase = "steady"
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(threads)]
+
+    def start(self) -> "Load":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> list[Call]:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(HTTP_BUDGET + 5)
+        return self.calls
+
+    def _run(self, n: int) -> None:
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            device, marker, wait = self.devices[(n + i) % len(self.devices)], uuid.uuid4().hex, i % 5 == 0
+            body = {"api": "write_uart", "params": {"value": f"m:{marker}"}, "wait": wait, "timeout": CALL_TIMEOUT}
+            phase = self.phase
+            call = send(self.base, self.token, "POST", f"/v1/devices/{device}/commands", body)
+            call.marker, call.device, call.wait, call.phases = marker, device, wait, (phase, self.phase)
+            self.calls.append(call)
+            self._stop.wait(self.pause if call.status else 0.2)
+
+
+def wait_for(condition, what: str, timeout: float, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"{what} not within {timeout:.0f} s"
+        time.sleep(interval)
+
+
+@dataclass
+class Run:
+    platform: object
+    postgres: object
+    token: str
+    canary: str
+    load: Load | None = None
+    restarts_seen: collections.Counter = field(default_factory=collections.Counter)
+
+    def healthy(self) -> bool:
+        """The API answers and a waiting call goes all the way to a device and back."""
+        call = send(self.platform.http.base, self.token, "POST", f"/v1/devices/{self.canary}/commands",
+                    {"api": "get_status", "timeout": CALL_TIMEOUT}, timeout=10)
+        return call.status == 200
+
+    def wait_healthy(self, after: str) -> None:
+        wait_for(self.healthy, f"a device call end to end after {after}", 90, 0.5)
+
+    def enter(self, phase: str) -> None:
+        if self.load is not None:
+            self.load.phase = phase
+
+    def kill_child(self, child: str, command_marker: str) -> None:
+        self.enter(child)
+        before = self.platform.restarts(child)
+        os.kill(self.platform.child_pid(command_marker), signal.SIGKILL)
+        wait_for(lambda: self.platform.restarts(child) > before, f"the supervisor restarting {child}", 60)
+        self.restarts_seen[child] += 1
+        self.wait_healthy(f"kill -9 of {child}")
+
+    def kill_api_worker(self) -> None:
+        self.enter("api worker")
+        worker = self.platform.api_worker_pid()
+        os.kill(worker, signal.SIGKILL)
+        wait_for(lambda: self._other_worker(worker), "gunicorn replacing its worker", 30)
+        self.restarts_seen["api worker"] += 1
+        self.wait_healthy("kill -9 of the API worker")
+
+    def _other_worker(self, old: int) -> bool:
+        try:
+            return self.platform.api_worker_pid() != old
+        except (LookupError, AssertionError):
+            return False
+
+    def restart_broker(self) -> None:
+        self.enter("broker")
+        before = self.platform.restarts("broker")
+        stopped = self.platform.broker_ctl("stop", str(self.platform.state / "broker" / "rabbitmq.pid"))
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        wait_for(lambda: self.platform.restarts("broker") > before, "the supervisor restarting the broker", 90)
+        self.restarts_seen["broker"] += 1
+        self.wait_healthy("the broker restart")
+
+    def restart_postgres(self) -> None:
+        self.enter("postgres")
+        self.postgres.restart()
+        self.restarts_seen["postgres"] += 1
+        self.wait_healthy("the PostgreSQL restart")
+
+    def one_round(self) -> None:
+        self.kill_api_worker()
+        self.kill_child("api", "gunicorn")
+        self.kill_child("gateway", "iotcloud.cli gateway")
+        self.kill_child("signer", "iotcloud.cli signer")
+        self.kill_child("projector", "iotcloud.cli projector")
+        self.kill_child("broker auth", "iotcloud.cli broker-auth")
+        self.kill_child("read store (nx-27017)", "nx-27017")
+        self.restart_broker()
+        self.restart_postgres()
+        self.enter("steady")
+
+
+def command_events(postgres) -> dict[str, list[tuple[str, bytes]]]:
+    """Every DeviceCommand's events (kind, state) by command id, straight from the event store."""
+    events: dict[str, list[tuple[str, bytes]]] = collections.defaultdict(list)
+    with postgres.connect() as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE '%\\_events'")]
+        for table in tables:
+            for originator, topic, state in conn.execute(
+                    f'SELECT originator_id, topic, state FROM "{table}" WHERE topic LIKE %s '
+                    "ORDER BY originator_id, originator_version", ("%DeviceCommand.%",)):
+                events[str(originator)].append((topic.rsplit(".", 1)[-1], bytes(state)))
+    return events
+
+
+def store_head(postgres) -> int:
+    with postgres.connect() as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE '%\\_events'")]
+        return sum(conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables)
+
+
+def read_models(platform) -> dict[str, list[dict]]:
+    """The live generation of every read model as readers see it, documents sorted by id.
+
+    Timestamps go through the query layer's `normalised`: nx-27017 stores a datetime written by `$set`
+    into an existing document as a string, so the same instant can be stored two ways."""
+    client = pymongo.MongoClient(platform.settings.effective_mongodb_uri, serverSelectionTimeoutMS=10000)
+    try:
+        db = client[platform.settings.mongodb_database]
+        active = {doc["_id"]: doc["active"] for doc in db["read_model_catalogue"].find()}
+        return {name: sorted((normalised(doc) for doc in db[f"{name}_g{active.get(name, 1)}"].find()),
+                             key=lambda d: str(d["_id"]))
+                for name in ("device_list", "users", "commands")} | {"_generations": [active]}
+    finally:
+        client.close()
+
+
+def projections_caught_up(platform) -> bool:
+    status = platform.cli("projections", "status", timeout=60)
+    lags = re.findall(r"lag (-?\d+)", status.stdout)
+    return status.returncode == 0 and bool(lags) and all(lag == "0" for lag in lags)
+
+
+def crash_and_restart(crash_platform, private_postgres, tmp_path, rounds: int, threads: int, pause: float):
+    started = time.monotonic()
+    platform = crash_platform
+    username = f"u{uuid.uuid4().hex[:10]}"
+    http = platform.http
+    assert http("POST", "/v1/auth/signup", {"username": username, "password": "correct horse",
+                                            "email": f"{username}@example.com", "given_name": "C",
+                                            "family_name": "R"})[0] == 201
+    assert http("POST", "/v1/auth/confirm", {"username": username,
+                                             "code": platform.code_for(f"{username}@example.com")})[0] == 200
+    # Long enough for the whole run: a test of restarts, not of token expiry.
+    token = http("POST", "/v1/auth/login", {"username": username, "password": "correct horse"})[1]["access_token"]
+    devices, simulators = [], []
+    for n in range(3):
+        status, credentials = http("POST", "/v1/devices", {"name": f"dev{n}", "correlation_ids": True}, token)
+        assert status == 201, credentials
+        path = tmp_path / f"dev{n}.json"
+        path.write_text(json.dumps(credentials))
+        devices.append(f"dev{n}")
+        simulators.append(SimProcess([sys.executable, "-m", "simulators.mqtt_device", "--credentials", str(path),
+                                       "--max-reconnect-delay", "2"]))
+    run = Run(platform, private_postgres, token, canary=devices[0])
+    try:
+        for sim in simulators:
+            sim.wait_for(r"subscribed to", 30)
+        run.wait_healthy("start-up")
+
+        load = run.load = Load(http.base, token, devices, threads, pause).start()
+        wait_for(lambda: len(load.calls) >= 10, "the load to get going", 30)
+        for _ in range(rounds):
+            run.one_round()
+        time.sleep(1)  # a little load on the recovered platform, so the last restart is exercised too
+        calls = load.stop()
+
+        # Every command the platform recorded ends exactly once, in the store and in the API.
+        def all_terminal():
+            events = command_events(private_postgres)
+            return events if all(any(kind in TERMINAL_EVENTS for kind, _ in evs) for evs in events.values()) else None
+        events = wait_for(all_terminal, "every recorded command reaching a terminal state", 60, 1)
+        terminal = {cid: [TERMINAL_EVENTS[k] for k, _ in evs if k in TERMINAL_EVENTS] for cid, evs in events.items()}
+        twice_ended = {cid: ends for cid, ends in terminal.items() if len(ends) != 1}
+
+        accepted = [c for c in calls if c.command_id]
+        unknown_to_store = [c.command_id for c in accepted if c.command_id not in terminal]
+        wait_for(lambda: projections_caught_up(platform), "the projector catching up", 60, 1)
+        api_disagrees = {}
+        for call in accepted:
+            answer = send(http.base, token, "GET", f"/v1/commands/{call.command_id}")
+            if answer.status != 200 or answer.body["status"] != terminal.get(call.command_id, [None])[0]:
+                api_disagrees[call.command_id] = (answer.status, answer.body, terminal.get(call.command_id))
+
+        # Rejected calls got a clear error in time; none hung. A process killed with -9 cannot answer the
+        # calls it was serving: only while an API process is being killed may a connection be refused or cut.
+        rejected = [c for c in calls if not c.command_id]
+        cut = [c for c in rejected if c.transport_error and {"api", "api worker"} & set(c.phases)]
+        unclear = [(c.status, c.content_type, c.body, c.transport_error, c.phases) for c in rejected
+                   if not (c.status in (502, 503) and c.content_type.startswith(PROBLEM_JSON)) and c not in cut]
+        hung = [(c.status, c.elapsed, c.transport_error) for c in calls if c.elapsed > HTTP_BUDGET]
+
+        # Devices count executions by the marker each call carries.
+        executions = collections.Counter(m.group(1) for sim in simulators for line in sim.output().splitlines()
+                                         if (m := MARKER.search(line)))
+        duplicates = {marker: count for marker, count in executions.items() if count > 1}
+        marker_of = {}
+        for cid, evs in events.items():
+            found = re.search(rb"m:([0-9a-f]{32})", evs[0][1])
+            if found:
+                marker_of[cid] = found.group(1).decode()
+        succeeded_not_run = [cid for cid, ends in terminal.items() if ends == ["succeeded"]
+                             and executions[marker_of.get(cid, "")] != 1 and cid in marker_of]
+        rejected_but_run = [c.marker for c in rejected if c.status and executions[c.marker]]
+
+        # Every read model equals a fresh rebuild of the store (the rebuild becomes the live generation).
+        for _ in range(5):
+            wait_for(lambda: projections_caught_up(platform), "the projector catching up", 60, 1)
+            head = store_head(private_postgres)
+            live = read_models(platform)
+            rebuilt_run = platform.cli("projections", "rebuild")
+            assert rebuilt_run.returncode == 0, rebuilt_run.stderr
+            rebuilt = read_models(platform)
+            if store_head(private_postgres) == head:
+                break
+        differing = {name: (len(live[name]), len(rebuilt[name])) for name in ("device_list", "users", "commands")
+                     if live[name] != rebuilt[name]}
+        for name in differing:
+            (tmp_path / f"{name}.live.json").write_text(json.dumps(live[name], default=str, indent=1))
+            (tmp_path / f"{name}.rebuilt.json").write_text(json.dumps(rebuilt[name], default=str, indent=1))
+
+        by_kind = collections.Counter(ends[0] for ends in terminal.values() if ends)
+        report = {"calls": len(calls), "accepted": len(accepted),
+                  "accepted_waiting": sum(1 for c in accepted if c.wait),
+                  "rejected": collections.Counter(f"{c.status or c.transport_error.split(':')[0]}" for c in rejected),
+                  "cut_by_api_kill": len(cut),
+                  "commands_in_store": len(terminal), "terminal_states": dict(by_kind),
+                  "executions": sum(executions.values()), "duplicates": len(duplicates),
+                  "read_models_equal_rebuild": not differing, "restarts": dict(run.restarts_seen),
+                  "supervisor_restarts_logged": platform.restarts(),
+                  "max_call_seconds": round(max(c.elapsed for c in calls), 2),
+                  "duration_seconds": round(time.monotonic() - started, 1)}
+        print("\ncrash/restart report: " + json.dumps(report, default=dict))
+        (tmp_path / "report.json").write_text(json.dumps(report, default=dict))
+
+        assert len(accepted) >= 50, report
+        assert not duplicates, f"executed more than once: {duplicates}"
+        assert not twice_ended, f"commands with other than one terminal state: {twice_ended}"
+        assert not unknown_to_store, f"accepted calls the store does not know: {unknown_to_store}"
+        assert not api_disagrees, f"GET /v1/commands disagrees with the store: {list(api_disagrees.items())[:5]}"
+        assert not succeeded_not_run, f"succeeded without one execution: {succeeded_not_run}"
+        assert not rejected_but_run, f"rejected calls a device executed: {rejected_but_run}"
+        assert not unclear, f"rejections without a clear 502/503 problem: {unclear[:5]}"
+        assert not hung, f"calls past their {HTTP_BUDGET} s budget: {hung[:5]}"
+        assert not differing, f"read models differ from a rebuild: {differing}"
+        # Children racing to create the event-store tables at start-up failed on PostgreSQL.
+        assert "tuple concurrently updated" not in platform.log()
+        # A command recorded as sent while the gateway had no broker link was never delivered.
+        assert "no attribute 'publish_request'" not in platform.log(), "a command was marked sent, never published"
+        assert platform.process.poll() is None, "the supervisor gave up:\n" + platform.log()[-3000:]
+    finally:
+        for n, sim in enumerate(simulators):
+            sim.kill()
+            (tmp_path / f"dev{n}.out").write_text(sim.output())
+
+
+def test_every_accepted_call_ends_once_across_crashes_and_restarts(crash_platform, private_postgres, tmp_path):
+    crash_and_restart(crash_platform, private_postgres, tmp_path, rounds=1, threads=2, pause=0.1)
+
+
+@pytest.mark.long
+def test_crash_and_restart_long(crash_platform, private_postgres, tmp_path):
+    crash_and_restart(crash_platform, private_postgres, tmp_path,
+                      rounds=int(os.environ.get("IOTCLOUD_CRASH_ROUNDS", "3")), threads=4, pause=0.02)
