@@ -1,7 +1,8 @@
 """Reading JSON bodies and fields with clear validation errors.
 
 Bodies are bounded before any parsing: at most MAX_BODY bytes are read (also without a
-Content-Length) and nesting deeper than MAX_DEPTH is refused before json.loads could recurse.
+Content-Length), and gateways.untrusted_json refuses deep nesting before json could recurse and
+anything the event store or read models could not carry.
 """
 
 from __future__ import annotations
@@ -10,14 +11,9 @@ from __future__ import annotations
 import falcon
 
 from commands.errors import ValidationFailed
-from gateways.http import strict_json
+from gateways.untrusted_json import MalformedPayload, load_bounded
 
 MAX_BODY = 64 * 1024
-MAX_DEPTH = 32
-
-
-class NestedTooDeep(ValueError):
-    """A JSON document nests arrays/objects deeper than MAX_DEPTH."""
 
 
 def read_bounded(stream, content_length: int | None = None) -> bytes:
@@ -30,40 +26,11 @@ def read_bounded(stream, content_length: int | None = None) -> bytes:
     return raw
 
 
-def nests_deeper_than(text: str, limit: int) -> bool:
-    """One linear pass over the text, brackets inside strings ignored."""
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    depth, in_string, escaped = 0, False, False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
-
-
-def bounded_loads(text: str):
-    """json.loads for untrusted text: refuses deep nesting first (json.loads would raise RecursionError)."""
-    if nests_deeper_than(text, MAX_DEPTH):
-        raise NestedTooDeep(f"JSON nesting deeper than {MAX_DEPTH} levels")
-    return strict_json.loads(text)
-
-
-def parse_bounded(raw: bytes):
-    """Bytes already bounded by read_bounded -> the document, or ValueError (malformed or too deep)."""
-    return bounded_loads(raw.decode("utf-8"))
+def bounded_loads(text: str | bytes):
+    """A request body as only what the event store and read models can carry (gateways.untrusted_json):
+    MalformedPayload, a ValueError, for anything else, which falcon reports as a malformed body."""
+    return load_bounded(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text),
+                        MAX_BODY, "the body")
 
 
 def json_body(req: falcon.Request, required: bool = True) -> dict:
@@ -80,8 +47,8 @@ def json_body(req: falcon.Request, required: bool = True) -> dict:
             raise ValidationFailed("a JSON object body is required") from None
         return {}
     except falcon.MediaMalformedError as error:
-        if isinstance(error.__cause__, NestedTooDeep):
-            raise ValidationFailed(f"the body nests deeper than {MAX_DEPTH} levels") from None
+        if isinstance(error.__cause__, MalformedPayload):
+            raise ValidationFailed(str(error.__cause__)) from None
         raise ValidationFailed("the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object")

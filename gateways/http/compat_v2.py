@@ -22,7 +22,7 @@ from commands.errors import (DeviceCallFailed, DeviceNameTaken, DeviceNotFound, 
 from commands.fleet import DeviceFleet
 from commands.identity.local import FIELD_LIMITS
 from commands.identity.port import IdentityProvider, Principal
-from gateways.http.bodies import parse_bounded, read_bounded
+from gateways.http.bodies import bounded_loads, read_bounded
 from gateways.http.consistency import ReadYourWrites
 from queries.devices import DeviceListQueries
 from queries.users import UserQueries
@@ -104,7 +104,7 @@ class V2Resource:
         except falcon.HTTPContentTooLarge:
             raise V2Error(413, "Request too large") from None
         try:
-            body = parse_bounded(raw) if raw else {}
+            body = bounded_loads(raw) if raw else {}
         except ValueError:
             raise V2Error(400, "Invalid JSON body") from None
         if not isinstance(body, dict):

@@ -14,7 +14,8 @@ import pika
 
 from gateways.devices.broker_link import (CONTROL_EXCHANGE, RESULTS_EXCHANGE, WAKE_COMMANDS, BrokerAddress,
                                          declare_shared_exchanges)
-from gateways.devices.protocol import MAX_ANSWER, MAX_DEPTH, MalformedPayload, load_bounded
+from gateways.devices.protocol import MAX_ANSWER
+from gateways.untrusted_json import MAX_DEPTH, MalformedPayload, load_bounded
 
 log = logging.getLogger("iotcloud.http.outcomes")
 RECENT = 20000

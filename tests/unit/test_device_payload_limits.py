@@ -8,7 +8,8 @@ import random
 
 import pytest
 
-from gateways.devices.protocol import MAX_ANSWER, MAX_DEPTH, MalformedAnswer, decode_answer
+from gateways.devices.protocol import MAX_ANSWER, MalformedAnswer, decode_answer
+from gateways.untrusted_json import MAX_DEPTH
 
 HOSTILE = {
     "nested 20,000 deep": b'{"value": ' + b"[" * 20000 + b"]" * 20000 + b"}",
@@ -90,7 +91,7 @@ def reference_depth(text: bytes) -> tuple[int, bool]:
 
 
 def test_the_depth_scan_agrees_with_a_character_by_character_scan():
-    from gateways.devices.protocol import nests_within
+    from gateways.untrusted_json import nests_within
     rng = random.Random(6)
     alphabet = b'[[[]]]{}"\\a,:'
     for _ in range(5000):
