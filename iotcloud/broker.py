@@ -39,7 +39,8 @@ SERVICE_PERMISSIONS = {
         configure=r"^iotcloud\.(control|results|gateway\..+)$",
         write=r"^(amq\.topic|iotcloud\.results|iotcloud\.gateway\..+)$",
         read=r"^(amq\.topic|amq\.rabbitmq\.event|iotcloud\.control|iotcloud\.gateway\..+)$",
-        topics={"amq.topic": (r"^[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z0-9_]+$", r"^server\."),
+        # Requests `<id>.<api>` only: never a key in the devices' answer namespace `server.`.
+        topics={"amq.topic": (r"^(?!server\.)[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z0-9_]+$", r"^server\."),
                 "amq.rabbitmq.event": (r"^$", r"^connection\.")}),
     API_SERVICE: ServicePermissions(
         configure=r"^iotcloud\.(control|results|api\..+)$",

@@ -212,6 +212,7 @@ def test_broker_restart_loses_no_accepted_command(platform, user, simulator, tmp
 
 @pytest.mark.parametrize("service,exchange,routing_key", [
     ("iotcloud-gateway", "amq.topic", "server.0123456789abcdef0123456789abcdef01234567.get_status"),
+    ("iotcloud-gateway", "amq.topic", "server.0123456789abcdef0123456789abcdef01234567"),
     ("iotcloud-api", "amq.topic", "0123456789abcdef0123456789abcdef01234567.set_gpio"),
     ("iotcloud-api", "iotcloud.results", ""),
 ])
