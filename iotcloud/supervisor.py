@@ -99,12 +99,23 @@ class BrokerNodeProcess:
                     os.kill(self.pid, sig)
                 except ProcessLookupError:
                     break
+                # Until the VM itself is gone, not just its pid file: a node started while the old one
+                # still shuts down finds its distribution port taken and never boots.
                 deadline = time.monotonic() + grace
-                while self.node.beam_pid() == self.pid and time.monotonic() < deadline:
+                while _alive(self.pid) and time.monotonic() < deadline:
                     time.sleep(0.1)
-                if self.node.beam_pid() != self.pid:
+                if not _alive(self.pid):
                     break
         self.returncode = self.returncode if self.returncode is not None else -signal.SIGTERM
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie has exited: only its parent has yet to read its status)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
 
 
 def describe_exit(process: Process) -> str:

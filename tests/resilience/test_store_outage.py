@@ -9,12 +9,13 @@ from falcon import testing
 
 from gateways.http.app import create_app
 from gateways.outbox import Outbox
-from iotcloud.bootstrap import build_platform
+from iotcloud.bootstrap import build_platform, build_signer
 from tests.conftest import free_port
 
 
 def test_a_read_store_outage_answers_503_and_recorded_writes_still_succeed(make_settings):
     settings = make_settings("sqlite", mongodb_uri=f"mongodb://127.0.0.1:{free_port()}/")  # nothing listens there
+    signer = build_signer(settings).start()
     platform = build_platform(settings)
     try:
         client = testing.TestClient(create_app(platform))
@@ -24,6 +25,7 @@ def test_a_read_store_outage_answers_503_and_recorded_writes_still_succeed(make_
         assert signup.status_code == 201, signup.text  # the account exists: a retry would be told it is taken
         assert signup.headers["x-read-model"] == "lagging"
 
+        assert platform.identity.settle(), "the confirmation code was not sent in time"
         body = Outbox(settings.state_dir / "outbox.sqlite3").messages(limit=1, recipient="outage@example.com")[0]["body"]
         code = re.search(r"code is (\d{6})", body).group(1)
         assert client.simulate_post("/v1/auth/confirm", json={"username": "outage", "code": code}).status_code == 200
@@ -37,3 +39,4 @@ def test_a_read_store_outage_answers_503_and_recorded_writes_still_succeed(make_
         assert listing.headers["retry-after"] == "1"
     finally:
         platform.close()
+        signer.stop()
