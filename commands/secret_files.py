@@ -62,6 +62,11 @@ def read_or_create_secret(path: str | os.PathLike, create: Callable[[], bytes]) 
     return read_secret(path)
 
 
+def read_or_create_token(path: str | os.PathLike) -> str:
+    """A random URL-safe text secret (a password) at `path`, created on first use."""
+    return read_or_create_secret(path, lambda: secrets.token_urlsafe(32).encode()).decode().strip()
+
+
 def read_secret(path: str | os.PathLike) -> bytes:
     """Reads a private file, refusing to follow a symlink at `path`."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
+from gateways.broker.node import wait_vm_gone
 from iotcloud.bootstrap import prepare_state
 from iotcloud.config import Settings
 from iotcloud.embedded_mongo import start_embedded_mongo, wait_for_port
@@ -99,23 +100,9 @@ class BrokerNodeProcess:
                     os.kill(self.pid, sig)
                 except ProcessLookupError:
                     break
-                # Until the VM itself is gone, not just its pid file: a node started while the old one
-                # still shuts down finds its distribution port taken and never boots.
-                deadline = time.monotonic() + grace
-                while _alive(self.pid) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                if not _alive(self.pid):
+                if wait_vm_gone(self.pid, grace):
                     break
         self.returncode = self.returncode if self.returncode is not None else -signal.SIGTERM
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` still runs (a zombie has exited: only its parent has yet to read its status)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
 
 
 def describe_exit(process: Process) -> str:
