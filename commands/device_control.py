@@ -1,17 +1,21 @@
-"""DeviceControl: the write side of device calls (requested, sent, answered, timed out, expired)."""
+"""DeviceControl: the write side of device calls (requested, sent, answered, timed out, expired).
+
+Gateways and the API say what they decided as values (commands.device_decisions); the
+DeviceCommand aggregate carries each out or refuses it."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from concurrent.futures import Future
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from commands.device_apis import device_api
-from commands.domain.device_commands import DeviceCommand
+from commands.device_decisions import Decision
+from commands.domain.device_commands import DeviceCommand, IllegalTransition
 from commands.errors import DomainError, ValidationFailed
 from commands.group_commit import GroupCommit
 
@@ -40,14 +44,17 @@ class DeviceControl(Application):
     def request(self, device: dict, api: str, params: dict | None, timeout: float | None = None,
                 ttl: float | None = None) -> RequestedCommand:
         """`device` is the caller's device as the read model shows it (id, owner, name, correlation)."""
+        command = self._new_command(device, api, params, timeout, ttl)
+        return RequestedCommand(str(command.id), self._group.save(command))
+
+    def _new_command(self, device: dict, api: str, params, timeout, ttl) -> DeviceCommand:
         spec = device_api(api)
         normalised = spec.normalise(params)
         timeout = _bounded("timeout", self.default_timeout if timeout is None else timeout, 0.1, MAX_TIMEOUT)
         ttl = _bounded("ttl", 0 if ttl is None else ttl, 0, MAX_TTL)
-        command = DeviceCommand(device_id=device["device_id"], owner=device["owner"], device_name=device["name"],
-                                api=spec.name, params=normalised, timeout=timeout,
-                                expires_at=self._clock() + ttl, correlate=bool(device.get("correlation_ids")))
-        return RequestedCommand(str(command.id), self._group.save(command))
+        return DeviceCommand(device_id=device["device_id"], owner=device["owner"], device_name=device["name"],
+                             api=spec.name, params=normalised, timeout=timeout,
+                             expires_at=self._clock() + ttl, correlate=bool(device.get("correlation_ids")))
 
     def command(self, command_id) -> DeviceCommand:
         try:
@@ -55,14 +62,32 @@ class DeviceControl(Application):
         except (AggregateNotFoundError, ValueError):
             raise CommandNotFound(f"no command {command_id}") from None
 
-    def apply(self, changes: list[tuple[object, Callable[[DeviceCommand], bool]]]) -> list[DeviceCommand]:
-        """Applies each change (a function that mutates a command, or answers False to skip it) and
-        saves all in one transaction; returns the commands changed.
+    def dispatch(self, device: dict, api: str, params: dict | None, timeout: float | None, ttl: float | None,
+                 by: str) -> DeviceCommand:
+        """Requests a call and records it sent in the same commit, for a caller that publishes it
+        itself right after (the API on the short path). Returns the saved command."""
+        command = self._new_command(device, api, params, timeout, ttl)
+        command.mark_sent(self._clock(), by)
+        self._group.save(command)
+        return command
 
-        On a conflict (another gateway instance recorded something first) each change is retried
-        alone against the stored state, so a decision is never recorded twice.
+    def record(self, command: DeviceCommand) -> int:
+        """Saves what was decided on `command` now (in the next shared commit); returns its position."""
+        return self._group.save(command)
+
+    def record_later(self, command: DeviceCommand) -> Future:
+        """Queues what was decided on `command` (already carried out on it) for the next shared
+        commit and returns at once; the future fails with IntegrityError if someone recorded first."""
+        return self._group.submit(command)
+
+    def decide(self, decisions: list[Decision]) -> list[DeviceCommand]:
+        """Carries out each decision on its command and saves all in one transaction; a decision the
+        command refuses (it moved on) is skipped. Returns the commands changed.
+
+        On a conflict (another process recorded something first) each decision is retried alone
+        against the stored state, so a decision is never recorded twice.
         """
-        changed = [command for command in (self._changed(cid, change) for cid, change in changes) if command]
+        changed = [command for command in map(self._decided, decisions) if command]
         if not changed:
             return []
         try:
@@ -70,16 +95,16 @@ class DeviceControl(Application):
             return changed
         except IntegrityError:
             saved = []
-            for command_id, change in changes:
-                self.forget(command_id)
-                command = self._changed(command_id, change)
+            for decision in decisions:
+                self.forget(decision.command_id)
+                command = self._decided(decision)
                 if command is None:
                     continue
                 try:
                     self.save(command)
                     saved.append(command)
                 except IntegrityError:
-                    continue
+                    self.forget(decision.command_id)
             return saved
 
     def remember(self, command: DeviceCommand) -> None:
@@ -94,12 +119,16 @@ class DeviceControl(Application):
             except KeyError:
                 pass
 
-    def _changed(self, command_id, change) -> DeviceCommand | None:
+    def _decided(self, decision: Decision) -> DeviceCommand | None:
         try:
-            command = self.repository.get(as_uuid(command_id))
+            command = self.repository.get(as_uuid(decision.command_id))
         except (AggregateNotFoundError, ValueError):
             return None
-        return command if change(command) else None
+        try:
+            decision.carry_out(command)
+        except IllegalTransition:
+            return None
+        return command
 
 
 def as_uuid(value) -> UUID:

@@ -1,17 +1,24 @@
-"""Group commit: concurrent requests' new aggregates are saved in shared transactions.
+"""Group commit: concurrent requests' events are saved in shared transactions.
 
 The PostgreSQL recorder locks the events table for every insert (it keeps notification ids
 gapless), so one transaction per HTTP request caps the whole platform at the table's commit
 rate. Here the first caller becomes the leader and saves whatever others queued meanwhile;
-each caller still returns only once its own events are committed.
+each caller still returns only once its own events are committed. `submit` queues events
+without waiting (outcomes recorded after the caller was answered); a background thread leads
+when no caller does.
+
+Events are collected from each aggregate when it is queued, so a batch that fails in the store
+can be retried item by item (an aggregate gives its pending events away only once).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import Future
 
 MAX_BATCH = 256
+log = logging.getLogger("iotcloud.group_commit")
 
 
 class GroupCommit:
@@ -19,19 +26,48 @@ class GroupCommit:
         self._save = save
         self._max_batch = max_batch
         self._lock = threading.Lock()
-        self._queue: list[tuple[object, Future]] = []
+        self._queue: list[tuple[list, object, Future]] = []
         self._leading = False
+        self._wake = threading.Condition(self._lock)
+        self._flusher: threading.Thread | None = None
 
     def save(self, aggregate) -> int:
         """Saves `aggregate`'s pending events; returns the notification id of its last event."""
-        done: Future = Future()
+        done = self._enqueue(aggregate)
         with self._lock:
-            self._queue.append((aggregate, done))
             lead = not self._leading
             self._leading = True
         if lead:
             self._lead()
         return done.result()
+
+    def submit(self, aggregate) -> Future:
+        """Queues `aggregate`'s pending events and returns at once; the future ends with the save."""
+        done = self._enqueue(aggregate)
+        with self._lock:
+            if not self._leading:
+                self._leading = True
+                if self._flusher is None:
+                    self._flusher = threading.Thread(target=self._flush_forever, name="group-commit", daemon=True)
+                    self._flusher.start()
+                self._wake.notify()
+        return done
+
+    def _enqueue(self, aggregate) -> Future:
+        done: Future = Future()
+        events = list(aggregate.collect_events())
+        with self._lock:
+            self._queue.append((events, aggregate.id, done))
+        return done
+
+    def _flush_forever(self) -> None:
+        while True:
+            with self._lock:
+                while not (self._leading and self._queue):
+                    if self._leading and not self._queue:
+                        self._leading = False
+                    self._wake.wait()
+            self._lead()
 
     def _lead(self) -> None:
         while True:
@@ -44,16 +80,16 @@ class GroupCommit:
 
     def _commit(self, batch) -> None:
         try:
-            recordings = self._save(*[aggregate for aggregate, _ in batch])
+            recordings = self._save(*[event for events, _, _ in batch for event in events])
         except Exception as error:  # noqa: BLE001 - each caller gets the outcome of its own save
             if len(batch) == 1:
-                batch[0][1].set_exception(error)
+                batch[0][2].set_exception(error)
                 return
             for item in batch:  # a bad one must not sink the others: retry each alone
                 self._commit([item])
             return
         positions = {}
-        for recording in recordings:
+        for recording in recordings or ():
             positions[recording.domain_event.originator_id] = recording.notification.id
-        for aggregate, done in batch:
-            done.set_result(positions[aggregate.id])
+        for _, originator_id, done in batch:
+            done.set_result(positions.get(originator_id))

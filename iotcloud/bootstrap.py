@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from commands.secret_files import private_directory, read_or_create_secret
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.device_calls import DeviceCalls
+from gateways.http.direct_calls import DirectCalls
 from gateways.http.outcomes import CommandOutcomes
 from gateways.outbox import Outbox
 from gateways.signer import SignerClient, SignerServer
@@ -118,7 +121,9 @@ def build_platform(settings: Settings) -> Platform:
     if fleet.revocation is not None:
         fleet.revocation.catch_up(fleet)  # repairs a crash between a revoking save and its CRL
     control = build_device_control(settings)
-    outcomes = CommandOutcomes(service_address(settings, API_SERVICE)).start()
+    outcomes = CommandOutcomes(service_address(settings, API_SERVICE))
+    direct = build_direct_calls(settings, control, outcomes, CommandQueries(db))
+    outcomes.start()
     devices = DeviceListQueries(db)
     per_user, in_all, _ = settings.api_shares
     return Platform(settings=settings, ca=ca, accounts=accounts, fleet=fleet, identity=identity,
@@ -127,7 +132,20 @@ def build_platform(settings: Settings) -> Platform:
                     outcomes=outcomes,
                     calls=DeviceCalls(control, fleet, outcomes, ReadYourWrites(ReadModelCatalogue(db),
                                                                                settings.projection_wait),
-                                      ConcurrencyLimit(per_user, in_all)))
+                                      ConcurrencyLimit(per_user, in_all), direct))
+
+
+def build_direct_calls(settings: Settings, control: DeviceControl, link: CommandOutcomes,
+                       commands: CommandQueries) -> DirectCalls | None:
+    """The API's short path, when this process is the only one that sends calls itself: its lines
+    (one call in flight per device and api) are kept in memory. Lines with unfinished work from an
+    earlier run are left to the gateway until that work ends."""
+    if not settings.direct_calls_enabled:
+        return None
+    direct = DirectCalls(control, link, f"api:{socket.gethostname()}:{os.getpid()}")
+    for command_id, device_id, api in commands.open_lines():
+        direct.defer(device_id, api, command_id)
+    return direct
 
 
 def build_signer(settings: Settings) -> SignerServer:

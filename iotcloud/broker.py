@@ -33,20 +33,23 @@ def certificate_revocation(settings: Settings, ca) -> BrokerRevocation | None:
     return BrokerRevocation(CertificateRevocations(crl_directory(settings.broker_dir), ca), admin_client(settings))
 
 
+# Requests `<id>.<api>` only: never a key in the devices' answer namespace `server.`.
+REQUEST_KEY = r"^(?!server\.)[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z0-9_]+$"
+
 # Least privilege, as RabbitMQ permission regexes (configure, write, read) and topic permissions.
 SERVICE_PERMISSIONS = {
     GATEWAY_SERVICE: ServicePermissions(
         configure=r"^iotcloud\.(control|results|gateway\..+)$",
         write=r"^(amq\.topic|iotcloud\.results|iotcloud\.gateway\..+)$",
         read=r"^(amq\.topic|amq\.rabbitmq\.event|iotcloud\.control|iotcloud\.gateway\..+)$",
-        # Requests `<id>.<api>` only: never a key in the devices' answer namespace `server.`.
-        topics={"amq.topic": (r"^(?!server\.)[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z0-9_]+$", r"^server\."),
+        topics={"amq.topic": (REQUEST_KEY, r"^server\."),
                 "amq.rabbitmq.event": (r"^$", r"^connection\.")}),
+    # The API sends calls itself on the short path: it publishes requests and reads the devices' answers.
     API_SERVICE: ServicePermissions(
         configure=r"^iotcloud\.(control|results|api\..+)$",
-        write=r"^(iotcloud\.control|iotcloud\.api\..+)$",
-        read=r"^(iotcloud\.results|iotcloud\.api\..+)$",
-        topics={"amq.topic": (r"^$", r"^$")}),
+        write=r"^(amq\.topic|iotcloud\.control|iotcloud\.api\..+)$",
+        read=r"^(amq\.topic|iotcloud\.results|iotcloud\.api\..+)$",
+        topics={"amq.topic": (REQUEST_KEY, r"^server\.")}),
 }
 
 

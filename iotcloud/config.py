@@ -95,6 +95,7 @@ class Settings:
     broker_service_dir: str = ""
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     signer_socket: str = ""              # empty: <state_dir>/signer/signer.sock
+    direct_calls: str = "auto"           # the API's short path: auto (on with one API worker), on, off
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":
@@ -122,6 +123,15 @@ class Settings:
         return (self.api_waiting_calls_per_user or quarter,
                 self.api_waiting_calls or max(1, self.api_threads - quarter),
                 self.api_public_per_address or quarter)
+
+    @property
+    def direct_calls_enabled(self) -> bool:
+        """The short path keeps each line (one call per device and api) in one process's memory, so
+        it is on by itself only when one API worker sends calls; with more, every call goes through
+        the gateway, which owns the lines of all of them."""
+        if self.direct_calls not in ("auto", "on", "off"):
+            raise ValueError(f"IOTCLOUD_DIRECT_CALLS must be auto, on or off, not {self.direct_calls!r}")
+        return self.direct_calls == "on" or (self.direct_calls == "auto" and self.api_workers == 1)
 
     @property
     def operator_names(self) -> frozenset[str]:

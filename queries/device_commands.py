@@ -25,5 +25,10 @@ class CommandQueries:
     def open_command_ids(self) -> list[str]:
         return [doc["_id"] for doc in self._commands().find({"status": {"$in": [QUEUED, SENT]}}, {"_id": 1})]
 
+    def open_lines(self) -> list[tuple[str, str, str]]:
+        """(command id, device id, api) of every call not finished yet."""
+        return [(doc["_id"], doc.get("device_id", ""), doc.get("api", "")) for doc in self._commands().find(
+            {"status": {"$in": [QUEUED, SENT]}}, {"_id": 1, "device_id": 1, "api": 1})]
+
     def _commands(self):
         return self._catalogue.collection(COMMANDS)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from commands.device_control import DeviceControl
+from commands.device_decisions import Expire, MarkSent, RecordAnswer, RejectAnswer, ReturnToQueue, TimeOut
 from commands.domain.device_commands import QUEUED, SENT, DeviceCommand
 from gateways.devices.messages import CommandOutcome, DeviceAnswer, PresenceChange
 from gateways.devices.protocol import MalformedAnswer, decode_answer, encode_request
@@ -25,6 +26,13 @@ from gateways.devices.tally import ANSWERED, FAILED, MALFORMED, REJECTED, UNSOLI
 log = logging.getLogger("iotcloud.gateway")
 ANSWER_EXCERPT = 256
 UNROUTED_RETRY = 0.1  # seconds before a request the broker could not route is tried again
+# An API process records the outcome of a call it sent itself; the gateway times such a call out only
+# this long after its deadline, when the API evidently died before recording anything.
+BACKSTOP_GRACE = 3.0
+# An answer no call of ours claims may belong to an API's call the gateway has not read from the log
+# yet: it is counted as unsolicited only if no such call claims it within this many seconds.
+CLAIM_WINDOW = 5.0
+MAX_UNCLAIMED = 10_000
 
 
 @dataclass
@@ -47,6 +55,17 @@ class InFlight:
     deadline: float
     correlation_id: str | None
     pending: Pending | None = None
+    direct: bool = False   # sent by an API process, which records its outcome
+    claimed: bool = False  # its answer has arrived (direct calls: counted, recorded by the API)
+
+
+@dataclass(frozen=True, slots=True)
+class Unclaimed:
+    device_id: str
+    api: str
+    correlation_id: str | None
+    refusal: str | None  # why it is malformed, or None for a well-formed answer
+    received_at: float
 
 
 def pending_from(command: DeviceCommand) -> Pending:
@@ -76,6 +95,7 @@ class Dispatcher:
         self._in_flight: dict[str, InFlight] = {}
         self._deadlines: list[tuple[float, str]] = []
         self._retry_at: dict[str, float] = {}
+        self._unclaimed: deque[Unclaimed] = deque()
         self.known: set[str] = set()
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -96,11 +116,49 @@ class Dispatcher:
                 self._queue(command.device_id).append(pending_from(command))
                 touched.add(command.device_id)
             elif command.status == SENT:
-                # Sent by an earlier run: keep waiting for its answer, never send it again.
-                self._track(InFlight(key, command.device_id, command.api,
-                                     (command.sent_at or self._clock()) + command.timeout,
-                                     key if command.correlate else None))
+                # Sent by an earlier run or by an API process: keep waiting for its answer, never send it again.
+                direct = bool(command.sent_by) and command.sent_by != self._name
+                deadline = (command.sent_at or self._clock()) + command.timeout + (BACKSTOP_GRACE if direct else 0)
+                self._track(InFlight(key, command.device_id, command.api, deadline,
+                                     key if command.correlate else None, pending_from(command), direct=direct))
         self._pump(touched)
+
+    def sent_elsewhere(self, command: DeviceCommand) -> None:
+        """An API process sent a command itself (read from the log): its slot is taken until the
+        command ends; the API records the outcome, the gateway only backs it up."""
+        key = str(command.id)
+        if command.sent_by == self._name or key in self._in_flight or command.sent_at is None:
+            return
+        self.known.add(key)
+        queue = self._waiting.get(command.device_id)
+        if queue is not None:
+            self._keep(command.device_id, deque(p for p in queue if p.command_id != key))
+        flight = InFlight(key, command.device_id, command.api, command.sent_at + command.timeout + BACKSTOP_GRACE,
+                          key if command.correlate else None, pending_from(command), direct=True)
+        self._track(flight)
+        self._claim(flight)
+
+    def unrouted_elsewhere(self, command_id: str) -> None:
+        """An API process was handed its request back by the broker: the gateway queues it now."""
+        flight = self._in_flight.get(command_id)
+        if flight is not None and flight.direct and flight.pending is not None:
+            self._untrack(flight)
+            self._queue(flight.device_id).appendleft(flight.pending)
+            self._pump({flight.device_id})
+
+    def ended(self, command_id: str, device_id: str) -> None:
+        """A command the log shows finished (by an API process or another gateway): frees its slot."""
+        if command_id not in self.known:
+            return
+        self.known.discard(command_id)
+        flight = self._in_flight.get(command_id)
+        if flight is not None:
+            self._untrack(flight)
+            self._pump({device_id})
+            return
+        queue = self._waiting.get(device_id)
+        if queue is not None:
+            self._keep(device_id, deque(p for p in queue if p.command_id != command_id))
 
     def answered(self, answers: list[DeviceAnswer]) -> None:
         """Whatever one answer holds costs only that answer: a malformed one fails its call (or is
@@ -120,7 +178,7 @@ class Dispatcher:
         self._record_answers(changes)
         self._pump(freed)
 
-    def _match(self, answer: DeviceAnswer) -> tuple[str, Callable] | None:
+    def _match(self, answer: DeviceAnswer) -> RecordAnswer | RejectAnswer | None:
         """The change an answer makes to the call it belongs to, or None (counted) when it has none."""
         try:
             value, whole, correlation_id = decode_answer(answer.payload, answer.api)
@@ -132,25 +190,27 @@ class Dispatcher:
                 log.exception(reason, extra={"device_id": answer.device_id, "api": answer.api})
             flight = self._slots.get((answer.device_id, answer.api))
             if flight is None:
-                log.debug("malformed answer with no command waiting", extra={
-                    "device_id": answer.device_id, "api": answer.api, "reason": reason})
-                self.tally.count(answer.device_id, MALFORMED, reason)
+                self._hold_unclaimed(Unclaimed(answer.device_id, answer.api, None, reason, answer.received_at))
+                return None
+            if flight.direct:
+                self._count_direct(flight, reason)
                 return None
             self._untrack(flight)
             self.tally.count(answer.device_id, REJECTED, reason)
             excerpt = answer.payload[:ANSWER_EXCERPT].decode("utf-8", "replace")
-            return flight.command_id, _reject(reason, excerpt)
+            return RejectAnswer(flight.command_id, reason, excerpt)
         flight = (self._by_correlation.get(correlation_id) if correlation_id
                   else self._slots.get((answer.device_id, answer.api)))
         if flight is None or flight.device_id != answer.device_id:
-            log.debug("answer with no command waiting (late or unsolicited)",
-                      extra={"device_id": answer.device_id, "api": answer.api})
-            self.tally.count(answer.device_id, UNSOLICITED, f"no call waiting on {answer.api[:64]}")
+            self._hold_unclaimed(Unclaimed(answer.device_id, answer.api, correlation_id, None, answer.received_at))
+            return None
+        if flight.direct:
+            self._count_direct(flight, None)
             return None
         self._untrack(flight)
         self.tally.count(answer.device_id, ANSWERED)
         whole.pop("correlation_id", None)
-        return flight.command_id, _succeed(value, whole)
+        return RecordAnswer(flight.command_id, value, whole)
 
     def _record_answers(self, changes) -> None:
         """Records answers in one transaction; if that fails, one by one, so an answer the store
@@ -162,14 +222,14 @@ class Dispatcher:
         except Exception:  # noqa: BLE001 - retried alone below; a dead store raises there again
             if len(changes) > 1:
                 log.warning("recording %d answers together failed; recording them one by one", len(changes))
-        for command_id, change in changes:
-            self._control.forget(command_id)  # a failed save leaves the cached command half-changed
+        for decision in changes:
+            self._control.forget(decision.command_id)  # a failed save leaves the cached command half-changed
             try:
-                self._apply_and_announce([(command_id, change)])
+                self._apply_and_announce([decision])
             except Exception:  # noqa: BLE001
-                log.exception("could not record an answer; failing its call", extra={"command_id": command_id})
-                self._control.forget(command_id)
-                self._apply_and_announce([(command_id, _reject("the answer could not be recorded", ""))])
+                log.exception("could not record an answer; failing its call", extra={"command_id": decision.command_id})
+                self._control.forget(decision.command_id)
+                self._apply_and_announce([RejectAnswer(decision.command_id, "the answer could not be recorded", "")])
 
     def presence(self, change: PresenceChange) -> None:
         connections = self._connections[change.device_id]
@@ -197,6 +257,7 @@ class Dispatcher:
     def tick(self) -> None:
         """Times out unanswered commands, retries unrouted ones, expires queued ones past their deadline."""
         now = self._clock()
+        self._expire_unclaimed(now)
         due = [device for device, at in self._retry_at.items() if at <= now]
         for device in due:
             del self._retry_at[device]
@@ -208,14 +269,14 @@ class Dispatcher:
             flight = self._in_flight.get(command_id)
             if flight is not None and flight.deadline <= now:
                 self._untrack(flight)
-                changes.append((command_id, _time_out))
+                changes.append(TimeOut(command_id))
                 self._pump({flight.device_id})
         for device_id, queue in list(self._waiting.items()):  # only devices with queued commands
             expired = [p for p in queue if p.queue_deadline <= now]
             if not expired:
                 continue
             reason = "the device stayed offline" if not self.is_online(device_id) else "waited too long to be sent"
-            changes += [(p.command_id, _expire(reason)) for p in expired]
+            changes += [Expire(p.command_id, reason) for p in expired]
             self._keep(device_id, deque(p for p in queue if p.queue_deadline > now))
         self._apply_and_announce(changes)
 
@@ -237,7 +298,7 @@ class Dispatcher:
             if not self.is_online(device_id):
                 # Offline: commands without a time-to-live fail now, the others wait for a connect.
                 queue = self._waiting.get(device_id, deque())
-                changes += [(p.command_id, _expire("the device is offline")) for p in queue if p.expires_at <= now]
+                changes += [Expire(p.command_id, "the device is offline") for p in queue if p.expires_at <= now]
                 self._keep(device_id, deque(p for p in queue if p.expires_at > now))
                 continue
             if self._retry_at.get(device_id, 0) > now:
@@ -246,7 +307,7 @@ class Dispatcher:
             while queue:
                 pending = queue.popleft()
                 if pending.queue_deadline <= now:
-                    changes.append((pending.command_id, _expire("waited too long to be sent")))
+                    changes.append(Expire(pending.command_id, "waited too long to be sent"))
                 elif pending.correlate or ((device_id, pending.api) not in self._slots and pending.api not in taken):
                     if not pending.correlate:
                         taken.add(pending.api)
@@ -273,7 +334,7 @@ class Dispatcher:
         for pending in batch:  # reserve slots before the save so answers cannot race the publish
             self._track(InFlight(pending.command_id, pending.device_id, pending.api, now + pending.timeout,
                                  pending.command_id if pending.correlate else None, pending))
-        saved = self._control.apply([(p.command_id, _mark_sent(now, self._name)) for p in batch])
+        saved = self._control.decide([MarkSent(p.command_id, now, self._name) for p in batch])
         saved_ids = {str(c.id) for c in saved}
         for pending in batch:
             if pending.command_id not in saved_ids:
@@ -294,11 +355,48 @@ class Dispatcher:
             if flight is None or flight.pending is None:
                 continue
             self._untrack(flight)
-            changes.append((command_id, _return_to_queue))
+            changes.append(ReturnToQueue(command_id))
             self._queue(flight.device_id).appendleft(flight.pending)
             self._retry_at[flight.device_id] = now + UNROUTED_RETRY
         if changes:
-            self._control.apply(changes)
+            self._control.decide(changes)
+
+    def _count_direct(self, flight: InFlight, refusal: str | None) -> None:
+        """An answer to a call an API process sent: the API records it; here it is only counted."""
+        if flight.claimed:
+            self.tally.count(flight.device_id, UNSOLICITED, f"a second answer on {flight.api[:64]}")
+        else:
+            flight.claimed = True
+            self.tally.count(flight.device_id, REJECTED if refusal else ANSWERED, refusal or "")
+
+    def _hold_unclaimed(self, answer: Unclaimed) -> None:
+        if len(self._unclaimed) >= MAX_UNCLAIMED:
+            self._count_unclaimed(self._unclaimed.popleft())
+        self._unclaimed.append(answer)
+
+    def _claim(self, flight: InFlight) -> None:
+        """Gives a direct call the first held answer on its slot (it arrived before the log told us)."""
+        for answer in self._unclaimed:
+            if answer.device_id == flight.device_id and (
+                    answer.correlation_id == flight.correlation_id if flight.correlation_id
+                    else answer.api == flight.api and answer.correlation_id is None):
+                self._unclaimed.remove(answer)
+                self._count_direct(flight, answer.refusal)
+                return
+
+    def _expire_unclaimed(self, now: float) -> None:
+        while self._unclaimed and self._unclaimed[0].received_at <= now - CLAIM_WINDOW:
+            self._count_unclaimed(self._unclaimed.popleft())
+
+    def _count_unclaimed(self, answer: Unclaimed) -> None:
+        if answer.refusal is not None:
+            log.debug("malformed answer with no command waiting", extra={
+                "device_id": answer.device_id, "api": answer.api, "reason": answer.refusal})
+            self.tally.count(answer.device_id, MALFORMED, answer.refusal)
+        else:
+            log.debug("answer with no command waiting (late or unsolicited)",
+                      extra={"device_id": answer.device_id, "api": answer.api})
+            self.tally.count(answer.device_id, UNSOLICITED, f"no call waiting on {answer.api[:64]}")
 
     def _track(self, flight: InFlight) -> None:
         self._in_flight[flight.command_id] = flight
@@ -318,36 +416,8 @@ class Dispatcher:
     def _apply_and_announce(self, changes) -> None:
         if not changes:
             return
-        for command in self._control.apply(changes):
+        for command in self._control.decide(changes):
+            if command.is_terminal:
+                self.known.discard(str(command.id))
             self._announce(CommandOutcome(str(command.id), command.status, command.result, command.error))
 
-
-def _when(status: str, method: str, **kwargs):
-    """A change that calls `command.<method>(**kwargs)` only while the command is in `status`,
-    so a decision that lost a race with another gateway is dropped, never recorded twice."""
-    def change(command: DeviceCommand) -> bool:
-        if command.status != status:
-            return False
-        getattr(command, method)(**kwargs)
-        return True
-    return change
-
-
-def _mark_sent(at: float, gateway: str):
-    return _when(QUEUED, "mark_sent", sent_at=at, gateway=gateway)
-
-
-def _succeed(value, answer: dict):
-    return _when(SENT, "succeed", value=value, answer=answer)
-
-
-def _reject(reason: str, payload: str):
-    return _when(SENT, "reject_answer", reason=reason, payload=payload)
-
-
-def _expire(reason: str):
-    return _when(QUEUED, "expire", reason=reason)
-
-
-_return_to_queue = _when(SENT, "return_to_queue", reason="unroutable")
-_time_out = _when(SENT, "time_out")

@@ -24,6 +24,11 @@ from queries.read_models import COMMANDS, DEVICE_LIST, ReadModelCatalogue
 
 log = logging.getLogger("iotcloud.gateway")
 REQUESTED = get_topic(DeviceCommand.Requested)
+SENT = get_topic(DeviceCommand.Sent)
+UNROUTED = get_topic(DeviceCommand.Unrouted)
+ENDED = frozenset(get_topic(e) for e in (DeviceCommand.Succeeded, DeviceCommand.AnswerRejected,
+                                         DeviceCommand.TimedOut, DeviceCommand.Expired))
+FOLLOWED = [REQUESTED, SENT, UNROUTED, *sorted(ENDED)]
 UNREGISTERED = get_topic(Device.Unregistered)
 REISSUED = get_topic(Device.CertificateReissued)
 BACKUP_POLL = 1.0
@@ -70,7 +75,7 @@ class DeviceGateway:
                                       .find({"connection": "online"}, {"device_id": 1}))
         commands = [self._control.command(cid) for cid in open_ids]
         self._position = projected
-        commands += self._follow(load=True)
+        commands += self._follow_open()
         log.info("gateway recovered", extra={"open_commands": len(commands), "position": self._position})
         return [c for c in commands if not c.is_terminal]
 
@@ -121,7 +126,7 @@ class DeviceGateway:
             if backup:
                 last_poll = now
             if backup or WAKE_COMMANDS in link.wake_reasons:
-                self.dispatcher.requested(self._follow(load=False))
+                self._follow_log()
             if backup or WAKE_DEVICES in link.wake_reasons:
                 self._revoke_unregistered()
             link.wake_reasons.clear()
@@ -138,23 +143,66 @@ class DeviceGateway:
             self._flush_outcomes()
             self.tally.summarise()
 
-    def _follow(self, load: bool) -> list[DeviceCommand]:
-        """New Requested events after our position; `load` reads each command's current state."""
+    def _follow_open(self) -> list[DeviceCommand]:
+        """Commands requested after our position, as they stand now (at start-up)."""
         commands = []
         while True:
             page = self._control.recorder.select_notifications(start=self._position + 1, limit=PAGE, topics=[REQUESTED])
             if not page:
                 return commands
             self._position = page[-1].id
-            for notification in page:
-                if load:
-                    commands.append(self._control.command(notification.originator_id))
-                else:
-                    command = self._control.mapper.to_domain_event(notification).mutate(None)
-                    self._control.remember(command)
-                    commands.append(command)
+            commands += [self._control.command(notification.originator_id) for notification in page]
             if len(page) < PAGE:
                 return commands
+
+    def _follow_log(self) -> None:
+        """Reads what was recorded since our position: new commands to queue, commands an API process
+        sent itself or was handed back, and commands that ended. Events are applied to the commands
+        we hold, so our later decisions start from the stored state. A command requested and sent in
+        one commit (an API's call) reaches the dispatcher already sent: it is never queued here."""
+        cache = self._control.repository.cache
+        while True:
+            page = self._control.recorder.select_notifications(start=self._position + 1, limit=PAGE, topics=FOLLOWED)
+            if not page:
+                return
+            self._position = page[-1].id
+            fresh: dict = {}  # commands requested in this page, in order, not yet handed over
+            for notification in page:
+                cid = notification.originator_id
+                if notification.topic == REQUESTED:
+                    fresh[cid] = self._control.mapper.to_domain_event(notification).mutate(None)
+                    continue
+                command = fresh.get(cid)
+                if command is None and cache is not None:
+                    try:
+                        command = cache.get(cid)
+                    except KeyError:
+                        command = None
+                if command is None:
+                    continue  # requested before our position and not open: nothing of ours
+                if notification.topic in ENDED:
+                    self._control.forget(cid)
+                    if fresh.pop(cid, None) is None:
+                        self.dispatcher.ended(str(cid), command.device_id)
+                    continue
+                event = self._control.mapper.to_domain_event(notification)
+                if event.originator_version <= command.version:
+                    continue  # we recorded it ourselves
+                if event.originator_version > command.version + 1:
+                    self._control.forget(cid)  # we missed something: read it again when needed
+                    continue
+                event.mutate(command)
+                if cid in fresh:
+                    continue
+                if notification.topic == SENT:
+                    self.dispatcher.sent_elsewhere(command)
+                else:
+                    self.dispatcher.unrouted_elsewhere(str(cid))
+            for command in fresh.values():
+                self._control.remember(command)
+            self.dispatcher.requested(list(fresh.values()))
+            if len(page) < PAGE:
+                return
 
     def _publish(self, command_id: str, device_id: str, api: str, payload: bytes, timeout: float) -> None:
         self._link.publish_request(command_id, device_id, api, payload, timeout)

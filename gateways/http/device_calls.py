@@ -1,4 +1,5 @@
-"""Device calls for both REST flavours: append the request, wake the gateway, wait for the outcome."""
+"""Device calls for both REST flavours: the API's short path (gateways.http.direct_calls) when it
+can, else the gateway's: append the request, wake the gateway, wait for the outcome."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from commands.fleet import DeviceFleet
 from commands.owned_devices import owned_device
 from gateways.http.capacity import Busy, ConcurrencyLimit, TooManyWaitingCalls
 from gateways.http.consistency import ReadYourWrites
+from gateways.http.direct_calls import DirectCalls, Finished, HandedOver
 from gateways.http.outcomes import CommandOutcomes
 
 GRACE = 1.0  # seconds beyond the device timeout for the gateway to record and publish the outcome
@@ -34,10 +36,12 @@ class DeviceCalls:
     """One entry point for every device API, modern or libpyiotcloud-shaped."""
 
     def __init__(self, control: DeviceControl, fleet: DeviceFleet, outcomes: CommandOutcomes,
-                 rw: ReadYourWrites, waiting: ConcurrencyLimit = UNBOUNDED):
-        """`waiting` bounds the calls that hold a request thread while they wait, per user and in all."""
+                 rw: ReadYourWrites, waiting: ConcurrencyLimit = UNBOUNDED, direct: DirectCalls | None = None):
+        """`waiting` bounds the calls that hold a request thread while they wait, per user and in all;
+        `direct` is the short path (None: every call goes through the gateway)."""
         self._control, self._fleet, self._outcomes, self._rw = control, fleet, outcomes, rw
         self._waiting = waiting
+        self._direct = direct
         self._recent_devices: dict[tuple[str, str], tuple[dict, float]] = {}
 
     def call(self, owner: str, name: str, api: str, params: dict | None, *, timeout: float | None = None,
@@ -60,16 +64,30 @@ class DeviceCalls:
             raise TooManyWaitingCalls(f"{who}; retry later, or call with wait=false and poll the command",
                                       retry_after=busy.retry_after) from None
         try:
-            requested = self._control.request(device, api, params, timeout, ttl)
-            waiter = self._outcomes.expect(requested.command_id)
-            self._outcomes.wake_gateway()
-            outcome = self._outcomes.wait(requested.command_id, waiter, budget)
+            direct = self._direct.call(device, api, params, timeout, ttl) if self._direct is not None else None
+            if isinstance(direct, Finished):
+                return settle(direct.command_id, direct.outcome)
+            if isinstance(direct, HandedOver):
+                command_id = direct.command_id
+                waiter = self._outcomes.expect(command_id)
+            else:
+                command_id = self._request(device, api, params, timeout, ttl).command_id
+                waiter = self._outcomes.expect(command_id)
+                self._outcomes.wake_gateway()
+            outcome = self._outcomes.wait(command_id, waiter, budget)
         finally:
             self._waiting.release(device["owner"].lower(), slot)
-        return settle(requested.command_id, outcome)
+        return settle(command_id, outcome)
+
+    def _request(self, device: dict, api: str, params: dict | None, timeout, ttl):
+        """Records a call for the gateway to send; the short path leaves its line to the gateway meanwhile."""
+        requested = self._control.request(device, api, params, timeout, ttl)
+        if self._direct is not None and not device.get("correlation_ids"):
+            self._direct.defer(device["device_id"], api, requested.command_id)
+        return requested
 
     def _queued(self, device: dict, api: str, params: dict | None, timeout, ttl) -> CallResult:
-        requested = self._control.request(device, api, params, timeout, ttl)
+        requested = self._request(device, api, params, timeout, ttl)
         self._outcomes.wake_gateway()
         self._rw.commands(None, requested.position)  # so GET /v1/commands/{id} finds it at once
         return CallResult(requested.command_id, "queued")

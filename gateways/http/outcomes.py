@@ -1,5 +1,6 @@
-"""How the REST process hears about device calls without polling the store: a broker queue of its
-own receives every outcome the gateway publishes, and waiting requests are woken by command id."""
+"""The REST process's broker link: a queue of its own receives every outcome the gateway publishes
+(waiting requests are woken by command id) and, for calls the API sends itself, the devices'
+answers and the requests the broker could not route."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from collections import OrderedDict
 
 import pika
 
-from gateways.devices.broker_link import (CONTROL_EXCHANGE, RESULTS_EXCHANGE, WAKE_COMMANDS, BrokerAddress,
-                                         declare_shared_exchanges)
-from gateways.devices.protocol import MAX_ANSWER
+from gateways.devices.broker_link import (CONTROL_EXCHANGE, RESULTS_EXCHANGE, TOPIC_EXCHANGE, WAKE_COMMANDS,
+                                         BrokerAddress, declare_shared_exchanges)
+from gateways.devices.protocol import MAX_ANSWER, parse_answer_routing_key, request_routing_key
 from gateways.untrusted_json import MAX_DEPTH, MalformedPayload, load_bounded
 
 log = logging.getLogger("iotcloud.http.outcomes")
@@ -45,6 +46,30 @@ class CommandOutcomes:
         self._connected = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._on_answer = self._on_return = self._on_outcome = None
+
+    def listen(self, on_answer, on_return, on_outcome) -> None:
+        """Also receives every device answer (`on_answer(device_id, api, body)`), requests handed back
+        unrouted (`on_return(command_id)`) and hears of every outcome (`on_outcome(command_id)`);
+        all are called from the link's thread. Call before `start`."""
+        self._on_answer, self._on_return, self._on_outcome = on_answer, on_return, on_outcome
+
+    def publish_request(self, command_id: str, device_id: str, api: str, payload: bytes, timeout: float,
+                        then=None) -> None:
+        """Publishes to `<id>.<api>` (`mandatory`: an unroutable request comes back to `on_return`);
+        it expires with the call, so a device that connects late never runs it. `then()` runs on the
+        link's thread right after the publish, before any later answer is handled. Raises if not connected."""
+        connection, channel = self._connection, self._channel
+        if connection is None or channel is None:
+            raise ConnectionError("no broker connection")
+        properties = pika.BasicProperties(content_type="application/json", delivery_mode=2, message_id=command_id,
+                                          expiration=str(max(1, int(timeout * 1000))))
+        routing_key = request_routing_key(device_id, api)
+        def publish():
+            channel.basic_publish(TOPIC_EXCHANGE, routing_key, payload, properties, mandatory=True)
+            if then is not None:
+                then()
+        connection.add_callback_threadsafe(publish)
 
     def start(self) -> "CommandOutcomes":
         if self._address is not None and self._thread is None:
@@ -105,6 +130,8 @@ class CommandOutcomes:
         if waiter is not None:
             waiter.outcome = outcome
             waiter.event.set()
+        if self._on_outcome is not None:
+            self._on_outcome(command_id)
 
     def _run(self) -> None:
         backoff = 0.5
@@ -116,6 +143,9 @@ class CommandOutcomes:
                 queue = f"iotcloud.api.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
                 channel.queue_declare(queue, exclusive=True, auto_delete=True)
                 channel.queue_bind(queue, RESULTS_EXCHANGE)
+                if self._on_answer is not None:
+                    channel.queue_bind(queue, TOPIC_EXCHANGE, "server.#")
+                    channel.add_on_return_callback(self._returned)
                 channel.basic_consume(queue, self._on_message, auto_ack=True)
                 self._connection, self._channel = connection, channel
                 self._connected.set()
@@ -134,6 +164,9 @@ class CommandOutcomes:
         """One outcome; whatever it holds or raises costs only itself (an exception escaping into
         pika would drop the connection, and with it every outcome in flight)."""
         try:
+            if method.exchange == TOPIC_EXCHANGE:
+                self._answered(method.routing_key, body)
+                return
             outcome = load_bounded(body, MAX_OUTCOME, "outcome", MAX_OUTCOME_DEPTH)
             if not isinstance(outcome, dict):
                 raise MalformedPayload("outcome is not a JSON object")
@@ -142,3 +175,16 @@ class CommandOutcomes:
             log.warning("dropped an outcome: %s", problem)
         except Exception:  # noqa: BLE001
             log.exception("dropped an outcome")
+
+    def _answered(self, routing_key: str, body: bytes) -> None:
+        parsed = parse_answer_routing_key(routing_key)
+        if parsed is not None and self._on_answer is not None:
+            # Past the limit only the length matters: keep one byte more, not the whole body.
+            self._on_answer(parsed[0], parsed[1], bytes(body[:MAX_ANSWER + 1]))
+
+    def _returned(self, channel, method, properties, body) -> None:
+        try:
+            if self._on_return is not None and isinstance(properties.message_id, str) and properties.message_id:
+                self._on_return(properties.message_id)
+        except Exception:  # noqa: BLE001 - one returned message costs only itself
+            log.exception("dropped a returned request")
