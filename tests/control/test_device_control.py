@@ -213,7 +213,7 @@ def test_broker_restart_loses_no_accepted_command(platform, user, simulator, tmp
 @pytest.mark.parametrize("service,exchange,routing_key", [
     ("iotcloud-gateway", "amq.topic", "server.0123456789abcdef0123456789abcdef01234567.get_status"),
     ("iotcloud-gateway", "amq.topic", "server.0123456789abcdef0123456789abcdef01234567"),
-    ("iotcloud-api", "amq.topic", "0123456789abcdef0123456789abcdef01234567.set_gpio"),
+    ("iotcloud-api", "amq.topic", "server.0123456789abcdef0123456789abcdef01234567.get_status"),
     ("iotcloud-api", "iotcloud.results", ""),
 ])
 def test_services_have_only_the_rights_their_job_needs(platform, service, exchange, routing_key):
