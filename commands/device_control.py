@@ -87,7 +87,8 @@ class DeviceControl(Application):
         On a conflict (another process recorded something first) each decision is retried alone
         against the stored state, so a decision is never recorded twice.
         """
-        changed = [command for command in map(self._decided, decisions) if command]
+        loaded: dict = {}
+        changed = list({id(c): c for c in (self._decided(d, loaded) for d in decisions) if c}.values())
         if not changed:
             return []
         try:
@@ -97,7 +98,7 @@ class DeviceControl(Application):
             saved = []
             for decision in decisions:
                 self.forget(decision.command_id)
-                command = self._decided(decision)
+                command = self._decided(decision, {})
                 if command is None:
                     continue
                 try:
@@ -116,14 +117,18 @@ class DeviceControl(Application):
         if self.repository.cache is not None:
             try:
                 self.repository.cache.get(as_uuid(command_id), evict=True)
-            except KeyError:
+            except (KeyError, ValueError):
                 pass
 
-    def _decided(self, decision: Decision) -> DeviceCommand | None:
-        try:
-            command = self.repository.get(as_uuid(decision.command_id))
-        except (AggregateNotFoundError, ValueError):
-            return None
+    def _decided(self, decision: Decision, loaded: dict) -> DeviceCommand | None:
+        """The command after carrying out `decision`, or None if it refused (or does not exist);
+        `loaded` holds the commands this batch already changed, so decisions on one command chain."""
+        command = loaded.get(decision.command_id)
+        if command is None:
+            try:
+                command = loaded[decision.command_id] = self.repository.get(as_uuid(decision.command_id))
+            except (AggregateNotFoundError, ValueError):
+                return None
         try:
             decision.carry_out(command)
         except IllegalTransition:

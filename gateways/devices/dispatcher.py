@@ -21,7 +21,8 @@ from commands.device_decisions import Expire, MarkSent, RecordAnswer, RejectAnsw
 from commands.domain.device_commands import QUEUED, SENT, DeviceCommand
 from gateways.devices.messages import CommandOutcome, DeviceAnswer, PresenceChange
 from gateways.devices.protocol import MalformedAnswer, decode_answer, encode_request
-from gateways.devices.tally import ANSWERED, FAILED, MALFORMED, REJECTED, UNSOLICITED, MessageTally
+from gateways.devices.tally import ANSWERED, FAILED, REJECTED, MessageTally
+from gateways.devices.unclaimed import Unclaimed, UnclaimedAnswers, count_direct_answer
 
 log = logging.getLogger("iotcloud.gateway")
 ANSWER_EXCERPT = 256
@@ -29,10 +30,6 @@ UNROUTED_RETRY = 0.1  # seconds before a request the broker could not route is t
 # An API process records the outcome of a call it sent itself; the gateway times such a call out only
 # this long after its deadline, when the API evidently died before recording anything.
 BACKSTOP_GRACE = 3.0
-# An answer no call of ours claims may belong to an API's call the gateway has not read from the log
-# yet: it is counted as unsolicited only if no such call claims it within this many seconds.
-CLAIM_WINDOW = 5.0
-MAX_UNCLAIMED = 10_000
 
 
 @dataclass
@@ -57,15 +54,6 @@ class InFlight:
     pending: Pending | None = None
     direct: bool = False   # sent by an API process, which records its outcome
     claimed: bool = False  # its answer has arrived (direct calls: counted, recorded by the API)
-
-
-@dataclass(frozen=True, slots=True)
-class Unclaimed:
-    device_id: str
-    api: str
-    correlation_id: str | None
-    refusal: str | None  # why it is malformed, or None for a well-formed answer
-    received_at: float
 
 
 def pending_from(command: DeviceCommand) -> Pending:
@@ -95,7 +83,7 @@ class Dispatcher:
         self._in_flight: dict[str, InFlight] = {}
         self._deadlines: list[tuple[float, str]] = []
         self._retry_at: dict[str, float] = {}
-        self._unclaimed: deque[Unclaimed] = deque()
+        self._unclaimed = UnclaimedAnswers(self.tally)
         self.known: set[str] = set()
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -119,8 +107,11 @@ class Dispatcher:
                 # Sent by an earlier run or by an API process: keep waiting for its answer, never send it again.
                 direct = bool(command.sent_by) and command.sent_by != self._name
                 deadline = (command.sent_at or self._clock()) + command.timeout + (BACKSTOP_GRACE if direct else 0)
-                self._track(InFlight(key, command.device_id, command.api, deadline,
-                                     key if command.correlate else None, pending_from(command), direct=direct))
+                flight = InFlight(key, command.device_id, command.api, deadline,
+                                  key if command.correlate else None, pending_from(command), direct=direct)
+                self._track(flight)
+                if direct:
+                    self._claim(flight)
         self._pump(touched)
 
     def sent_elsewhere(self, command: DeviceCommand) -> None:
@@ -190,7 +181,7 @@ class Dispatcher:
                 log.exception(reason, extra={"device_id": answer.device_id, "api": answer.api})
             flight = self._slots.get((answer.device_id, answer.api))
             if flight is None:
-                self._hold_unclaimed(Unclaimed(answer.device_id, answer.api, None, reason, answer.received_at))
+                self._unclaimed.hold(Unclaimed(answer.device_id, answer.api, None, reason, answer.received_at))
                 return None
             if flight.direct:
                 self._count_direct(flight, reason)
@@ -202,7 +193,7 @@ class Dispatcher:
         flight = (self._by_correlation.get(correlation_id) if correlation_id
                   else self._slots.get((answer.device_id, answer.api)))
         if flight is None or flight.device_id != answer.device_id:
-            self._hold_unclaimed(Unclaimed(answer.device_id, answer.api, correlation_id, None, answer.received_at))
+            self._unclaimed.hold(Unclaimed(answer.device_id, answer.api, correlation_id, None, answer.received_at))
             return None
         if flight.direct:
             self._count_direct(flight, None)
@@ -257,7 +248,7 @@ class Dispatcher:
     def tick(self) -> None:
         """Times out unanswered commands, retries unrouted ones, expires queued ones past their deadline."""
         now = self._clock()
-        self._expire_unclaimed(now)
+        self._unclaimed.expire(now)
         due = [device for device, at in self._retry_at.items() if at <= now]
         for device in due:
             del self._retry_at[device]
@@ -362,41 +353,14 @@ class Dispatcher:
             self._control.decide(changes)
 
     def _count_direct(self, flight: InFlight, refusal: str | None) -> None:
-        """An answer to a call an API process sent: the API records it; here it is only counted."""
-        if flight.claimed:
-            self.tally.count(flight.device_id, UNSOLICITED, f"a second answer on {flight.api[:64]}")
-        else:
-            flight.claimed = True
-            self.tally.count(flight.device_id, REJECTED if refusal else ANSWERED, refusal or "")
-
-    def _hold_unclaimed(self, answer: Unclaimed) -> None:
-        if len(self._unclaimed) >= MAX_UNCLAIMED:
-            self._count_unclaimed(self._unclaimed.popleft())
-        self._unclaimed.append(answer)
+        count_direct_answer(self.tally, flight.device_id, flight.api, not flight.claimed, refusal)
+        flight.claimed = True
 
     def _claim(self, flight: InFlight) -> None:
-        """Gives a direct call the first held answer on its slot (it arrived before the log told us)."""
-        for answer in self._unclaimed:
-            if answer.device_id == flight.device_id and (
-                    answer.correlation_id == flight.correlation_id if flight.correlation_id
-                    else answer.api == flight.api and answer.correlation_id is None):
-                self._unclaimed.remove(answer)
-                self._count_direct(flight, answer.refusal)
-                return
-
-    def _expire_unclaimed(self, now: float) -> None:
-        while self._unclaimed and self._unclaimed[0].received_at <= now - CLAIM_WINDOW:
-            self._count_unclaimed(self._unclaimed.popleft())
-
-    def _count_unclaimed(self, answer: Unclaimed) -> None:
-        if answer.refusal is not None:
-            log.debug("malformed answer with no command waiting", extra={
-                "device_id": answer.device_id, "api": answer.api, "reason": answer.refusal})
-            self.tally.count(answer.device_id, MALFORMED, answer.refusal)
-        else:
-            log.debug("answer with no command waiting (late or unsolicited)",
-                      extra={"device_id": answer.device_id, "api": answer.api})
-            self.tally.count(answer.device_id, UNSOLICITED, f"no call waiting on {answer.api[:64]}")
+        """Gives a direct call the answer that arrived before the log told us of the call."""
+        answer = self._unclaimed.claim(flight.device_id, flight.api, flight.correlation_id)
+        if answer is not None:
+            self._count_direct(flight, answer.refusal)
 
     def _track(self, flight: InFlight) -> None:
         self._in_flight[flight.command_id] = flight

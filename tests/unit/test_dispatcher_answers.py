@@ -6,7 +6,8 @@ from __future__ import annotations
 from commands.context import acting_as
 from commands.device_control import DeviceControl
 from commands.domain.device_commands import FAILED, SUCCEEDED
-from gateways.devices.dispatcher import CLAIM_WINDOW, Dispatcher
+from gateways.devices.dispatcher import Dispatcher
+from gateways.devices.unclaimed import CLAIM_WINDOW
 from gateways.devices.messages import DeviceAnswer
 from gateways.devices.tally import ANSWERED, MALFORMED, REJECTED, UNSOLICITED
 
