@@ -142,10 +142,7 @@ def build_direct_calls(settings: Settings, control: DeviceControl, link: Command
     earlier run are left to the gateway until that work ends."""
     if not settings.direct_calls_enabled:
         return None
-    direct = DirectCalls(control, link, f"api:{socket.gethostname()}:{os.getpid()}")
-    for command_id, device_id, api in commands.open_lines():
-        direct.defer(device_id, api, command_id)
-    return direct
+    return DirectCalls(control, link, f"api:{socket.gethostname()}:{os.getpid()}", commands.open_lines)
 
 
 def build_signer(settings: Settings) -> SignerServer:

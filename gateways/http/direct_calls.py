@@ -58,8 +58,15 @@ class _Call:
 
 
 class DirectCalls:
-    def __init__(self, control: DeviceControl, link: CommandOutcomes, name: str, clock=time.time):
+    def __init__(self, control: DeviceControl, link: CommandOutcomes, name: str, open_lines=None, clock=time.time):
+        """`open_lines()` lists (command id, device id, api) of calls an earlier run left unfinished:
+        until it has answered once, every call takes the gateway's path."""
         self._control, self._link, self._name, self._clock = control, link, name, clock
+        self._seeded = threading.Event()
+        if open_lines is None:
+            self._seeded.set()
+        else:
+            threading.Thread(target=self._seed, args=(open_lines,), name="direct-calls-seed", daemon=True).start()
         self._cond = threading.Condition()
         self._lines: dict[tuple[str, str], _Call] = {}
         self._by_id: dict[str, _Call] = {}
@@ -77,6 +84,8 @@ class DirectCalls:
     def call(self, device: dict, api: str, params: dict | None, timeout: float | None,
              ttl: float | None) -> Finished | HandedOver | None:
         """Finished, HandedOver, or None when nothing was recorded and the gateway's path must be taken."""
+        if not self._seeded.is_set():
+            return None
         correlate = bool(device.get("correlation_ids"))
         device_id = device["device_id"]
         call = self._take_line(device_id, api, correlate, self._control.default_timeout if timeout is None else timeout)
@@ -109,6 +118,22 @@ class DirectCalls:
         self._record(command, call)
         self._release(call)
         return Finished(command_id, {"command_id": command_id, **outcome})
+
+    def _seed(self, open_lines) -> None:
+        """Leaves the lines with unfinished work from an earlier run to the gateway. Retried until the
+        read store answers: without it a line's earlier work is unknown, so the short path stays shut."""
+        backoff = 0.5
+        while True:
+            try:
+                for command_id, device_id, api in open_lines():
+                    self.defer(device_id, api, command_id)
+                self._seeded.set()
+                return
+            except Exception:  # noqa: BLE001 - the read store is down or not up yet
+                log.warning("cannot list unfinished calls yet; calls go through the gateway meanwhile",
+                            exc_info=True)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
 
     # -- the line ---------------------------------------------------------------------------------
 
