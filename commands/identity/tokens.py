@@ -21,6 +21,7 @@ from commands.secret_files import read_secret, write_secret
 ISSUER = "iotcloud"
 AUDIENCE = "iotcloud-api"
 LEEWAY = 5
+VERIFIED_CACHE = 20_000  # access tokens remembered as verified, per process
 
 
 class SigningKey:
@@ -110,6 +111,7 @@ class TokenIssuer:
         self._access_ttl = access_ttl
         self._clock = clock
         self._lock = threading.Lock()
+        self._verified: dict[str, tuple[dict, str]] = {}
         self._install(ring.load())
 
     @classmethod
@@ -140,6 +142,22 @@ class TokenIssuer:
         return self._sign({"sub": username, "token_use": "id", **profile})
 
     def verify_access(self, token: str) -> dict:
+        """The claims of a valid access token. A token that verified once is remembered until it
+        expires (the signature check is a third of a device call's API time); its key must still be
+        in the ring at every use, so retiring a key still ends its tokens."""
+        known = self._verified.get(token)
+        if known is not None:
+            claims, kid = known
+            if claims["exp"] + LEEWAY >= self._clock() and kid in self._keys:
+                return claims
+            self._verified.pop(token, None)
+        claims = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE:
+            self._verified.clear()
+        self._verified[token] = (claims, jwt.get_unverified_header(token).get("kid"))
+        return claims
+
+    def _verify(self, token: str) -> dict:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError as exc:
