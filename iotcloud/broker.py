@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 
+from commands.domain.device_ids import DEVICE_ID_SHAPE
 from commands.pki import CertificateAuthority
 from gateways.broker.admin import BrokerAdmin
 from gateways.broker.auth_backend import AuthBackendIdentity
@@ -40,7 +41,7 @@ SERVICE_PERMISSIONS = {
         write=r"^(amq\.topic|iotcloud\.results|iotcloud\.gateway\..+)$",
         read=r"^(amq\.topic|amq\.rabbitmq\.event|iotcloud\.control|iotcloud\.gateway\..+)$",
         # Requests `<id>.<api>` only: never a key in the devices' answer namespace `server.`.
-        topics={"amq.topic": (r"^(?!server\.)[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z0-9_]+$", r"^server\."),
+        topics={"amq.topic": (rf"^{DEVICE_ID_SHAPE}\.[A-Za-z0-9_]+$", r"^server\."),
                 "amq.rabbitmq.event": (r"^$", r"^connection\.")}),
     API_SERVICE: ServicePermissions(
         configure=r"^iotcloud\.(control|results|api\..+)$",

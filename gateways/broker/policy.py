@@ -4,7 +4,8 @@ RabbitMQ's HTTP auth backend asks four questions (user, vhost, resource, topic);
 answers one of them from plain values, so every rule is unit-tested without a broker.
 
 Identities (the username is the client-certificate CN, except for the management admin):
-- device: a registered id; MQTT client id must equal the CN; may read `<id>.#` and write `server.<id>.#`
+- device: a registered id (the one rule of commands.domain.device_ids); MQTT client id must equal the
+  CN; may read `<id>.#` and write `server.<id>.#`
   on `amq.topic`, and own only the queues `mqtt-subscription-<id>qos0|qos1`.
 - service (e.g. `iotcloud-gateway`): AMQP only; publishes `<id>.<api>`, consumes `server.#` and the event
   exchange's `connection.#`, and owns queues named `iotcloud.*`.
@@ -16,6 +17,8 @@ from __future__ import annotations
 import hmac
 import re
 from dataclasses import dataclass, field
+
+from commands.domain.device_ids import is_device_id
 
 VHOST = "/"
 TOPIC_EXCHANGE = "amq.topic"
@@ -30,9 +33,6 @@ CONTROL_EXCHANGE = "iotcloud.control"   # API -> gateway wake-ups ("new commands
 RESULTS_EXCHANGE = "iotcloud.results"   # gateway -> API command outcomes
 API_QUEUE_PREFIX = "iotcloud.api."
 
-# Letters, digits, '_' and '-': no '.', '/', '#', '+', '*' or spaces, so an id is one routing-key word
-# and one topic level, and can never act as a wildcard inside the patterns built from it.
-_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _ROUTING_WORD = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 ALLOW = "allow"
@@ -51,10 +51,6 @@ class Identities:
         return name in self.services or name == self.admin_username
 
 
-def is_valid_device_id(device_id: object) -> bool:
-    return isinstance(device_id, str) and _DEVICE_ID.fullmatch(device_id) is not None
-
-
 def device_queue_names(device_id: str) -> frozenset[str]:
     """Exactly the MQTT plugin's queue names; a prefix rule would let device `ab` own device `abc`'s queue."""
     return frozenset(f"{MQTT_QUEUE_PREFIX}{device_id}{suffix}" for suffix in MQTT_QUEUE_SUFFIXES)
@@ -69,7 +65,7 @@ def user_decision(username: str, password: str | None, ids: Identities, register
         return DENY
     if username in ids.services:
         return ALLOW
-    if ids.reserved(username) or not is_valid_device_id(username):
+    if ids.reserved(username) or not is_device_id(username):
         return DENY
     return ALLOW if registered else DENY
 
@@ -80,7 +76,7 @@ def vhost_decision(username: str, vhost: str, client_id: str | None, ids: Identi
         return False
     if username in ids.services:
         return client_id is None
-    if not is_valid_device_id(username) or not registered:
+    if not is_device_id(username) or not registered:
         return False
     return client_id is None or client_id == username
 
@@ -93,7 +89,7 @@ def resource_decision(username: str, vhost: str, resource: str, name: str, permi
         return _api_resource(resource, name, permission)
     if username in ids.services:
         return _service_resource(resource, name, permission)
-    if ids.reserved(username) or not is_valid_device_id(username):
+    if ids.reserved(username) or not is_device_id(username):
         return False
     if client_id is not None and client_id != username:
         return False
@@ -140,7 +136,7 @@ def topic_decision(username: str, vhost: str, exchange: str, permission: str, ro
         return False  # the API publishes and reads only on fanout exchanges, never a device topic
     if username in ids.services:
         return _service_topic(exchange, permission, routing_key)
-    if ids.reserved(username) or not is_valid_device_id(username):
+    if ids.reserved(username) or not is_device_id(username):
         return False
     if exchange != TOPIC_EXCHANGE or (client_id is not None and client_id != username):
         return False
@@ -158,5 +154,5 @@ def _service_topic(exchange: str, permission: str, routing_key: str) -> bool:
         return False
     if permission == "read":
         return words[0] == "server" and len(words) >= 2
-    return (len(words) >= 2 and words[0] != "server" and is_valid_device_id(words[0])
+    return (len(words) >= 2 and words[0] != "server" and is_device_id(words[0])
             and all(_ROUTING_WORD.fullmatch(w) for w in words[1:]))

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import pika
 
+from commands.domain.device_ids import DEVICE_ID_PATTERN as DEVICE_ID
 from gateways.devices.messages import CommandOutcome, DeviceAnswer, PresenceChange
-from gateways.devices.protocol import DEVICE_ID, MAX_ANSWER, parse_answer_routing_key, request_routing_key
+from gateways.devices.protocol import MAX_ANSWER, parse_answer_routing_key, request_routing_key
 from gateways.devices.tally import BAD_TOPIC, MessageTally
 
 log = logging.getLogger("iotcloud.gateway")

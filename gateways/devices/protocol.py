@@ -8,11 +8,10 @@ later stage (event store, read store, REST) can carry.
 from __future__ import annotations
 
 import json
-import re
 
+from commands.domain.device_ids import is_device_id
 from gateways.untrusted_json import MalformedPayload, load_bounded
 
-DEVICE_ID = re.compile(r"^[0-9a-f]{40}$")
 MAX_ANSWER = 64 * 1024  # bytes
 
 
@@ -28,7 +27,7 @@ def request_routing_key(device_id: str, api: str) -> str:
 def parse_answer_routing_key(routing_key: str) -> tuple[str, str] | None:
     """(device id, api) of `server.<id>.<api>`, or None for anything else."""
     parts = routing_key.split(".")
-    if len(parts) != 3 or parts[0] != "server" or not DEVICE_ID.match(parts[1]) or not parts[2]:
+    if len(parts) != 3 or parts[0] != "server" or not is_device_id(parts[1]) or not parts[2]:
         return None
     return parts[1], parts[2]
 

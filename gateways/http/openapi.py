@@ -7,6 +7,8 @@ are RFC 9457 problem documents; libpyiotcloud v2 errors are the `{"status": "NG"
 
 from __future__ import annotations
 
+from commands.domain.device_ids import DEVICE_ID_SHAPE
+
 S = {"type": "string"}
 PEM = {"type": "string", "description": "PEM text"}
 TIME = {"type": ["string", "null"], "description": "ISO 8601 date-time"}
@@ -62,7 +64,7 @@ SCHEMAS = {
     "Reissue": _obj([], csr=_text(16384, description="optional PKCS#10 CSR (PEM)")),
     "Certificate": _obj(["serial", "not_after"], serial=S, fingerprint_sha256=S, not_before=TIME, not_after=TIME,
                         pem=PEM),
-    "Device": _obj(["device_id", "name", "status"], device_id={"type": "string", "pattern": "^[0-9a-f]{40}$"},
+    "Device": _obj(["device_id", "name", "status"], device_id={"type": "string", "pattern": f"^{DEVICE_ID_SHAPE}$"},
                    name=S, status=S, connection={"enum": ["online", "offline"]}, last_seen=TIME,
                    correlation_ids={"type": "boolean"}, registered_at=TIME, updated_at=TIME,
                    certificate={"oneOf": [ref("Certificate"), {"type": "null"}]}),

@@ -31,8 +31,10 @@ MATRIX = {
     "*.get_status":             (set(), set()),
     f"{ME}":                    ({"own device"}, set()),
     f"server.{ME}":             ({"gateway"}, set()),
-    f"{ME}x.get_status":        (set(), {"gateway"}),   # a longer id is another device, never "me"
-    f"{ME[:-1]}.get_status":    (set(), {"gateway"}),
+    # Longer or shorter than a device id: never "me", and not a device the gateway may address.
+    f"{ME}x.get_status":        (set(), set()),
+    f"{ME[:-1]}.get_status":    (set(), set()),
+    f"{ME}\n.get_status":       (set(), set()),
 }
 CASES = [(key, who, permission) for key in MATRIX for who in IDENTITIES for permission in ("read", "write")]
 
