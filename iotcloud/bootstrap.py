@@ -113,7 +113,8 @@ def build_platform(settings: Settings) -> Platform:
                               parallelism=1),
         defer=Background())
     mongo, db = connect_read_store(settings)
-    from iotcloud.broker import API_SERVICE, certificate_revocation, service_address
+    from gateways.broker.topology import API_SERVICE
+    from iotcloud.broker import certificate_revocation, service_address
     fleet.revocation = certificate_revocation(settings, ca)
     if fleet.revocation is not None:
         fleet.revocation.catch_up(fleet)  # repairs a crash between a revoking save and its CRL

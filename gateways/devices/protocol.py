@@ -1,4 +1,5 @@
-"""libpyiotcloud's device wire protocol: topics, routing keys and FT900-safe JSON payloads.
+"""libpyiotcloud's device wire protocol: FT900-safe JSON payloads. (Topics and routing keys are in
+gateways/broker/topology.py.)
 
 Everything a device publishes is hostile until proven otherwise: answers go through
 `gateways.untrusted_json`, which measures them before parsing and lets through only what every
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import json
 
-from commands.domain.device_ids import is_device_id
 from gateways.untrusted_json import MalformedPayload, load_bounded
 
 MAX_ANSWER = 64 * 1024  # bytes
@@ -17,19 +17,6 @@ MAX_ANSWER = 64 * 1024  # bytes
 
 class MalformedAnswer(MalformedPayload):
     """A device answer that is not a JSON object with a `value`."""
-
-
-def request_routing_key(device_id: str, api: str) -> str:
-    """`<id>.<api>` on amq.topic, which the MQTT plugin delivers to the device as `<id>/<api>`."""
-    return f"{device_id}.{api}"
-
-
-def parse_answer_routing_key(routing_key: str) -> tuple[str, str] | None:
-    """(device id, api) of `server.<id>.<api>`, or None for anything else."""
-    parts = routing_key.split(".")
-    if len(parts) != 3 or parts[0] != "server" or not is_device_id(parts[1]) or not parts[2]:
-        return None
-    return parts[1], parts[2]
 
 
 def encode_request(params: dict, correlation_id: str | None = None) -> bytes:

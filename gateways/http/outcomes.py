@@ -12,8 +12,8 @@ from collections import OrderedDict
 
 import pika
 
-from gateways.devices.broker_link import (CONTROL_EXCHANGE, RESULTS_EXCHANGE, WAKE_COMMANDS, BrokerAddress,
-                                         declare_shared_exchanges)
+from gateways.broker.topology import CONTROL_EXCHANGE, RESULTS_EXCHANGE, declare_shared_exchanges
+from gateways.devices.broker_link import WAKE_COMMANDS, BrokerAddress
 from gateways.devices.protocol import MAX_ANSWER
 from gateways.untrusted_json import MAX_DEPTH, MalformedPayload, load_bounded
 

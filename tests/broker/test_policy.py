@@ -114,8 +114,9 @@ class TestGatewayRole:
         assert not resource_decision(g, "/", "exchange", "amq.topic", "configure", None, IDS)
         assert resource_decision(g, "/", "exchange", "amq.rabbitmq.event", "read", None, IDS)
         assert not resource_decision(g, "/", "exchange", "amq.rabbitmq.event", "write", None, IDS)
-        assert resource_decision(g, "/", "queue", "iotcloud.replies", "configure", None, IDS)
-        assert not resource_decision(g, "/", "queue", "iotcloud.", "read", None, IDS)
+        assert resource_decision(g, "/", "queue", "iotcloud.gateway.replies", "configure", None, IDS)
+        assert not resource_decision(g, "/", "queue", "iotcloud.gateway.", "read", None, IDS)
+        assert not resource_decision(g, "/", "queue", "iotcloud.replies", "configure", None, IDS)
         assert not resource_decision(g, "/", "queue", f"mqtt-subscription-{DEV}qos1", "read", None, IDS)
 
     def test_topics(self):
@@ -137,7 +138,8 @@ class TestApiServiceRole:
     """The REST API's broker identity: wake the gateway, hear outcomes, nothing about devices."""
 
     from gateways.broker import policy as _p
-    IDS = _p.Identities(frozenset({_p.GATEWAY_SERVICE, _p.API_SERVICE}))
+    from gateways.broker.topology import API_SERVICE, GATEWAY_SERVICE
+    IDS = _p.Identities(frozenset({GATEWAY_SERVICE, API_SERVICE}))
 
     def allowed(self, resource, name, permission, user="iotcloud-api"):
         return self._p.resource_decision(user, "/", resource, name, permission, None, self.IDS)

@@ -10,11 +10,11 @@ import re
 import pytest
 
 from gateways.broker import policy
-from iotcloud.broker import SERVICE_PERMISSIONS
+from gateways.broker.topology import API_SERVICE, GATEWAY_SERVICE, SERVICE_PERMISSIONS
 
 ME, OTHER = "a" * 40, "b" * 40
-IDS = policy.Identities(frozenset({policy.GATEWAY_SERVICE, policy.API_SERVICE}))
-IDENTITIES = {"own device": ME, "other device": OTHER, "gateway": policy.GATEWAY_SERVICE, "api": policy.API_SERVICE}
+IDS = policy.Identities(frozenset({GATEWAY_SERVICE, API_SERVICE}))
+IDENTITIES = {"own device": ME, "other device": OTHER, "gateway": GATEWAY_SERVICE, "api": API_SERVICE}
 
 # routing key -> (who may read it, who may write it); MQTT's `/` is `.` and `+` is `*` here.
 MATRIX = {

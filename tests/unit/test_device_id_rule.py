@@ -14,17 +14,16 @@ import pytest
 from commands.domain.device_ids import DEVICE_ID_PATTERN, DEVICE_ID_SHAPE, is_device_id, new_device_id
 from commands.pki import CertificateAuthority
 from gateways.broker import policy
+from gateways.broker.topology import API_SERVICE, GATEWAY_SERVICE, SERVICE_PERMISSIONS, parse_answer_routing_key
 from gateways.devices import broker_link, runtime
-from gateways.devices.protocol import parse_answer_routing_key
 from gateways.http.openapi import SCHEMAS
 from gateways.signer.server import SignerServer
-from iotcloud.broker import SERVICE_PERMISSIONS
 from simulators.credentials import Credentials, CredentialsError
 
 GOOD = new_device_id()
 BAD = [GOOD + "\n", GOOD.upper(), GOOD[:-1], GOOD + "0", "g" * 40, "iotcloud-gateway", "PH80XXRR112219EF", "dev-A",
        "", " " + GOOD]
-SERVICES = policy.Identities(frozenset({policy.GATEWAY_SERVICE, policy.API_SERVICE}))
+SERVICES = policy.Identities(frozenset({GATEWAY_SERVICE, API_SERVICE}))
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -36,8 +35,8 @@ def broker_login(device_id: str) -> bool:
 def gateway_may_publish_to(device_id: str) -> bool:
     """Both places that decide it: the auth backend's policy and the regex RabbitMQ applies itself."""
     key = f"{device_id}.get_status"
-    by_policy = policy.topic_decision(policy.GATEWAY_SERVICE, "/", "amq.topic", "write", key, None, SERVICES)
-    by_regex = re.search(SERVICE_PERMISSIONS[policy.GATEWAY_SERVICE].topics["amq.topic"][0], key) is not None
+    by_policy = policy.topic_decision(GATEWAY_SERVICE, "/", "amq.topic", "write", key, None, SERVICES)
+    by_regex = re.search(SERVICE_PERMISSIONS[GATEWAY_SERVICE].topics["amq.topic"][0], key) is not None
     assert by_policy == by_regex, key
     return by_policy
 
