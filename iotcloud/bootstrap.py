@@ -23,6 +23,7 @@ from gateways.http.consistency import ReadYourWrites
 from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.device_calls import DeviceCalls
 from gateways.http.outcomes import CommandOutcomes
+from gateways.http.resources.devices import DeviceEndpoints
 from gateways.outbox import Outbox
 from gateways.signer import SignerClient, SignerServer
 from iotcloud.config import Settings
@@ -55,6 +56,7 @@ class Platform:
     commands: CommandQueries
     outcomes: CommandOutcomes
     calls: DeviceCalls
+    device_endpoints: DeviceEndpoints
 
     def close(self) -> None:
         self.identity.settle()  # codes and notices still queued go out before the stores close
@@ -128,7 +130,8 @@ def build_platform(settings: Settings) -> Platform:
                     outcomes=outcomes,
                     calls=DeviceCalls(control, fleet, outcomes, ReadYourWrites(ReadModelCatalogue(db),
                                                                                settings.projection_wait),
-                                      ConcurrencyLimit(per_user, in_all)))
+                                      ConcurrencyLimit(per_user, in_all)),
+                    device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port))
 
 
 def build_signer(settings: Settings) -> SignerServer:
