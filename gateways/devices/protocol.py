@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from commands.device_apis import DEVICE_APIS
 from gateways.untrusted_json import MalformedPayload, load_bounded
 
 MAX_ANSWER = 64 * 1024  # bytes
@@ -29,7 +30,7 @@ def encode_request(params: dict, correlation_id: str | None = None) -> bytes:
 
 
 # Answers that carry no `value`: the device republishes the request itself.
-ECHOING_APIS = frozenset({"trigger_notification"})
+ECHOING_APIS = frozenset(api.name for api in DEVICE_APIS.values() if api.echoes)
 
 
 def decode_answer(payload: bytes, api: str = "") -> tuple[object, dict, str | None]:

@@ -13,6 +13,7 @@ import falcon.media
 
 from gateways.devices.broker_link import WAKE_DEVICES
 from gateways.http import compat_v2 as v2
+from gateways.http import compat_v2_devices as v2_devices
 from gateways.http import problems
 from gateways.http.bodies import bounded_loads, read_bounded
 from gateways.http.consistency import ReadYourWrites
@@ -87,9 +88,9 @@ def routes(platform) -> list[Route]:
         Route("/user/login", v2.UserLogin(identity, rw)),
         Route("/user/logout", v2.UserLogout(identity, rw)),
         Route("/user", v2.User(identity, rw, platform.users)),
-        Route("/devices", v2.DeviceList(identity, rw, platform.devices)),
-        Route("/devices/device", v2.DeviceItem(identity, rw, fleet, platform.devices, wake_for_revocation)),
-        *[Route(path, resource) for path, resource in v2.device_access_routes(identity, rw, platform.calls)],
+        Route("/devices", v2_devices.DeviceList(identity, rw, platform.devices)),
+        Route("/devices/device", v2_devices.DeviceItem(identity, rw, fleet, platform.devices, wake_for_revocation)),
+        *[Route(path, resource) for path, resource in v2_devices.device_access_routes(identity, rw, platform.calls)],
     ]
 
 
