@@ -3,6 +3,8 @@
 Both REST flavours are described closely enough to fuzz: each operation's body (with the length
 caps the edge enforces), parameters, security and every status it can answer with. Modern errors
 are RFC 9457 problem documents; libpyiotcloud v2 errors are the `{"status": "NG"}` envelope.
+Component schemas are in openapi_schemas.py; every device-call entry is derived from the device-API
+table (commands/device_apis.py) through device_resources.py.
 """
 
 from __future__ import annotations
