@@ -9,7 +9,8 @@ from typing import Protocol
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
-from commands.domain.devices import Device, DeviceNameClaim, new_device_id
+from commands.domain.device_ids import new_device_id
+from commands.domain.devices import Device, DeviceNameClaim
 from commands.errors import ConcurrentChange, DeviceNameTaken, DeviceNotFound, InvalidCertificateRequest, ValidationFailed
 from commands.pki import CertificateAuthority, InvalidCSR, IssuedCertificate
 

@@ -26,6 +26,7 @@ from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.device_calls import DeviceCalls
 from gateways.http.direct_calls import DirectCalls
 from gateways.http.outcomes import CommandOutcomes
+from gateways.http.resources.devices import DeviceEndpoints
 from gateways.outbox import Outbox
 from gateways.signer import SignerClient, SignerServer
 from iotcloud.config import Settings
@@ -58,6 +59,7 @@ class Platform:
     commands: CommandQueries
     outcomes: CommandOutcomes
     calls: DeviceCalls
+    device_endpoints: DeviceEndpoints
 
     def close(self) -> None:
         self.identity.settle()  # codes and notices still queued go out before the stores close
@@ -116,7 +118,8 @@ def build_platform(settings: Settings) -> Platform:
                               parallelism=1),
         defer=Background())
     mongo, db = connect_read_store(settings)
-    from iotcloud.broker import API_SERVICE, certificate_revocation, service_address
+    from gateways.broker.topology import API_SERVICE
+    from iotcloud.broker import certificate_revocation, service_address
     fleet.revocation = certificate_revocation(settings, ca)
     if fleet.revocation is not None:
         fleet.revocation.catch_up(fleet)  # repairs a crash between a revoking save and its CRL
@@ -132,7 +135,8 @@ def build_platform(settings: Settings) -> Platform:
                     outcomes=outcomes,
                     calls=DeviceCalls(control, fleet, outcomes, ReadYourWrites(ReadModelCatalogue(db),
                                                                                settings.projection_wait),
-                                      ConcurrencyLimit(per_user, in_all), direct))
+                                      ConcurrencyLimit(per_user, in_all), direct),
+                    device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port))
 
 
 def build_direct_calls(settings: Settings, control: DeviceControl, link: CommandOutcomes,

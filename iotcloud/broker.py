@@ -7,13 +7,11 @@ import ssl
 from commands.pki import CertificateAuthority
 from gateways.broker.admin import BrokerAdmin
 from gateways.broker.auth_backend import AuthBackendIdentity
-from gateways.broker.node import BrokerPorts, PrivateBrokerNode, ServicePermissions
+from gateways.broker.node import BrokerPorts, PrivateBrokerNode, load_or_create_admin_credentials
 from gateways.broker.revocation import BrokerRevocation, CertificateRevocations, crl_directory
-from gateways.broker.policy import API_SERVICE, GATEWAY_SERVICE
+from gateways.broker.topology import SERVICE_PERMISSIONS
 from gateways.devices.broker_link import BrokerAddress
 from iotcloud.config import Settings
-
-SERVICES = (GATEWAY_SERVICE, API_SERVICE)
 
 
 def embedded_node(settings: Settings) -> PrivateBrokerNode:
@@ -33,30 +31,14 @@ def certificate_revocation(settings: Settings, ca) -> BrokerRevocation | None:
     return BrokerRevocation(CertificateRevocations(crl_directory(settings.broker_dir), ca), admin_client(settings))
 
 
-# Requests `<id>.<api>` only: never a key in the devices' answer namespace `server.`.
-REQUEST_KEY = r"^(?!server\.)[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z0-9_]+$"
-
-# Least privilege, as RabbitMQ permission regexes (configure, write, read) and topic permissions.
-SERVICE_PERMISSIONS = {
-    GATEWAY_SERVICE: ServicePermissions(
-        configure=r"^iotcloud\.(control|results|gateway\..+)$",
-        write=r"^(amq\.topic|iotcloud\.results|iotcloud\.gateway\..+)$",
-        read=r"^(amq\.topic|amq\.rabbitmq\.event|iotcloud\.control|iotcloud\.gateway\..+)$",
-        topics={"amq.topic": (REQUEST_KEY, r"^server\."),
-                "amq.rabbitmq.event": (r"^$", r"^connection\.")}),
-    # The API sends calls itself on the short path: it publishes requests and reads the devices' answers.
-    API_SERVICE: ServicePermissions(
-        configure=r"^iotcloud\.(control|results|api\..+)$",
-        write=r"^(amq\.topic|iotcloud\.control|iotcloud\.api\..+)$",
-        read=r"^(amq\.topic|iotcloud\.results|iotcloud\.api\..+)$",
-        topics={"amq.topic": (REQUEST_KEY, r"^server\.")}),
-}
-
-
 def issue_service_credentials(settings: Settings, node: PrivateBrokerNode) -> None:
-    for name in SERVICES:
+    for name in SERVICE_PERMISSIONS:
         node.service_credentials(name)
-    node.provision_services(SERVICE_PERMISSIONS)
+    admin = BrokerAdmin.for_node(node)
+    try:
+        admin.provision_services(SERVICE_PERMISSIONS)
+    finally:
+        admin.close()
 
 
 def service_address(settings: Settings, name: str) -> BrokerAddress | None:
@@ -75,6 +57,5 @@ def service_address(settings: Settings, name: str) -> BrokerAddress | None:
 def admin_client(settings: Settings) -> BrokerAdmin | None:
     if settings.broker != "embedded":
         return None
-    from gateways.broker.node import load_or_create_admin_credentials
     return BrokerAdmin(f"http://127.0.0.1:{settings.broker_management_port}",
                        load_or_create_admin_credentials(settings.broker_dir))

@@ -32,7 +32,8 @@ def cmd_projector(settings: Settings, args) -> int:
 def cmd_gateway(settings: Settings, args) -> int:
     from gateways.devices.runtime import DeviceGateway
     from iotcloud.bootstrap import build_device_control, build_event_applications, connect_read_store
-    from iotcloud.broker import GATEWAY_SERVICE, admin_client, service_address
+    from gateways.broker.topology import GATEWAY_SERVICE
+    from iotcloud.broker import admin_client, service_address
     address = service_address(settings, GATEWAY_SERVICE)
     if address is None:
         print(f"no broker credentials for {GATEWAY_SERVICE} under {settings.service_credentials_dir}", file=sys.stderr)
@@ -53,12 +54,12 @@ def cmd_broker_auth(settings: Settings, args) -> int:
     from gateways.broker.auth_backend import AuthBackendIdentity, AuthBackendServer, create_auth_app
     from gateways.broker.node import load_or_create_admin_credentials
     from iotcloud.bootstrap import build_event_applications
-    from iotcloud.broker import SERVICES
     from gateways.broker.directory import FleetDirectory
+    from gateways.broker.topology import SERVICE_ACCESS
     _, fleet = build_event_applications(settings)
     registry = FleetDirectory(fleet)
     identity = AuthBackendIdentity.load_or_create(settings.broker_dir)
-    app = create_auth_app(registry, SERVICES, secret=identity.secret,
+    app = create_auth_app(registry, tuple(SERVICE_ACCESS), secret=identity.secret,
                           admin=load_or_create_admin_credentials(settings.broker_dir))
     server = AuthBackendServer(app, identity, port=settings.broker_auth_port).start()
     stop = threading.Event()

@@ -30,12 +30,13 @@ import argparse
 import json
 import os
 import re
-import secrets
 import ssl
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
+
+from commands.domain.device_ids import is_device_id, new_device_id
 
 __all__ = ["Credentials", "CredentialsError", "load_credentials", "load_many", "make_plain_credentials"]
 
@@ -45,7 +46,6 @@ PLAIN_PORTS = {"mqtt": 1883, "amqp": 5672}
 
 #: Characters that would break MQTT topics (``/ + #``) or AMQP routing keys (``.``) are refused.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_\-:]{1,128}$")
-_HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
 
 class CredentialsError(ValueError):
@@ -105,7 +105,7 @@ class Credentials:
     @property
     def looks_like_registered_id(self) -> bool:
         """True for the platform's 40-lowercase-hex device ids."""
-        return bool(_HEX40.match(self.device_id))
+        return is_device_id(self.device_id)
 
     def port(self, protocol: str) -> int:
         explicit = self.mqtt_port if protocol == "mqtt" else self.amqp_port
@@ -188,11 +188,6 @@ def load_many(files: Iterable[str | os.PathLike[str]] = (), directories: Iterabl
             raise CredentialsError(f"device id {c.device_id} appears in both {seen[c.device_id].source} and {p}")
         seen[c.device_id] = c
     return list(seen.values())
-
-
-def new_device_id() -> str:
-    """A random id in the platform's format (40 lowercase hex characters)."""
-    return secrets.token_hex(20)
 
 
 def make_plain_credentials(device_id: str | None = None, host: str = DEFAULT_HOST, mqtt_port: int = 1883, amqp_port: int = 5672, **extra: Any) -> dict[str, Any]:

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import re
-import secrets
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
 from commands.domain.audited import AuditedAggregate
 from commands.errors import DeviceNotFound
-
-# 160 random bits as 40 lowercase hex characters: the shape of libpyiotcloud device ids, so FT900
-# firmware buffers fit; hex is a valid MQTT client id and AMQP routing-key word.
-DEVICE_ID_PATTERN = re.compile(r"^[0-9a-f]{40}\Z")  # \Z, not $: "$" also matches before a final newline
-
-
-def new_device_id() -> str:
-    return secrets.token_hex(20)
 
 
 class Device(AuditedAggregate):

@@ -5,12 +5,11 @@ from .auth_backend import AuthBackendIdentity, AuthBackendServer, create_auth_ap
 from .directory import DeviceDirectory, InMemoryDeviceDirectory
 from .node import (AdminCredentials, BrokerPorts, BrokerStartError, PrivateBrokerNode, ServiceCredentials,
                    load_or_create_admin_credentials)
-from .policy import is_valid_device_id
 from .revocation import CertificateRevocations, crl_directory
 
 __all__ = [
     "AdminCredentials", "AuthBackendIdentity", "AuthBackendServer", "BrokerAdmin", "BrokerAdminError", "BrokerPorts",
     "BrokerStartError", "DeviceDirectory", "InMemoryDeviceDirectory", "PrivateBrokerNode",
-    "CertificateRevocations", "ServiceCredentials", "create_auth_app", "crl_directory", "is_valid_device_id",
+    "CertificateRevocations", "ServiceCredentials", "create_auth_app", "crl_directory",
     "load_or_create_admin_credentials",
 ]

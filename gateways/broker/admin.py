@@ -1,4 +1,5 @@
-"""Operations on live broker connections: revoke a device by closing everything it holds open.
+"""Operations through the management API: provision the service users, and revoke a device by
+closing every connection it holds open.
 
 The management HTTP API on loopback is used: one GET plus one DELETE per connection, a few milliseconds.
 (`rabbitmqctl close_all_user_connections` was measured at about 1.7 s per call and, in 3.10, does not close
@@ -19,6 +20,8 @@ import time
 from urllib.parse import quote, urlsplit
 
 from .node import AdminCredentials, PrivateBrokerNode
+from .node_config import UNUSED_DEFAULT_USER
+from .topology import ServicePermissions
 
 
 class BrokerAdminError(RuntimeError):
@@ -68,6 +71,18 @@ class BrokerAdmin:
         status, body = self._request("DELETE", path)
         if status not in (200, 204, 404):
             raise BrokerAdminError(f"DELETE {path}: {status} {body[:200]!r}")
+
+    def provision_services(self, services: dict[str, ServicePermissions]) -> None:
+        """Creates (or updates) the platform services as password-less internal users (they log in
+        with their certificates) with exactly the permissions each needs (topology.SERVICE_PERMISSIONS)."""
+        for name, permissions in services.items():
+            self.put(f"/api/users/{name}", {"password_hash": "", "tags": ""})
+            self.put(f"/api/permissions/%2F/{name}", {"configure": permissions.configure,
+                                                      "write": permissions.write, "read": permissions.read})
+            for exchange, (write, read) in permissions.topics.items():
+                self.put(f"/api/topic-permissions/%2F/{name}", {"exchange": exchange, "write": write, "read": read})
+        # The bootstrap user is never used; with the internal backend on it must not exist at all.
+        self.delete(f"/api/users/{UNUSED_DEFAULT_USER}")
 
     def connections_of(self, username: str, opened_before: float | None = None) -> list[str]:
         """Names of the live connections (MQTT and AMQP) authenticated as `username`; with `opened_before`

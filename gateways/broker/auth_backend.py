@@ -35,6 +35,7 @@ from cryptography.x509.oid import NameOID
 from .directory import DeviceDirectory
 from .node import AdminCredentials
 from .policy import DENY, Identities, resource_decision, topic_decision, user_decision, vhost_decision
+from .topology import GATEWAY_SERVICE
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ class _Topic(_Endpoint):
         return "allow" if allowed else DENY
 
 
-def create_auth_app(directory: DeviceDirectory, service_accounts: Iterable[str] = ("iotcloud-gateway",), *,
+def create_auth_app(directory: DeviceDirectory, service_accounts: Iterable[str] = (GATEWAY_SERVICE,), *,
                     secret: str, admin: AdminCredentials | None = None) -> falcon.App:
     """The WSGI app answering `/<secret>/auth/user`, `.../vhost`, `.../resource` and `.../topic`.
 

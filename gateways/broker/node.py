@@ -60,16 +60,6 @@ class ServiceCredentials:
 
 
 @dataclass(frozen=True, slots=True)
-class ServicePermissions:
-    """RabbitMQ permission regexes of one internal service user; `topics`: exchange -> (write, read)."""
-
-    configure: str
-    write: str
-    read: str
-    topics: dict = None
-
-
-@dataclass(frozen=True, slots=True)
 class AdminCredentials:
     """The management-API login; checked by the HTTP auth backend, never valid over AMQP/MQTT."""
 
@@ -234,24 +224,6 @@ class PrivateBrokerNode:
                 if time.monotonic() > deadline:
                     raise BrokerStartError(f"port {port} did not open\n{self.log_tail()}")
                 time.sleep(0.05)
-
-    def provision_services(self, services: dict[str, "ServicePermissions"]) -> None:
-        """Creates (or updates) the platform services as password-less internal users (they log in
-        with their certificates) with exactly the permissions each needs."""
-        from gateways.broker.admin import BrokerAdmin
-        admin = BrokerAdmin(self.management_url, self.admin_credentials)
-        try:
-            for name, permissions in services.items():
-                admin.put(f"/api/users/{name}", {"password_hash": "", "tags": ""})
-                admin.put(f"/api/permissions/%2F/{name}", {"configure": permissions.configure,
-                                                           "write": permissions.write, "read": permissions.read})
-                for exchange, (write, read) in permissions.topics.items():
-                    admin.put(f"/api/topic-permissions/%2F/{name}", {"exchange": exchange, "write": write,
-                                                                    "read": read})
-            # The bootstrap user is never used; with the internal backend on it must not exist at all.
-            admin.delete("/api/users/iotcloud-unused")
-        finally:
-            admin.close()
 
     def stop(self) -> None:
         """Stops the node and its private epmd; state (mnesia, certificates) is kept for the next start."""

@@ -5,6 +5,10 @@ from __future__ import annotations
 from commands.secret_files import read_or_create_token
 
 from .revocation import crl_directory
+from .topology import TOPIC_EXCHANGE
+
+# Set only so that no guest/guest account is ever created; provisioning deletes it (admin.py).
+UNUSED_DEFAULT_USER = "iotcloud-unused"
 
 
 def rabbitmq_conf(node) -> str:
@@ -38,13 +42,13 @@ def rabbitmq_conf(node) -> str:
         "mqtt.ssl_cert_login = true",
         "mqtt.allow_anonymous = false",
         "mqtt.vhost = /",
-        "mqtt.exchange = amq.topic",
+        f"mqtt.exchange = {TOPIC_EXCHANGE}",
         "management.tcp.ip = 127.0.0.1",
         f"management.tcp.port = {p.management}",
         "management.rates_mode = none",
         # The internal user database is not an auth backend here, so this user can never log in;
         # it is set only so that no guest/guest account is ever created.
-        "default_user = iotcloud-unused",
+        f"default_user = {UNUSED_DEFAULT_USER}",
         f"default_pass = {read_or_create_token(node.state_dir / 'unused-default-user.secret')}",
         "default_permissions.configure = ^$",
         "default_permissions.read = ^$",

@@ -1,39 +1,26 @@
 """Broker access policy as pure functions: who may log in, and what each identity may touch.
 
 RabbitMQ's HTTP auth backend asks four questions (user, vhost, resource, topic); each function below
-answers one of them from plain values, so every rule is unit-tested without a broker.
+answers one of them from plain values, so every rule is unit-tested without a broker. Names, keys and
+the services' grants come from topology.py, which also renders them as the regexes RabbitMQ applies
+to the services' internal users.
 
 Identities (the username is the client-certificate CN, except for the management admin):
-- device: a registered id; MQTT client id must equal the CN; may read `<id>.#` and write `server.<id>.#`
-  on `amq.topic`, and own only the queues `mqtt-subscription-<id>qos0|qos1`.
-- service (e.g. `iotcloud-gateway`): AMQP only; publishes `<id>.<api>`, consumes `server.#` and the event
-  exchange's `connection.#`, and owns queues named `iotcloud.*`.
+- device: a registered id (the one rule of commands.domain.device_ids); the MQTT client id must equal
+  the CN; may read `<id>.#` and write `server.<id>.#` on `amq.topic`, and own only the queues
+  `mqtt-subscription-<id>qos0|qos1`.
+- service (`iotcloud-gateway`, `iotcloud-api`): AMQP only; exactly its grants in topology.SERVICE_ACCESS.
 - admin: the management-API login (password); no vhost access at all.
 """
 
 from __future__ import annotations
 
 import hmac
-import re
 from dataclasses import dataclass, field
 
-VHOST = "/"
-TOPIC_EXCHANGE = "amq.topic"
-EVENT_EXCHANGE = "amq.rabbitmq.event"
-PERMISSIONS = frozenset({"configure", "write", "read"})
-MQTT_QUEUE_PREFIX = "mqtt-subscription-"
-MQTT_QUEUE_SUFFIXES = ("qos0", "qos1")
-SERVICE_QUEUE_PREFIX = "iotcloud."
-GATEWAY_SERVICE = "iotcloud-gateway"
-API_SERVICE = "iotcloud-api"
-CONTROL_EXCHANGE = "iotcloud.control"   # API -> gateway wake-ups ("new commands in the store")
-RESULTS_EXCHANGE = "iotcloud.results"   # gateway -> API command outcomes
-API_QUEUE_PREFIX = "iotcloud.api."
-
-# Letters, digits, '_' and '-': no '.', '/', '#', '+', '*' or spaces, so an id is one routing-key word
-# and one topic level, and can never act as a wildcard inside the patterns built from it.
-_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-_ROUTING_WORD = re.compile(r"[A-Za-z0-9_-]{1,128}")
+from commands.domain.device_ids import is_device_id
+from gateways.broker.topology import (ANSWER_WORD, PERMISSIONS, READ, TOPIC_EXCHANGE, VHOST, WRITE, device_queue_names,
+                                      service_may_use_exchange, service_may_use_queue, service_may_use_topic)
 
 ALLOW = "allow"
 DENY = "deny"
@@ -51,15 +38,6 @@ class Identities:
         return name in self.services or name == self.admin_username
 
 
-def is_valid_device_id(device_id: object) -> bool:
-    return isinstance(device_id, str) and _DEVICE_ID.fullmatch(device_id) is not None
-
-
-def device_queue_names(device_id: str) -> frozenset[str]:
-    """Exactly the MQTT plugin's queue names; a prefix rule would let device `ab` own device `abc`'s queue."""
-    return frozenset(f"{MQTT_QUEUE_PREFIX}{device_id}{suffix}" for suffix in MQTT_QUEUE_SUFFIXES)
-
-
 def user_decision(username: str, password: str | None, ids: Identities, registered: bool) -> str:
     """Login. Certificates carry no password; a password is accepted only for the management admin."""
     if password:
@@ -69,7 +47,7 @@ def user_decision(username: str, password: str | None, ids: Identities, register
         return DENY
     if username in ids.services:
         return ALLOW
-    if ids.reserved(username) or not is_valid_device_id(username):
+    if ids.reserved(username) or not is_device_id(username):
         return DENY
     return ALLOW if registered else DENY
 
@@ -80,7 +58,7 @@ def vhost_decision(username: str, vhost: str, client_id: str | None, ids: Identi
         return False
     if username in ids.services:
         return client_id is None
-    if not is_valid_device_id(username) or not registered:
+    if not is_device_id(username) or not registered:
         return False
     return client_id is None or client_id == username
 
@@ -89,11 +67,9 @@ def resource_decision(username: str, vhost: str, resource: str, name: str, permi
                       client_id: str | None, ids: Identities) -> bool:
     if vhost != VHOST or permission not in PERMISSIONS:
         return False
-    if username == API_SERVICE and username in ids.services:
-        return _api_resource(resource, name, permission)
     if username in ids.services:
-        return _service_resource(resource, name, permission)
-    if ids.reserved(username) or not is_valid_device_id(username):
+        return _service_resource(username, resource, name, permission)
+    if ids.reserved(username) or not is_device_id(username):
         return False
     if client_id is not None and client_id != username:
         return False
@@ -106,57 +82,26 @@ def resource_decision(username: str, vhost: str, resource: str, name: str, permi
     return False
 
 
-def _api_resource(resource: str, name: str, permission: str) -> bool:
-    """The REST API: wakes the gateway, hears outcomes on its own queues; never touches devices."""
+def _service_resource(service: str, resource: str, name: str, permission: str) -> bool:
     if resource == "exchange":
-        return (name == CONTROL_EXCHANGE and permission in ("configure", "write")) or \
-               (name == RESULTS_EXCHANGE and permission in ("configure", "read"))
+        return service_may_use_exchange(service, name, permission)
     if resource == "queue":
-        return name.startswith(API_QUEUE_PREFIX) and len(name) > len(API_QUEUE_PREFIX)
-    return False
-
-
-def _service_resource(resource: str, name: str, permission: str) -> bool:
-    if resource == "exchange":
-        if name == TOPIC_EXCHANGE:
-            return permission in ("read", "write")
-        if name == CONTROL_EXCHANGE:
-            return permission in ("configure", "read")
-        if name == RESULTS_EXCHANGE:
-            return permission in ("configure", "write")
-        return name == EVENT_EXCHANGE and permission == "read"
-    if resource == "queue":
-        return (name.startswith(SERVICE_QUEUE_PREFIX) and len(name) > len(SERVICE_QUEUE_PREFIX)
-                and not name.startswith(API_QUEUE_PREFIX))
+        return service_may_use_queue(service, name)
     return False
 
 
 def topic_decision(username: str, vhost: str, exchange: str, permission: str, routing_key: str,
                    client_id: str | None, ids: Identities) -> bool:
     """Routing keys: the binding key for `read`, the published key for `write` (MQTT '/' is '.')."""
-    if vhost != VHOST or permission not in ("read", "write"):
+    if vhost != VHOST or permission not in (READ, WRITE):
         return False
-    if username == API_SERVICE and username in ids.services:
-        return False  # the API publishes and reads only on fanout exchanges, never a device topic
     if username in ids.services:
-        return _service_topic(exchange, permission, routing_key)
-    if ids.reserved(username) or not is_valid_device_id(username):
+        return service_may_use_topic(username, exchange, permission, routing_key)
+    if ids.reserved(username) or not is_device_id(username):
         return False
     if exchange != TOPIC_EXCHANGE or (client_id is not None and client_id != username):
         return False
-    if permission == "read":
+    if permission == READ:
         return routing_key == username or routing_key.startswith(f"{username}.")
-    return routing_key.startswith(f"server.{username}.") and len(routing_key) > len(username) + 8
-
-
-def _service_topic(exchange: str, permission: str, routing_key: str) -> bool:
-    words = routing_key.split(".")
-    if exchange == EVENT_EXCHANGE:
-        return permission == "read" and words[0] == "connection" and len(words) == 2 and \
-            words[1] in ("#", "created", "closed")
-    if exchange != TOPIC_EXCHANGE:
-        return False
-    if permission == "read":
-        return words[0] == "server" and len(words) >= 2
-    return (len(words) >= 2 and words[0] != "server" and is_valid_device_id(words[0])
-            and all(_ROUTING_WORD.fullmatch(w) for w in words[1:]))
+    own_answers = f"{ANSWER_WORD}.{username}."
+    return routing_key.startswith(own_answers) and len(routing_key) > len(own_answers)

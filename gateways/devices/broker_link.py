@@ -14,19 +14,16 @@ from dataclasses import dataclass
 
 import pika
 
+from commands.domain.device_ids import DEVICE_ID_PATTERN as DEVICE_ID
+from gateways.broker.topology import (ANSWERS_QUEUE, CONTROL_EXCHANGE, EVENT_EXCHANGE, PRESENCE_QUEUE,
+                                      RESULTS_EXCHANGE, TOPIC_EXCHANGE, WAKE_QUEUE, declare_shared_exchanges,
+                                      parse_answer_routing_key, request_routing_key)
 from gateways.devices.messages import CommandOutcome, DeviceAnswer, PresenceChange
-from gateways.devices.protocol import DEVICE_ID, MAX_ANSWER, parse_answer_routing_key, request_routing_key
+from gateways.devices.protocol import MAX_ANSWER
 from gateways.devices.tally import BAD_TOPIC, MessageTally
 
 log = logging.getLogger("iotcloud.gateway")
 
-TOPIC_EXCHANGE = "amq.topic"
-EVENT_EXCHANGE = "amq.rabbitmq.event"
-CONTROL_EXCHANGE = "iotcloud.control"     # REST -> gateway: "new commands in the store"
-RESULTS_EXCHANGE = "iotcloud.results"     # gateway -> REST: command outcomes
-ANSWERS_QUEUE = "iotcloud.gateway.answers"
-PRESENCE_QUEUE = "iotcloud.gateway.presence"
-WAKE_QUEUE = "iotcloud.gateway.wake"
 WAKE_COMMANDS = "commands"  # new device calls in the store
 WAKE_DEVICES = "devices"    # a device was unregistered: close its connections
 
@@ -46,11 +43,6 @@ class BrokerAddress:
                                          credentials=credentials, heartbeat=20, blocked_connection_timeout=30,
                                          connection_attempts=1, socket_timeout=5,
                                          client_properties={"connection_name": self.name})
-
-
-def declare_shared_exchanges(channel) -> None:
-    channel.exchange_declare(CONTROL_EXCHANGE, exchange_type="fanout", durable=True)
-    channel.exchange_declare(RESULTS_EXCHANGE, exchange_type="fanout", durable=True)
 
 
 class GatewayLink:

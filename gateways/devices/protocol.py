@@ -1,4 +1,5 @@
-"""libpyiotcloud's device wire protocol: topics, routing keys and FT900-safe JSON payloads.
+"""libpyiotcloud's device wire protocol: FT900-safe JSON payloads. (Topics and routing keys are in
+gateways/broker/topology.py.)
 
 Everything a device publishes is hostile until proven otherwise: answers go through
 `gateways.untrusted_json`, which measures them before parsing and lets through only what every
@@ -8,29 +9,15 @@ later stage (event store, read store, REST) can carry.
 from __future__ import annotations
 
 import json
-import re
 
+from commands.device_apis import DEVICE_APIS
 from gateways.untrusted_json import MalformedPayload, load_bounded
 
-DEVICE_ID = re.compile(r"^[0-9a-f]{40}$")
 MAX_ANSWER = 64 * 1024  # bytes
 
 
 class MalformedAnswer(MalformedPayload):
     """A device answer that is not a JSON object with a `value`."""
-
-
-def request_routing_key(device_id: str, api: str) -> str:
-    """`<id>.<api>` on amq.topic, which the MQTT plugin delivers to the device as `<id>/<api>`."""
-    return f"{device_id}.{api}"
-
-
-def parse_answer_routing_key(routing_key: str) -> tuple[str, str] | None:
-    """(device id, api) of `server.<id>.<api>`, or None for anything else."""
-    parts = routing_key.split(".")
-    if len(parts) != 3 or parts[0] != "server" or not DEVICE_ID.match(parts[1]) or not parts[2]:
-        return None
-    return parts[1], parts[2]
 
 
 def encode_request(params: dict, correlation_id: str | None = None) -> bytes:
@@ -43,7 +30,7 @@ def encode_request(params: dict, correlation_id: str | None = None) -> bytes:
 
 
 # Answers that carry no `value`: the device republishes the request itself.
-ECHOING_APIS = frozenset({"trigger_notification"})
+ECHOING_APIS = frozenset(api.name for api in DEVICE_APIS.values() if api.echoes)
 
 
 def decode_answer(payload: bytes, api: str = "") -> tuple[object, dict, str | None]:

@@ -12,7 +12,8 @@ from pika.exceptions import AMQPError
 
 from commands.device_control import DeviceControl
 from commands.domain.device_commands import DeviceCommand
-from commands.domain.devices import DEVICE_ID_PATTERN, Device
+from commands.domain.device_ids import DEVICE_ID_PATTERN
+from commands.domain.devices import Device
 from commands.fleet import DeviceFleet
 from commands.context import acting_as
 from gateways.devices.broker_link import WAKE_COMMANDS, WAKE_DEVICES, BrokerAddress, GatewayLink

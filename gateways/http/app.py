@@ -13,6 +13,7 @@ import falcon.media
 
 from gateways.devices.broker_link import WAKE_DEVICES
 from gateways.http import compat_v2 as v2
+from gateways.http import compat_v2_devices as v2_devices
 from gateways.http import problems
 from gateways.http.bodies import bounded_loads, read_bounded
 from gateways.http.consistency import ReadYourWrites
@@ -71,10 +72,10 @@ def routes(platform) -> list[Route]:
         Route("/v1/auth/reset-password", accounts.ResetPassword(identity)),
         Route("/v1/me", accounts.Me(platform.users)),
         Route("/v1/ca", devices.CertificateAuthorityCertificate(fleet)),
-        Route("/v1/devices", devices.Devices(fleet, platform.devices, rw, settings)),
+        Route("/v1/devices", devices.Devices(fleet, platform.devices, rw, platform.device_endpoints)),
         Route("/v1/devices/_count", devices.DeviceCount(platform.devices)),
         Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw, wake_for_revocation)),
-        Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, settings)),
+        Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, platform.device_endpoints)),
         Route("/v1/devices/{name}/commands", device_control.DeviceCommands(platform.calls)),
         Route("/v1/commands/{command_id}", device_control.CommandStatus(platform.commands)),
         *[Route(path, resource) for path, resource in device_control.device_api_routes(platform.calls)],
@@ -87,9 +88,9 @@ def routes(platform) -> list[Route]:
         Route("/user/login", v2.UserLogin(identity, rw)),
         Route("/user/logout", v2.UserLogout(identity, rw)),
         Route("/user", v2.User(identity, rw, platform.users)),
-        Route("/devices", v2.DeviceList(identity, rw, platform.devices)),
-        Route("/devices/device", v2.DeviceItem(identity, rw, fleet, platform.devices, wake_for_revocation)),
-        *[Route(path, resource) for path, resource in v2.device_access_routes(identity, rw, platform.calls)],
+        Route("/devices", v2_devices.DeviceList(identity, rw, platform.devices)),
+        Route("/devices/device", v2_devices.DeviceItem(identity, rw, fleet, platform.devices, wake_for_revocation)),
+        *[Route(path, resource) for path, resource in v2_devices.device_access_routes(identity, rw, platform.calls)],
     ]
 
 

@@ -15,16 +15,13 @@ import logging
 import falcon
 
 from commands.context import acting_as
-from commands.errors import (DeviceCallFailed, DeviceNameTaken, DeviceNotFound, DeviceOffline, DeviceTimeout,
-                             DomainError, EmailTaken, InvalidCode,
-                             InvalidCredentials, InvalidToken, NotConfirmed, TokenExpired, TooManyAttempts,
-                             UnknownEmail, UnknownUser, UsernameTaken, ValidationFailed)
-from commands.fleet import DeviceFleet
+from commands.errors import (DeviceNameTaken, DeviceNotFound, DomainError, EmailTaken, InvalidCode, InvalidCredentials,
+                             InvalidToken, NotConfirmed, TokenExpired, TooManyAttempts, UnknownEmail, UnknownUser,
+                             UsernameTaken, ValidationFailed)
 from commands.identity.local import FIELD_LIMITS
 from commands.identity.port import IdentityProvider, Principal
 from gateways.http.bodies import bounded_loads, read_bounded
 from gateways.http.consistency import ReadYourWrites
-from queries.devices import DeviceListQueries
 from queries.users import UserQueries
 
 log = logging.getLogger("iotcloud.http.v2")
@@ -139,7 +136,8 @@ V2_FIELD_LIMITS = {"username": FIELD_LIMITS["username"], "password": FIELD_LIMIT
 DEFAULT_FIELD_LIMIT = 256
 
 
-def _text(body: dict, *names: str) -> list[str]:
+def text_fields(body: dict, *names: str) -> list[str]:
+    """The named fields: each a non-empty string within its length limit, else 400 Empty parameter found."""
     values = [body.get(name) for name in names]
     if not all(isinstance(v, str) and v for v in values):
         raise V2Error(400, "Empty parameter found")
@@ -152,7 +150,7 @@ def _text(body: dict, *names: str) -> list[str]:
 class UserSignUp(V2Resource):
     def on_post(self, req, resp):
         def action(body, _):
-            username, password, email, given, family = _text(body, "username", "password", "email", "givenname",
+            username, password, email, given, family = text_fields(body, "username", "password", "email", "givenname",
                                                              "familyname")
             if len(password) < 8:
                 raise V2Error(400, "Password length should at least be 8 characters")
@@ -164,7 +162,7 @@ class UserSignUp(V2Resource):
 class UserConfirmSignUp(V2Resource):
     def on_post(self, req, resp):
         def action(body, _):
-            username, code = _text(body, "username", "confirmationcode")
+            username, code = text_fields(body, "username", "confirmationcode")
             self._rw.users(None, self._identity.confirm_sign_up(username, code))
             return "User registration confirmed successfully", {}
         self.respond(req, resp, action, authenticated=False)
@@ -173,7 +171,7 @@ class UserConfirmSignUp(V2Resource):
 class UserResendCode(V2Resource):
     def on_post(self, req, resp):
         def action(body, _):
-            (username,) = _text(body, "username")
+            (username,) = text_fields(body, "username")
             self._identity.resend_confirmation_code(username)  # the same answer for unknown or confirmed users
             return "Confirmation code resend successfully", {}
         self.respond(req, resp, action, authenticated=False)
@@ -182,7 +180,7 @@ class UserResendCode(V2Resource):
 class UserForgotPassword(V2Resource):
     def on_post(self, req, resp):
         def action(body, _):
-            (email,) = _text(body, "email")
+            (email,) = text_fields(body, "email")
             self._identity.forgot_password(email=email)
             # The seed answered the account's username, which told anyone whose email it was. The email
             # stands in for it (confirm_forgot_password accepts it), known account or not.
@@ -193,7 +191,7 @@ class UserForgotPassword(V2Resource):
 class UserConfirmForgotPassword(V2Resource):
     def on_post(self, req, resp):
         def action(body, _):
-            username, code, password = _text(body, "username", "confirmationcode", "password")
+            username, code, password = text_fields(body, "username", "confirmationcode", "password")
             if len(password) < 8:
                 raise V2Error(400, "Password length should at least be 8 characters")
             self._identity.confirm_forgot_password(username, code, password,
@@ -205,7 +203,7 @@ class UserConfirmForgotPassword(V2Resource):
 class UserLogin(V2Resource):
     def on_post(self, req, resp):
         def action(body, _):
-            username, password = _text(body, "username", "password")
+            username, password = text_fields(body, "username", "password")
             tokens = self._identity.login(username, password, client=req.remote_addr or "")
             return "Login successful", {"token": {"access": tokens.access_token, "refresh": tokens.refresh_token,
                                                   "id": tokens.id_token}}
@@ -234,107 +232,3 @@ class User(V2Resource):
         self.respond(req, resp, action)
 
     on_get = on_post
-
-
-def _v2_device(doc: dict) -> dict:
-    return {"devicename": doc["name"], "deviceid": doc["device_id"], "cert": doc["certificate"]["pem"], "pkey": ""}
-
-
-class DeviceList(V2Resource):
-    def __init__(self, identity: IdentityProvider, rw: ReadYourWrites, devices: DeviceListQueries):
-        super().__init__(identity, rw)
-        self._devices = devices
-
-    def on_post(self, req, resp):
-        def action(body, principal):
-            devices = self._devices.list_devices(principal.username, limit=100)
-            return "Devices queried successfully", {"devices": [_v2_device(d) for d in devices]}
-        self.respond(req, resp, action)
-
-    on_get = on_post
-
-
-class DeviceItem(V2Resource):
-    def __init__(self, identity: IdentityProvider, rw: ReadYourWrites, fleet: DeviceFleet,
-                 devices: DeviceListQueries, wake_gateway=None):
-        super().__init__(identity, rw)
-        self._fleet, self._devices = fleet, devices
-        self._wake_gateway = wake_gateway or (lambda: None)
-
-    def on_post(self, req, resp):
-        def action(body, principal):
-            (name,) = _text(body, "devicename")
-            credentials = self._fleet.register_device(principal.username, name)
-            self._rw.devices(None, credentials.position)
-            device = {"devicename": name, "deviceid": credentials.device_id,
-                      "cert": credentials.certificate.certificate_pem,
-                      "pkey": credentials.certificate.private_key_pem, "ca": credentials.ca_pem}
-            return "Device registered successfully", {"device": device}
-        self.respond(req, resp, action)
-
-    def on_delete(self, req, resp):
-        def action(body, principal):
-            (name,) = _text(body, "devicename")
-            position = self._fleet.unregister_device(principal.username, name)
-            self._wake_gateway()
-            self._rw.devices(None, position)
-            return "Device unregistered successfully", {}
-        self.respond(req, resp, action)
-
-    def on_patch(self, req, resp):
-        def action(body, principal):
-            (name,) = _text(body, "devicename")
-            return "Device queried successfully", {"device": _v2_device(self._devices.get_device(principal.username, name))}
-        self.respond(req, resp, action)
-
-
-# -- device access (/devices/device/<api>) -----------------------------------------------------
-
-DEVICE_UNREACHABLE = "Could not communicate with device"
-
-
-class DeviceAccess(V2Resource):
-    """libpyiotcloud's device routes: body fields minus username/token/devicename become the request."""
-
-    def __init__(self, identity: IdentityProvider, rw: ReadYourWrites, calls, read_api: str | None,
-                 write_api: str | None, fields: tuple[str, ...] = ()):
-        super().__init__(identity, rw)
-        self._calls, self._read, self._write, self._fields = calls, read_api, write_api, fields
-        if read_api is None:
-            self.on_post = self.on_get = None
-        if write_api is None:
-            self.on_put = None
-
-    def _access(self, req, resp, api: str, fields: tuple[str, ...]) -> None:
-        def action(body, principal):
-            (name,) = _text(body, "devicename")
-            params = {field: body[field] for field in fields if field in body}
-            try:
-                result = self._calls.call(principal.username, name, api, params)
-            except (DeviceOffline, DeviceTimeout, DeviceCallFailed) as error:
-                raise V2Error(error.status, DEVICE_UNREACHABLE) from None
-            return "Device accessed successfully.", {"value": result.value}
-        self.respond(req, resp, action)
-
-    def on_post(self, req, resp):
-        self._access(req, resp, self._read, ("number",) if self._read == "get_gpio" else ())
-
-    on_get = on_post
-
-    def on_put(self, req, resp):
-        self._access(req, resp, self._write, self._fields)
-
-
-def device_access_routes(identity: IdentityProvider, rw: ReadYourWrites, calls) -> list[tuple[str, V2Resource]]:
-    make = lambda read, write, fields=("value",): DeviceAccess(identity, rw, calls, read, write, fields)  # noqa: E731
-    return [
-        ("/devices/device/status", make("get_status", "set_status")),
-        ("/devices/device/gpio", make("get_gpio", "set_gpio", ("number", "value"))),
-        ("/devices/device/rtc", make("get_rtc", "set_rtc")),
-        ("/devices/device/mac", make("get_mac", None)),
-        ("/devices/device/ip", make("get_ip", None)),
-        ("/devices/device/subnet", make("get_subnet", None)),
-        ("/devices/device/gateway", make("get_gateway", None)),
-        ("/devices/device/uart", make(None, "write_uart")),
-        ("/devices/device/notification", make(None, "trigger_notification", ("recipient", "message"))),
-    ]

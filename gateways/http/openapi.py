@@ -3,104 +3,31 @@
 Both REST flavours are described closely enough to fuzz: each operation's body (with the length
 caps the edge enforces), parameters, security and every status it can answer with. Modern errors
 are RFC 9457 problem documents; libpyiotcloud v2 errors are the `{"status": "NG"}` envelope.
+Component schemas are in openapi_schemas.py; every device-call entry is derived from the device-API
+table (commands/device_apis.py) through device_resources.py.
 """
 
 from __future__ import annotations
 
-S = {"type": "string"}
-PEM = {"type": "string", "description": "PEM text"}
-TIME = {"type": ["string", "null"], "description": "ISO 8601 date-time"}
-NULLABLE_S = {"type": ["string", "null"]}
-
-
-def _obj(required: list[str], **props) -> dict:
-    return {"type": "object", "required": required, "properties": props}
-
-
-def _text(max_length: int, min_length: int = 1, **extra) -> dict:
-    return {"type": "string", "minLength": min_length, "maxLength": max_length, **extra}
-
-
-def ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-USERNAME, PASSWORD, EMAIL = _text(64), _text(256, 8), _text(254, format="email")
-CODE = _text(16, description="the six-digit code from the email")
-DEVICE_APIS = ["get_status", "set_status", "get_gpio", "set_gpio", "get_rtc", "set_rtc", "get_mac", "get_ip",
-               "get_subnet", "get_gateway", "write_uart", "trigger_notification"]
-
-SCHEMAS = {
-    "SignUp": _obj(["username", "password", "email", "given_name", "family_name"], username=USERNAME,
-                   password=PASSWORD, email=EMAIL, given_name=_text(128), family_name=_text(128)),
-    "SignedUp": _obj(["username", "status"], username=S, status={"const": "UNCONFIRMED"}, next=S),
-    "Confirm": _obj(["username", "code"], username=USERNAME, code=CODE),
-    "Confirmed": _obj(["username", "status"], username=S, status={"const": "CONFIRMED"}),
-    "Username": _obj(["username"], username=USERNAME),
-    "CodeSent": _obj(["sent"], username=NULLABLE_S, sent={"type": "boolean"}, next=S),
-    "Login": _obj(["username", "password"], username=USERNAME, password=_text(256)),
-    "Refresh": _obj(["refresh_token"], refresh_token=_text(1024)),
-    "ForgotPassword": {**_obj([], username=USERNAME, email=EMAIL),
-                       "description": "username or email (at least one)"},
-    "ResetPassword": {**_obj(["code", "password"], username=USERNAME, email=EMAIL, code=CODE, password=PASSWORD),
-                      "description": "username or email (at least one), as given to forgot-password"},
-    "PasswordReset": _obj(["username", "password_reset"], username=S, password_reset={"type": "boolean"}),
-    "Tokens": _obj(["access_token", "refresh_token", "id_token", "token_type", "expires_in"], access_token=S,
-                   refresh_token=S, id_token=S, token_type={"const": "Bearer"}, expires_in={"type": "integer"}),
-    "Profile": _obj(["username", "email"], username=S, email=S, given_name=S, family_name=S, status=S,
-                    signed_up_at=TIME),
-    "Jwks": _obj(["keys"], keys={"type": "array", "items": {"type": "object"}}),
-    "Health": _obj(["status"], status={"const": "ok"}),
-    "Readiness": _obj(["status"], status={"enum": ["ready", "unavailable"]}, checks={"type": "object"}),
-    "ProblemType": _obj(["type", "title"], type={"type": "string", "pattern": "^/problems/"}, title=S,
-                        status={"type": "integer"}),
-    "ProblemTypes": {"type": "object", "additionalProperties": ref("ProblemType")},
-    "RegisterDevice": _obj(["name"], name=_text(64),
-                           csr=_text(16384, description="optional PKCS#10 CSR (PEM); the device keeps its key"),
-                           correlation_ids={"type": "boolean", "default": False,
-                                            "description": "the device echoes correlation_id, so calls may overlap"}),
-    "Reissue": _obj([], csr=_text(16384, description="optional PKCS#10 CSR (PEM)")),
-    "Certificate": _obj(["serial", "not_after"], serial=S, fingerprint_sha256=S, not_before=TIME, not_after=TIME,
-                        pem=PEM),
-    "Device": _obj(["device_id", "name", "status"], device_id={"type": "string", "pattern": "^[0-9a-f]{40}$"},
-                   name=S, status=S, connection={"enum": ["online", "offline"]}, last_seen=TIME,
-                   correlation_ids={"type": "boolean"}, registered_at=TIME, updated_at=TIME,
-                   certificate={"oneOf": [ref("Certificate"), {"type": "null"}]}),
-    "DevicePage": _obj(["items", "total"], items={"type": "array", "items": ref("Device")},
-                       total={"type": "integer"}, limit={"type": "integer"}, offset={"type": "integer"},
-                       next=NULLABLE_S),
-    "DeviceCredentials": _obj(["device_id", "ca", "certificate"], device_id=S, name=S, ca=PEM, certificate=PEM,
-                              private_key={"type": ["string", "null"], "description": "only when generated; shown once"},
-                              certificate_info=ref("Certificate"), host=S,
-                              mqtt_port={"type": "integer"}, amqp_port={"type": "integer"}),
-    "Count": _obj(["count"], count={"type": "integer"}),
-    "Command": _obj(["api"], api={"enum": DEVICE_APIS},
-                    params={"type": "object", "description": "the API's parameters, e.g. {number, value} for set_gpio"},
-                    timeout={"type": "number", "minimum": 0.1, "maximum": 60},
-                    wait={"type": "boolean", "default": True},
-                    ttl={"type": "number", "minimum": 0, "maximum": 7 * 86400,
-                         "description": "seconds a call to an offline device stays queued"}),
-    "Value": _obj(["value"], value={"description": "restart (status), 0|1 (gpio), epoch seconds (rtc), text (uart)"}),
-    "Notification": _obj(["recipient", "message"], recipient=_text(64), message=_text(64)),
-    "CallResult": _obj(["command_id", "status"], command_id=S, status=S, value={}),
-    "CommandStatus": _obj(["command_id", "status"], command_id=S, device_id=S, device_name=S, api=S,
-                          params={"type": "object"},
-                          status={"enum": ["queued", "sent", "succeeded", "failed", "timed_out", "expired"]},
-                          result={}, error=NULLABLE_S, requested_at=TIME, sent_at=TIME, completed_at=TIME),
-    "Problem": {**_obj(["type", "title", "status"], type={"type": "string", "pattern": "^/problems/[a-z0-9-]+$"},
-                       title=S, status={"type": "integer", "minimum": 400, "maximum": 599}, detail=S, instance=S,
-                       request_id=S),
-                "description": "RFC 9457 problem details; some types add members (field, retry_after, command_id)"},
-    # libpyiotcloud v2
-    "V2Token": _obj(["access"], access=S, refresh=S, id=S),
-    "V2Envelope": _obj(["status", "message"], status={"enum": ["OK", "NG"]}, message=S),
-    "V2Error": _obj(["status", "message"], status={"const": "NG"}, message=S),
-}
+from commands.device_apis import DeviceApi
+from gateways.http.device_resources import body_fields, device_resources, selectors, v2_fields
+from gateways.http.openapi_schemas import NULLABLE_S, PEM, S, SCHEMAS, V2_FIELDS, device_request_schema, ref, string
 
 BODY = {400, 413, 415}       # invalid or malformed body, too large, not application/json
 # device calls: bad params, no such device, over your share of waiting calls, failed / offline / timed out
 CALL = {400, 404, 429, 502, 503, 504}
 AUTH_LIMITS = {400, 413, 415, 429}
+
+
+def device_summary(api: DeviceApi) -> str:
+    """`get_rtc (epoch seconds)`, `set_gpio {value: 0|1}`, `trigger_notification {recipient, message}`."""
+    fields = body_fields(api)
+    if fields == ("value",):
+        return f"{api.name} {{value: {api.param('value').hint}}}"
+    if fields:
+        return f"{api.name} {{{', '.join(fields)}}}"
+    return f"{api.name} ({api.answer})" if api.answer else api.name
+
 
 # (path, method) -> (tag, summary, request schema, {status: response schema or None}, error statuses)
 OPERATIONS = {
@@ -144,25 +71,13 @@ OPERATIONS = {
                                               "Command", {200: "CallResult", 202: "CallResult"}, BODY | CALL | {401}),
     ("/v1/commands/{command_id}", "get"): ("control", "Status of a device call: queued, sent, succeeded, failed, "
                                                       "timed_out, expired", None, {200: "CommandStatus"}, {401, 404}),
-    **{(f"/v1/devices/{{name}}/{api}", method): (
-        "control", f"{name}{' ' + value if value else ''}", request, {200: "CallResult", 202: "CallResult"},
-        CALL | {401} | (BODY if request else set()))
-       for api, method, name, request, value in (
-           ("status", "get", "get_status", None, ""), ("status", "put", "set_status", "Value", "{value: restart}"),
-           ("gpio/{number}", "get", "get_gpio", None, ""), ("gpio/{number}", "put", "set_gpio", "Value", "{value: 0|1}"),
-           ("rtc", "get", "get_rtc (epoch seconds)", None, ""),
-           ("rtc", "put", "set_rtc", "Value", "{value: epoch seconds}"),
-           ("mac", "get", "get_mac", None, ""), ("ip", "get", "get_ip", None, ""),
-           ("subnet", "get", "get_subnet", None, ""), ("gateway", "get", "get_gateway", None, ""),
-           ("uart", "put", "write_uart", "Value", "{value: text}"),
-           ("notification", "put", "trigger_notification", "Notification", "{recipient, message}"))},
+    **{(resource.modern_path, method): ("control", device_summary(api), device_request_schema(api),
+                                        {200: "CallResult", 202: "CallResult"},
+                                        CALL | {401} | (BODY if body_fields(api) else set()))
+       for resource in device_resources()
+       for method, api in (("get", resource.read), ("put", resource.write)) if api},
 }
 
-# libpyiotcloud v2: credentials travel in the body ({username, token {access, refresh, id}}), never in a header.
-_V2_FIELDS = {"username": USERNAME, "password": _text(256), "email": _text(254), "givenname": _text(128),
-              "familyname": _text(128), "confirmationcode": CODE, "token": ref("V2Token"), "devicename": _text(64),
-              "number": {"type": ["integer", "string"], "description": "GPIO number 0..255"},
-              "value": {"description": "as in the modern route"}, "recipient": _text(64), "message": _text(64)}
 _V2_SESSION = ("username", "token")
 V2_AUTH = {400, 401, 409, 413, 429}
 V2_DEVICE = {400, 401, 409, 413, 429}
@@ -193,16 +108,11 @@ V2 = {
     ("/devices/device", "delete"): ("Unregister device", (*_V2_SESSION, "devicename"), (), {}, V2_DEVICE),
     ("/devices/device", "patch"): ("Get device; answers device {devicename, deviceid, cert, pkey}",
                                    (*_V2_SESSION, "devicename"), (), {"device": {"type": "object"}}, V2_DEVICE),
-    **{(f"/devices/device/{api}", method): (
-        f"Device access: {api} ({'write' if method == 'put' else 'read'}); answers value",
-        (*_V2_SESSION, "devicename", *fields), (), {"value": {}}, V2_CALL)
-       for api, method, fields in (
-           ("status", "post", ()), ("status", "get", ()), ("status", "put", ("value",)),
-           ("gpio", "post", ("number",)), ("gpio", "get", ("number",)), ("gpio", "put", ("number", "value")),
-           ("rtc", "post", ()), ("rtc", "get", ()), ("rtc", "put", ("value",)),
-           ("mac", "post", ()), ("mac", "get", ()), ("ip", "post", ()), ("ip", "get", ()),
-           ("subnet", "post", ()), ("subnet", "get", ()), ("gateway", "post", ()), ("gateway", "get", ()),
-           ("uart", "put", ("value",)), ("notification", "put", ("recipient", "message")))},
+    **{(resource.v2_path, method): (f"Device access: {resource.subject} ({role}); answers value",
+                                    (*_V2_SESSION, "devicename", *v2_fields(api)), (), {"value": {}}, V2_CALL)
+       for resource in device_resources()
+       for methods, role, api in ((("post", "get"), "read", resource.read), (("put",), "write", resource.write))
+       if api for method in methods},
 }
 
 STATUS_TEXT = {400: "Invalid or malformed request", 401: "Missing, invalid, expired or revoked credentials",
@@ -225,8 +135,11 @@ PREFER_ASYNC = {"name": "Prefer", "in": "header", "required": False, "schema": {
                 "description": "over your share of waiting calls, accept the call as wait=false (202) instead of 429"}
 # Unauthenticated routes are capped per client address (/problems/too-many-concurrent-requests).
 UNCAPPED = {"/healthz", "/readyz"}
-PATH_PARAMETERS = {"name": _text(64, description="device name"),
-                   "number": {"type": "integer", "minimum": 0, "maximum": 255, "description": "GPIO number"},
+DEVICE_CALLS = {resource.modern_path: resource for resource in device_resources()}
+PATH_PARAMETERS = {"name": string(64, description="device name"),
+                   **{param.name: {**param.schema, "description": param.hint}
+                      for resource in DEVICE_CALLS.values() for api in (resource.read, resource.write) if api
+                      for param in api.params if param.name in selectors(api)},
                    "command_id": {"type": "string", "format": "uuid"}, "slug": {"type": "string"}}
 
 
@@ -252,7 +165,7 @@ def _parameters(path: str, method: str) -> list[dict]:
     if (path, method) == ("/v1/devices", "get"):
         params += [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 10**9}}]
-    elif path.startswith("/v1/devices/{name}/") and not path.endswith(("/commands", "/certificate")):
+    elif path in DEVICE_CALLS:
         params += [*DEVICE_CALL_QUERY, PREFER_ASYNC]
     elif path == "/v1/devices/{name}/commands":
         params.append(PREFER_ASYNC)
@@ -262,7 +175,7 @@ def _parameters(path: str, method: str) -> list[dict]:
 def _v2_operation(path: str, method: str) -> dict:
     summary, required, optional, answers, errors = V2[(path, method)]
     body = {"type": "object", "required": list(required),
-            "properties": {name: _V2_FIELDS[name] for name in (*required, *optional)}}
+            "properties": {name: V2_FIELDS[name] for name in (*required, *optional)}}
     ok = {"allOf": [ref("V2Envelope"), {"type": "object", "required": list(answers), "properties": answers}]}
     return {"tags": ["libpyiotcloud v2"], "summary": summary,
             "operationId": "v2" + f"{method}{path}".replace("/", "_"),

@@ -13,9 +13,10 @@ from collections import OrderedDict
 
 import pika
 
-from gateways.devices.broker_link import (CONTROL_EXCHANGE, RESULTS_EXCHANGE, TOPIC_EXCHANGE, WAKE_COMMANDS,
-                                         BrokerAddress, declare_shared_exchanges)
-from gateways.devices.protocol import MAX_ANSWER, parse_answer_routing_key, request_routing_key
+from gateways.broker.topology import (ANSWERS_BINDING, API_QUEUE_PREFIX, CONTROL_EXCHANGE, RESULTS_EXCHANGE, TOPIC_EXCHANGE,
+                                      declare_shared_exchanges, parse_answer_routing_key, request_routing_key)
+from gateways.devices.broker_link import WAKE_COMMANDS, BrokerAddress
+from gateways.devices.protocol import MAX_ANSWER
 from gateways.untrusted_json import MAX_DEPTH, MalformedPayload, load_bounded
 
 log = logging.getLogger("iotcloud.http.outcomes")
@@ -140,11 +141,11 @@ class CommandOutcomes:
                 connection = pika.BlockingConnection(self._address.parameters())
                 channel = connection.channel()
                 declare_shared_exchanges(channel)
-                queue = f"iotcloud.api.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+                queue = f"{API_QUEUE_PREFIX}{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
                 channel.queue_declare(queue, exclusive=True, auto_delete=True)
                 channel.queue_bind(queue, RESULTS_EXCHANGE)
                 if self._on_answer is not None:
-                    channel.queue_bind(queue, TOPIC_EXCHANGE, "server.#")
+                    channel.queue_bind(queue, TOPIC_EXCHANGE, ANSWERS_BINDING)
                     channel.add_on_return_callback(self._returned)
                 channel.basic_consume(queue, self._on_message, auto_ack=True)
                 self._connection, self._channel = connection, channel

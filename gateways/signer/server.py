@@ -12,7 +12,7 @@ import socket
 import threading
 from pathlib import Path
 
-from commands.domain.devices import DEVICE_ID_PATTERN
+from commands.domain.device_ids import is_device_id
 from commands.pki import CertificateAuthority, InvalidCSR
 from commands.secret_files import private_directory
 
@@ -73,7 +73,7 @@ class SignerServer:
             return refusal("bad-request", "only {op: sign, device_id, csr, validity_days}, {op: crl, revoked, "
                                           "next_update} and {op: ca} are served")
         device_id, csr, days = request["device_id"], request["csr"], request["validity_days"]
-        if not isinstance(device_id, str) or not DEVICE_ID_PATTERN.fullmatch(device_id):
+        if not is_device_id(device_id):
             return refusal("bad-request", "device_id must be a device id (40 lowercase hex digits)")
         if type(days) is not int or not 1 <= days <= self._max_days:
             return refusal("bad-request", f"validity_days must be an integer from 1 to {self._max_days}")

@@ -309,5 +309,5 @@ def test_names_with_a_trailing_newline_are_refused(api):
     token = api.signed_in()
     device = api.post("/v1/devices", {"name": "kitchen\n"}, token)
     assert_problem(device, 400, "validation-failed")
-    from commands.domain.devices import DEVICE_ID_PATTERN
+    from commands.domain.device_ids import DEVICE_ID_PATTERN
     assert DEVICE_ID_PATTERN.match("a" * 40) and not DEVICE_ID_PATTERN.match("a" * 40 + "\n")

@@ -12,6 +12,7 @@ import pika
 import pytest
 from broker_testkit import GATEWAY, DeviceCert, MqttDevice, amqp_parameters
 
+from commands.domain.device_ids import new_device_id
 from commands.fleet import DeviceFleet
 from commands.pki import CertificateAuthority
 from gateways.broker import (AuthBackendIdentity, AuthBackendServer, BrokerStartError, BrokerAdmin, BrokerPorts,
@@ -133,7 +134,7 @@ def make_device(broker_ca, device_directory, tmp_path):
     """Issues a device certificate; registers the device in the directory unless told not to."""
 
     def make(registered: bool = True, device_id: str | None = None) -> DeviceCert:
-        device_id = device_id or f"dev-{uuid.uuid4().hex[:12]}"
+        device_id = device_id or new_device_id()
         issued = broker_ca.issue_client_certificate(device_id, validity_days=1)
         cert_file, key_file = tmp_path / f"{device_id}.pem", tmp_path / f"{device_id}.key"
         cert_file.write_text(issued.certificate_pem)

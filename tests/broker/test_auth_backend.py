@@ -13,7 +13,7 @@ from falcon import testing
 from gateways.broker import (AdminCredentials, AuthBackendIdentity, AuthBackendServer, InMemoryDeviceDirectory,
                              create_auth_app)
 
-DEV = "dev-a1"
+DEV = "a1" * 20  # a device id: 40 lowercase hex (commands.domain.device_ids)
 SECRET = "s3cret-path-token"
 
 
@@ -48,7 +48,7 @@ def test_the_requests_rabbitmq_310_sends_for_an_mqtt_device(client):
 
 
 def test_client_id_takeover_is_refused_at_connection_open(client):
-    assert post(client, "vhost", username=DEV, vhost="/", ip="127.0.0.1", tags="", client_id="dev-b2") == "deny"
+    assert post(client, "vhost", username=DEV, vhost="/", ip="127.0.0.1", tags="", client_id="b2" * 20) == "deny"
 
 
 def test_admin_password_login(client):

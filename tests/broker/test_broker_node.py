@@ -18,7 +18,7 @@ pytestmark = pytest.mark.broker
 
 
 def _reply_queue(gateway_channel, device_id: str) -> str:
-    name = f"iotcloud.test-replies-{device_id}"
+    name = f"iotcloud.gateway.test-replies-{device_id}"
     gateway_channel.queue_declare(name, exclusive=True)
     gateway_channel.queue_bind(name, "amq.topic", routing_key=f"server.{device_id}.#")
     return name
@@ -173,32 +173,33 @@ class TestDeviceOverAmqp:
 class TestGatewayService:
     def test_receives_presence_events_for_device_connections(self, make_device, mqtt_device, gateway_connection):
         channel = gateway_connection.channel()
-        channel.queue_declare("iotcloud.test-presence", exclusive=True)
-        channel.queue_bind("iotcloud.test-presence", "amq.rabbitmq.event", routing_key="connection.#")
+        channel.queue_declare("iotcloud.gateway.test-presence", exclusive=True)
+        channel.queue_bind("iotcloud.gateway.test-presence", "amq.rabbitmq.event", routing_key="connection.#")
         device = make_device()
         client = mqtt_device(device)
         assert client.wait_connack()
         client.close()
 
-        method, properties, _ = next_message(channel, "iotcloud.test-presence")
+        method, properties, _ = next_message(channel, "iotcloud.gateway.test-presence")
         while not (method.routing_key == "connection.created" and _header(properties, "user") == device.device_id):
-            method, properties, _ = next_message(channel, "iotcloud.test-presence")
+            method, properties, _ = next_message(channel, "iotcloud.gateway.test-presence")
         name = _header(properties, "name")
         # 3.10's connection.closed for an MQTT connection carries no `user`: correlate by connection name.
         while not (method.routing_key == "connection.closed" and _header(properties, "name") == name):
-            method, properties, _ = next_message(channel, "iotcloud.test-presence")
+            method, properties, _ = next_message(channel, "iotcloud.gateway.test-presence")
 
     @pytest.mark.parametrize("action", [
         lambda ch, dev: ch.queue_declare(f"mqtt-subscription-{dev}qos1", auto_delete=True),
         lambda ch, dev: ch.basic_consume(f"mqtt-subscription-{dev}qos1", lambda *a: None),
         lambda ch, dev: ch.queue_declare("not-iotcloud-queue"),
+        lambda ch, dev: ch.queue_declare("iotcloud.api.not-the-gateways"),
         lambda ch, dev: ch.exchange_declare("amq.topic", exchange_type="topic", durable=True),
-        lambda ch, dev: ch.queue_bind("iotcloud.probe", "amq.topic", routing_key=f"{dev}.#"),
-        lambda ch, dev: ch.queue_bind("iotcloud.probe", "amq.topic", routing_key="#"),
-        lambda ch, dev: ch.queue_bind("iotcloud.probe", "amq.rabbitmq.event", routing_key="#"),
+        lambda ch, dev: ch.queue_bind("iotcloud.gateway.probe", "amq.topic", routing_key=f"{dev}.#"),
+        lambda ch, dev: ch.queue_bind("iotcloud.gateway.probe", "amq.topic", routing_key="#"),
+        lambda ch, dev: ch.queue_bind("iotcloud.gateway.probe", "amq.rabbitmq.event", routing_key="#"),
         lambda ch, dev: ch.basic_publish("amq.topic", f"server.{dev}.get_status", b"{}"),
         lambda ch, dev: ch.basic_publish("amq.rabbitmq.event", "connection.created", b"{}"),
-    ], ids=["declare-device-queue", "consume-device-queue", "foreign-queue",
+    ], ids=["declare-device-queue", "consume-device-queue", "foreign-queue", "api-queue",
             "configure-amq-topic", "read-device-requests", "read-everything", "read-all-events",
             "spoof-device-reply", "forge-event"])
     def test_is_refused_beyond_its_role(self, make_device, mqtt_device, gateway_connection, action):
@@ -208,7 +209,7 @@ class TestGatewayService:
         assert not client.subscribe(f"{device.device_id}/#")[0].is_failure  # the device's queue exists
         channel = gateway_connection.channel()
         channel.confirm_delivery()
-        channel.queue_declare("iotcloud.probe", exclusive=True)
+        channel.queue_declare("iotcloud.gateway.probe", exclusive=True)
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
             action(channel, device.device_id)
         assert refused.value.reply_code == 403

@@ -10,11 +10,11 @@ import re
 import pytest
 
 from gateways.broker import policy
-from iotcloud.broker import SERVICE_PERMISSIONS
+from gateways.broker.topology import API_SERVICE, GATEWAY_SERVICE, SERVICE_PERMISSIONS
 
 ME, OTHER = "a" * 40, "b" * 40
-IDS = policy.Identities(frozenset({policy.GATEWAY_SERVICE, policy.API_SERVICE}))
-IDENTITIES = {"own device": ME, "other device": OTHER, "gateway": policy.GATEWAY_SERVICE, "api": policy.API_SERVICE}
+IDS = policy.Identities(frozenset({GATEWAY_SERVICE, API_SERVICE}))
+IDENTITIES = {"own device": ME, "other device": OTHER, "gateway": GATEWAY_SERVICE, "api": API_SERVICE}
 
 # routing key -> (who may read it, who may write it); MQTT's `/` is `.` and `+` is `*` here.
 MATRIX = {
@@ -31,8 +31,10 @@ MATRIX = {
     "*.get_status":             (set(), set()),
     f"{ME}":                    ({"own device"}, set()),
     f"server.{ME}":             ({"gateway"}, set()),
-    f"{ME}x.get_status":        (set(), {"gateway"}),   # a longer id is another device, never "me"
-    f"{ME[:-1]}.get_status":    (set(), {"gateway"}),
+    # Longer or shorter than a device id: never "me", and not a device the gateway may address.
+    f"{ME}x.get_status":        (set(), set()),
+    f"{ME[:-1]}.get_status":    (set(), set()),
+    f"{ME}\n.get_status":       (set(), set()),
 }
 CASES = [(key, who, permission) for key in MATRIX for who in IDENTITIES for permission in ("read", "write")]
 

@@ -9,7 +9,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from commands.context import acting_as
-from commands.domain.devices import DEVICE_ID_PATTERN, Device
+from commands.domain.device_ids import DEVICE_ID_PATTERN
+from commands.domain.devices import Device
 from commands.errors import DeviceNameTaken, DeviceNotFound, InvalidCertificateRequest, ValidationFailed
 
 

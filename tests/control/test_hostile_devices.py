@@ -64,7 +64,8 @@ def test_an_unreadable_outcome_costs_the_api_only_that_outcome(platform, user, s
     outcome consumer drops it and keeps its broker link (a lost link loses the outcomes in between)."""
     import pika
 
-    from iotcloud.broker import GATEWAY_SERVICE, service_address
+    from gateways.broker.topology import GATEWAY_SERVICE
+    from iotcloud.broker import service_address
     from gateways.devices.broker_link import RESULTS_EXCHANGE
     name, credentials = user.device(tmp_path)
     simulator("mqtt", credentials)

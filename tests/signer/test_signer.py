@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from commands.domain.devices import new_device_id
+from commands.domain.device_ids import new_device_id
 from iotcloud.bootstrap import build_platform
 from tests.api.conftest import Api, assert_problem
 

@@ -1,4 +1,4 @@
-"""/v1 device calls: a generic command route, one route per device API, and command status."""
+"""/v1 device calls: a generic command route, one resource per device-API subject, and command status."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from commands.device_control import MAX_TIMEOUT, MAX_TTL
 from commands.errors import ValidationFailed
 from gateways.http.bodies import json_body, number_param
 from gateways.http.device_calls import CallResult, DeviceCalls
+from gateways.http.device_resources import DeviceResource, body_fields, device_resources
 from gateways.http.resources.devices import as_user
 from queries.device_commands import CommandQueries
 
@@ -60,13 +61,13 @@ class CommandStatus:
 
 
 class DeviceApiRoute:
-    """One device API as a resource: GET reads, PUT/POST writes (e.g. /v1/devices/{name}/gpio/{number})."""
+    """One device resource (device_resources.py): GET reads, PUT writes, e.g. /v1/devices/{name}/gpio/{number}."""
 
-    def __init__(self, calls: DeviceCalls, read_api: str | None, write_api: str | None, write_fields=("value",)):
-        self._calls, self._read, self._write, self._fields = calls, read_api, write_api, write_fields
-        if read_api is None:
+    def __init__(self, calls: DeviceCalls, resource: DeviceResource):
+        self._calls, self._resource = calls, resource
+        if resource.read is None:
             self.on_get = None
-        if write_api is None:
+        if resource.write is None:
             self.on_put = None
 
     def _call(self, req, resp, name, api, params):
@@ -78,27 +79,14 @@ class DeviceApiRoute:
                                       defer_when_busy=prefers_async(req))
         answer(resp, result)
 
-    def on_get(self, req, resp, name, number=None):
-        self._call(req, resp, name, self._read, {} if number is None else {"number": number})
+    def on_get(self, req, resp, name, **selected):
+        self._call(req, resp, name, self._resource.read.name, selected)
 
-    def on_put(self, req, resp, name, number=None):
+    def on_put(self, req, resp, name, **selected):
         body = json_body(req)
-        params = {field: body.get(field) for field in self._fields if field in body}
-        if number is not None:
-            params = {"number": number, **params}
-        self._call(req, resp, name, self._write, params)
+        given = {field: body[field] for field in body_fields(self._resource.write) if field in body}
+        self._call(req, resp, name, self._resource.write.name, {**selected, **given})
 
 
-def device_api_routes(calls: DeviceCalls) -> list[tuple[str, object]]:
-    return [
-        ("/v1/devices/{name}/status", DeviceApiRoute(calls, "get_status", "set_status")),
-        ("/v1/devices/{name}/gpio/{number}", DeviceApiRoute(calls, "get_gpio", "set_gpio")),
-        ("/v1/devices/{name}/rtc", DeviceApiRoute(calls, "get_rtc", "set_rtc")),
-        ("/v1/devices/{name}/mac", DeviceApiRoute(calls, "get_mac", None)),
-        ("/v1/devices/{name}/ip", DeviceApiRoute(calls, "get_ip", None)),
-        ("/v1/devices/{name}/subnet", DeviceApiRoute(calls, "get_subnet", None)),
-        ("/v1/devices/{name}/gateway", DeviceApiRoute(calls, "get_gateway", None)),
-        ("/v1/devices/{name}/uart", DeviceApiRoute(calls, None, "write_uart")),
-        ("/v1/devices/{name}/notification", DeviceApiRoute(calls, None, "trigger_notification",
-                                                           ("recipient", "message"))),
-    ]
+def device_api_routes(calls: DeviceCalls) -> list[tuple[str, DeviceApiRoute]]:
+    return [(resource.modern_path, DeviceApiRoute(calls, resource)) for resource in device_resources()]

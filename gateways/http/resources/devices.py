@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import falcon
@@ -10,9 +11,17 @@ from commands.context import acting_as
 from commands.errors import ValidationFailed
 from commands.fleet import DeviceCredentials, DeviceFleet
 from gateways.http.bodies import json_body, number_param, text_field
-from iotcloud.config import Settings
 from queries.devices import MAX_PAGE, DeviceListQueries
 from gateways.http.consistency import ReadYourWrites
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEndpoints:
+    """Where devices connect to the broker, told to them with their credentials (from the composition root)."""
+
+    host: str
+    mqtt_port: int
+    amqp_port: int
 
 
 def as_user(req):
@@ -27,7 +36,7 @@ def device_view(doc: dict) -> dict:
             "certificate": doc.get("certificate")}
 
 
-def credentials_body(credentials: DeviceCredentials, settings: Settings) -> dict:
+def credentials_body(credentials: DeviceCredentials, endpoints: DeviceEndpoints) -> dict:
     """Registration/reissue answer; saved as a file it is what the device simulators read."""
     issued = credentials.certificate
     return {
@@ -36,13 +45,13 @@ def credentials_body(credentials: DeviceCredentials, settings: Settings) -> dict
         "private_key": issued.private_key_pem or None,
         "certificate_info": {"serial": issued.serial, "fingerprint_sha256": issued.fingerprint_sha256,
                              "not_before": issued.not_before.isoformat(), "not_after": issued.not_after.isoformat()},
-        "host": settings.broker_host, "mqtt_port": settings.mqtt_port, "amqp_port": settings.amqp_port,
+        "host": endpoints.host, "mqtt_port": endpoints.mqtt_port, "amqp_port": endpoints.amqp_port,
     }
 
 
 class Devices:
-    def __init__(self, fleet: DeviceFleet, devices: DeviceListQueries, rw: ReadYourWrites, settings: Settings):
-        self._fleet, self._devices, self._rw, self._settings = fleet, devices, rw, settings
+    def __init__(self, fleet: DeviceFleet, devices: DeviceListQueries, rw: ReadYourWrites, endpoints: DeviceEndpoints):
+        self._fleet, self._devices, self._rw, self._endpoints = fleet, devices, rw, endpoints
 
     def on_get(self, req, resp):
         owner = req.context.principal.username
@@ -66,7 +75,7 @@ class Devices:
         self._rw.devices(resp, credentials.position)
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/devices/{quote(name)}"
-        resp.media = credentials_body(credentials, self._settings)
+        resp.media = credentials_body(credentials, self._endpoints)
 
 
 class DeviceCount:
@@ -94,15 +103,15 @@ class Device:
 
 
 class DeviceCertificate:
-    def __init__(self, fleet: DeviceFleet, rw: ReadYourWrites, settings: Settings):
-        self._fleet, self._rw, self._settings = fleet, rw, settings
+    def __init__(self, fleet: DeviceFleet, rw: ReadYourWrites, endpoints: DeviceEndpoints):
+        self._fleet, self._rw, self._endpoints = fleet, rw, endpoints
 
     def on_post(self, req, resp, name):
         csr = text_field(json_body(req, required=False), "csr", required=False, max_length=16384)
         with as_user(req):
             credentials = self._fleet.reissue_certificate(req.context.principal.username, name, csr)
         self._rw.devices(resp, credentials.position)
-        resp.media = credentials_body(credentials, self._settings)
+        resp.media = credentials_body(credentials, self._endpoints)
 
 
 class CertificateAuthorityCertificate:
