@@ -135,7 +135,8 @@ class TestGatewayRole:
 
 
 class TestApiServiceRole:
-    """The REST API's broker identity: wake the gateway, hear outcomes, nothing about devices."""
+    """The REST API's broker identity: send calls and read answers (the short path), wake the gateway,
+    hear outcomes; never answer for a device or read another service's queues."""
 
     from gateways.broker import policy as _p
     from gateways.broker.topology import API_SERVICE, GATEWAY_SERVICE
@@ -150,13 +151,19 @@ class TestApiServiceRole:
         assert self.allowed("queue", "iotcloud.api.host.123", "configure")
         assert self.allowed("queue", "iotcloud.api.host.123", "read")
 
-    def test_may_not_touch_devices_or_the_gateway(self):
-        assert not self.allowed("exchange", "amq.topic", "write")
-        assert not self.allowed("exchange", "amq.topic", "read")
+    def test_sends_requests_and_reads_answers_but_never_speaks_for_a_device_or_the_gateway(self):
+        device = "0123456789abcdef0123456789abcdef01234567"
+        assert self.allowed("exchange", "amq.topic", "write")
+        assert self.allowed("exchange", "amq.topic", "read")
+        assert self._p.topic_decision("iotcloud-api", "/", "amq.topic", "write", f"{device}.get_gpio", None, self.IDS)
+        assert self._p.topic_decision("iotcloud-api", "/", "amq.topic", "read", "server.#", None, self.IDS)
+        assert not self._p.topic_decision("iotcloud-api", "/", "amq.topic", "write", f"server.{device}.get_gpio",
+                                          None, self.IDS)
+        assert not self._p.topic_decision("iotcloud-api", "/", "amq.topic", "write", "abc.get_gpio", None, self.IDS)
         assert not self.allowed("queue", "iotcloud.gateway.answers", "read")
+        assert not self.allowed("queue", f"mqtt-subscription-{device}qos1", "read")
         assert not self.allowed("exchange", "iotcloud.results", "write")
         assert not self.allowed("exchange", "amq.rabbitmq.event", "read")
-        assert not self._p.topic_decision("iotcloud-api", "/", "amq.topic", "write", "abc.get_gpio", None, self.IDS)
 
     def test_the_gateway_may_not_read_api_queues(self):
         assert not self.allowed("queue", "iotcloud.api.host.123", "read", user="iotcloud-gateway")
