@@ -63,6 +63,7 @@ class Platform:
 
     def close(self) -> None:
         self.identity.settle()  # codes and notices still queued go out before the stores close
+        self.calls.close()
         self.outcomes.stop()
         self.mongo.close()
         for app in (self.accounts, self.fleet, self.control):

@@ -79,6 +79,10 @@ class DeviceCalls:
             self._waiting.release(device["owner"].lower(), slot)
         return settle(command_id, outcome)
 
+    def close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+
     def _request(self, device: dict, api: str, params: dict | None, timeout, ttl):
         """Records a call for the gateway to send; the short path leaves its line to the gateway meanwhile."""
         requested = self._control.request(device, api, params, timeout, ttl)

@@ -63,6 +63,7 @@ class DirectCalls:
         until it has answered once, every call takes the gateway's path."""
         self._control, self._link, self._name, self._clock = control, link, name, clock
         self._seeded = threading.Event()
+        self._closed = threading.Event()
         if open_lines is None:
             self._seeded.set()
         else:
@@ -123,7 +124,7 @@ class DirectCalls:
         """Leaves the lines with unfinished work from an earlier run to the gateway. Retried until the
         read store answers: without it a line's earlier work is unknown, so the short path stays shut."""
         backoff = 0.5
-        while True:
+        while not self._closed.is_set():
             try:
                 for command_id, device_id, api in open_lines():
                     self.defer(device_id, api, command_id)
@@ -132,8 +133,11 @@ class DirectCalls:
             except Exception:  # noqa: BLE001 - the read store is down or not up yet
                 log.warning("cannot list unfinished calls yet; calls go through the gateway meanwhile",
                             exc_info=True)
-                time.sleep(backoff)
+                self._closed.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+    def close(self) -> None:
+        self._closed.set()
 
     # -- the line ---------------------------------------------------------------------------------
 

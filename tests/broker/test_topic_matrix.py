@@ -17,20 +17,21 @@ IDS = policy.Identities(frozenset({GATEWAY_SERVICE, API_SERVICE}))
 IDENTITIES = {"own device": ME, "other device": OTHER, "gateway": GATEWAY_SERVICE, "api": API_SERVICE}
 
 # routing key -> (who may read it, who may write it); MQTT's `/` is `.` and `+` is `*` here.
+# The gateway and the API (which sends calls itself on the short path) send requests and read answers.
 MATRIX = {
-    f"{ME}.get_status":         ({"own device"}, {"gateway"}),
+    f"{ME}.get_status":         ({"own device"}, {"gateway", "api"}),
     f"{ME}.#":                  ({"own device"}, set()),
     f"{ME}.*":                  ({"own device"}, set()),
-    f"server.{ME}.get_status":  ({"gateway"}, {"own device"}),
-    f"server.{ME}.#":           ({"gateway"}, {"own device"}),  # a literal key in its own namespace
-    f"{OTHER}.get_status":      ({"other device"}, {"gateway"}),
-    f"server.{OTHER}.get_status": ({"gateway"}, {"other device"}),
-    "server.#":                 ({"gateway"}, set()),
-    "server.*.get_status":      ({"gateway"}, set()),
+    f"server.{ME}.get_status":  ({"gateway", "api"}, {"own device"}),
+    f"server.{ME}.#":           ({"gateway", "api"}, {"own device"}),  # a literal key in its own namespace
+    f"{OTHER}.get_status":      ({"other device"}, {"gateway", "api"}),
+    f"server.{OTHER}.get_status": ({"gateway", "api"}, {"other device"}),
+    "server.#":                 ({"gateway", "api"}, set()),
+    "server.*.get_status":      ({"gateway", "api"}, set()),
     "#":                        (set(), set()),
     "*.get_status":             (set(), set()),
     f"{ME}":                    ({"own device"}, set()),
-    f"server.{ME}":             ({"gateway"}, set()),
+    f"server.{ME}":             ({"gateway", "api"}, set()),
     # Longer or shorter than a device id: never "me", and not a device the gateway may address.
     f"{ME}x.get_status":        (set(), set()),
     f"{ME[:-1]}.get_status":    (set(), set()),
@@ -63,5 +64,5 @@ def test_the_services_internal_topic_permissions(key, who, permission):
         literal = "#" not in key and "*" not in key
         assert allowed == (expected(key, who, permission) and literal), (who, permission, key)
     else:
-        # The gateway binds anything under server.; the API binds no device topic at all.
-        assert allowed == (who == "gateway" and key.startswith("server.")), (who, permission, key)
+        # Both services bind anything under server. (the devices' answers) and nothing else.
+        assert allowed == key.startswith("server."), (who, permission, key)
