@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import inspect
 import json
 import os
 import shutil
@@ -210,10 +211,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from pymongo import MongoClient
     from queries.read_models import ReadModelCatalogue
-    try:
+    nudge_for = None
+    if "nudge" in inspect.signature(ReadModelCatalogue.wait_for).parameters:  # not in code from before nudges
         from projections.nudge import nudge_for
-    except ImportError:  # code from before nudges
-        nudge_for = None
     state = Path(tempfile.mkdtemp(prefix="projector-bench-"))
     rig = Rig(state, args.profile, args.postgres)
     writer = None
@@ -244,7 +244,7 @@ def main(argv=None) -> int:
             for _ in range(args.lag_calls):
                 _, position = writer.request()
                 started = time.perf_counter()
-                catalogue.wait_for("commands", "DeviceControl", position, timeout=10, nudge=nudge)
+                catalogue.wait_for("commands", "DeviceControl", position, 10, *([nudge] if nudge else []))
                 waits.append(1000 * (time.perf_counter() - started))
                 time.sleep(max(0.0, 0.1 - waits[-1] / 1000))
             others.result()
