@@ -266,14 +266,14 @@ def main(argv=None) -> int:
         if writer is not None:
             writer.close()
         rig.stop()
+        if args.profile:
+            say(f"profiles kept in {state}")
+        else:
+            shutil.rmtree(state, ignore_errors=True)
     out = RESULTS / "projector" / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(json.dumps(result["phases"], indent=1))
-    if args.profile:
-        say(f"profiles kept in {state}")
-    else:
-        shutil.rmtree(state, ignore_errors=True)
     return 0
 
 
