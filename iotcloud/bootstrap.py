@@ -32,6 +32,7 @@ from gateways.signer import SignerClient, SignerServer
 from iotcloud.config import Settings
 from projections.device_commands import DeviceCommandsProjection
 from projections.device_list import DeviceListProjection
+from projections.nudge import nudge_for
 from projections.runner import Projector
 from projections.users import UsersProjection
 from queries.device_commands import CommandQueries
@@ -55,6 +56,7 @@ class Platform:
     devices: DeviceListQueries
     users: UserQueries
     catalogue: ReadModelCatalogue
+    rw: ReadYourWrites
     control: DeviceControl
     commands: CommandQueries
     outcomes: CommandOutcomes
@@ -130,13 +132,13 @@ def build_platform(settings: Settings) -> Platform:
     outcomes.start()
     devices = DeviceListQueries(db)
     per_user, in_all, _ = settings.api_shares
+    # On PostgreSQL a waiting write nudges the projector (every application shares one database).
+    rw = ReadYourWrites(ReadModelCatalogue(db), settings.projection_wait, nudge_for(control))
     return Platform(settings=settings, ca=ca, accounts=accounts, fleet=fleet, identity=identity,
                     notifier=notifier, mongo=mongo, db=db, devices=devices, users=UserQueries(db),
-                    catalogue=ReadModelCatalogue(db), control=control, commands=CommandQueries(db),
+                    catalogue=ReadModelCatalogue(db), rw=rw, control=control, commands=CommandQueries(db),
                     outcomes=outcomes,
-                    calls=DeviceCalls(control, fleet, outcomes, ReadYourWrites(ReadModelCatalogue(db),
-                                                                               settings.projection_wait),
-                                      ConcurrencyLimit(per_user, in_all), direct),
+                    calls=DeviceCalls(control, fleet, outcomes, rw, ConcurrencyLimit(per_user, in_all), direct),
                     device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port))
 
 

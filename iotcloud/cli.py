@@ -24,7 +24,7 @@ def cmd_projector(settings: Settings, args) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    run_projectors(projectors, stop)
+    run_projectors(projectors, stop, min_interval=settings.projection_interval)
     mongo.close()
     return 0
 

@@ -33,6 +33,8 @@ DEFAULT_DEVICE_CERT_DAYS = 730
 DEFAULT_DEVICE_KEY_TYPE = "ec"
 DEFAULT_PROJECTION_BATCH = 500
 DEFAULT_PROJECTION_WAIT = 2.0             # seconds a write waits for its read model to catch up
+# Seconds from one projector batch to the next: the events of that interval share one write per document.
+DEFAULT_PROJECTION_INTERVAL = 0.05
 DEFAULT_IDENTITY_PROVIDER = "local"
 DEFAULT_NOTIFIER = "outbox"
 DEFAULT_LOG_LEVEL = "INFO"
@@ -78,6 +80,7 @@ class Settings:
     device_key_type: str = DEFAULT_DEVICE_KEY_TYPE
     projection_wait: float = DEFAULT_PROJECTION_WAIT
     projection_batch: int = DEFAULT_PROJECTION_BATCH
+    projection_interval: float = DEFAULT_PROJECTION_INTERVAL
     identity_provider: str = DEFAULT_IDENTITY_PROVIDER
     notifier: str = DEFAULT_NOTIFIER
     log_level: str = DEFAULT_LOG_LEVEL

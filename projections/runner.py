@@ -15,6 +15,8 @@ from eventsourcing.application import Application
 from pymongo.database import Database
 
 from projections.guarded import BatchWriter
+from projections.topics import ConsumedTopics
+from projections.wakeup import Wakeup, wakeup_for
 from queries.read_models import ReadModelCatalogue, collection_name
 
 log = logging.getLogger("iotcloud.projections")
@@ -30,12 +32,18 @@ class Projector:
         self.db = db
         self._catalogue = ReadModelCatalogue(db)
         self._batch_size = batch_size
+        self._consumed = ConsumedTopics(projection)
         self._prepared: set[int] = set()
         # This process's own checkpoints, so an idle step costs one query (the log), not three.
         self._positions: dict[tuple[int, str], int] = {}
+        self.behind: set[str] = set()  # sources whose last batch was full: more is waiting there
 
-    def step(self, generation: int | None = None) -> int:
-        """Applies at most one batch per source; returns how many events it applied."""
+    @property
+    def sources(self) -> dict[str, Application]:
+        return self._sources
+
+    def step(self, generation: int | None = None, sources: set[str] | None = None) -> int:
+        """Applies at most one batch per source (of `sources`, default all); returns how many events it read."""
         name = self.projection.name
         generation = self._catalogue.active_generation(name) if generation is None else generation
         collection = self.db[collection_name(name, generation)]
@@ -44,18 +52,25 @@ class Projector:
             self._prepared.add(generation)
         applied = 0
         for source_name, app in self._sources.items():
+            if sources is not None and source_name not in sources:
+                continue
             key = (generation, source_name)
             if key not in self._positions:
                 self._positions[key] = self._catalogue.position(name, generation, source_name)
             notifications = app.recorder.select_notifications(start=self._positions[key] + 1, limit=self._batch_size)
             writer = BatchWriter(collection)
             for notification in notifications:
-                self.projection.apply(app.mapper.to_domain_event(notification), notification.id, writer)
+                if self._consumed(notification.topic):
+                    self.projection.apply(app.mapper.to_domain_event(notification), notification.id, writer)
             writer.flush()
             if notifications:
                 self._catalogue.advance(name, generation, source_name, notifications[-1].id)
                 self._positions[key] = notifications[-1].id
                 applied += len(notifications)
+            if len(notifications) >= self._batch_size:
+                self.behind.add(source_name)
+            else:
+                self.behind.discard(source_name)
         return applied
 
     def source_head(self, source: str) -> int:
@@ -65,20 +80,48 @@ class Projector:
         return sum(self.source_head(source) for source in self._sources)
 
 
-def run_projectors(projectors: list[Projector], stop: threading.Event, idle_wait: float = 0.02) -> None:
-    """Runs until `stop` is set; a failing batch is logged and retried, never skipped."""
-    failures = 0
-    while not stop.is_set():
-        try:
-            applied = sum(projector.step() for projector in projectors)
-            failures = 0
-        except Exception:  # noqa: BLE001 - a projector must outlive a broken database connection
-            failures += 1
-            log.exception("projection batch failed; retrying")
-            applied = 0
-            stop.wait(min(5.0, 0.1 * 2 ** min(failures, 6)))
-        if not applied:
-            stop.wait(idle_wait)
+def run_projectors(projectors: list[Projector], stop: threading.Event, wakeup: Wakeup | None = None,
+                   min_interval: float = 0.0) -> None:
+    """Runs until `stop` is set; a failing batch is logged and retried, never skipped.
+
+    A source is read when the wakeup names it (a PostgreSQL commit notification, or every poll
+    interval on other stores) and again at once while its batches come back full. Where writers
+    can nudge (PostgreSQL), a batch also waits until `min_interval` has passed since the previous
+    one began: a commit after a quiet spell is read at once, but under load the events of that
+    interval share one batch (one write per document and per checkpoint instead of one per event),
+    and a writer waiting to read its own write nudges its source past that wait.
+    """
+    sources = {name: app for projector in projectors for name, app in projector.sources.items()}
+    wakeup = wakeup or wakeup_for(sources, stop)
+    linger = min_interval if wakeup.hears_nudges else 0.0
+    due, wanted, failures, catching_up, started = set(sources), set(), 0, False, -linger
+    try:
+        while not stop.is_set():
+            if due:
+                until = started + linger
+                if not (wanted or catching_up) and time.monotonic() < until:
+                    while not (wanted or stop.is_set()) and time.monotonic() < until:
+                        wanted = wakeup.nudged(until - time.monotonic())
+                    due |= wanted | wakeup.wait(0)[0]  # the commits of the interval: all read in this batch
+                started = time.monotonic()
+                try:
+                    for projector in projectors:
+                        chosen = due.intersection(projector.sources)
+                        if chosen:
+                            projector.step(sources=chosen)
+                    failures = 0
+                    due = set().union(*(projector.behind for projector in projectors))
+                    catching_up = bool(due)
+                except Exception:  # noqa: BLE001 - a projector must outlive a broken database connection
+                    failures += 1
+                    log.exception("projection batch failed; retrying")
+                    stop.wait(min(5.0, 0.1 * 2 ** min(failures, 6)))
+                    due = set(sources)
+                    continue
+            woken, wanted = wakeup.wait(0 if due else None)
+            due |= woken
+    finally:
+        wakeup.close()
 
 
 def rebuild(projector: Projector, progress=None) -> int:

@@ -8,6 +8,7 @@ readers never see a half-built read model and no collection ever needs renaming.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from pymongo.database import Database
 
@@ -69,8 +70,11 @@ class ReadModelCatalogue:
     def forget(self, projection: str, generation: int) -> None:
         self._db[CHECKPOINTS].delete_many({"collection": collection_name(projection, generation)})
 
-    def wait_for(self, projection: str, source: str, position: int, timeout: float) -> bool:
-        """Blocks until the live read model has applied `position` of `source` (read-your-writes)."""
+    def wait_for(self, projection: str, source: str, position: int, timeout: float,
+                 nudge: Callable[[str], None] | None = None) -> bool:
+        """Blocks until the live read model has applied `position` of `source` (read-your-writes).
+
+        `nudge(source)`, called once if the read model is behind, asks the projector to hurry."""
         deadline = time.monotonic() + timeout
         delay = 0.002
         while True:
@@ -78,6 +82,9 @@ class ReadModelCatalogue:
                 return True
             if time.monotonic() >= deadline:
                 return False
+            if nudge is not None:
+                nudge(source)
+                nudge = None
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 

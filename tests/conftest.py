@@ -119,7 +119,9 @@ class RunningPlatform:
         self.projectors, self._mongo = build_projectors(
             settings, {"Accounts": self.platform.accounts, "DeviceFleet": self.platform.fleet})
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=run_projectors, args=(self.projectors, self._stop), daemon=True)
+        # As `iotcloud projector` runs them: with the batch interval that read-your-writes nudges cut short.
+        self._thread = threading.Thread(target=run_projectors, args=(self.projectors, self._stop),
+                                        kwargs={"min_interval": settings.projection_interval}, daemon=True)
         self._thread.start()
 
     def close(self) -> None:

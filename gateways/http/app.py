@@ -16,7 +16,6 @@ from gateways.http import compat_v2 as v2
 from gateways.http import compat_v2_devices as v2_devices
 from gateways.http import problems
 from gateways.http.bodies import bounded_loads, read_bounded
-from gateways.http.consistency import ReadYourWrites
 from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
 from gateways.http.openapi import build_document
@@ -53,7 +52,7 @@ class BoundedJSONHandler(falcon.media.JSONHandler):
 
 def routes(platform) -> list[Route]:
     identity, fleet, settings = platform.identity, platform.fleet, platform.settings
-    rw = ReadYourWrites(platform.catalogue, settings.projection_wait)
+    rw = platform.rw
     problems_resource = service.Problems()
     wake_for_revocation = functools.partial(platform.outcomes.wake_gateway, WAKE_DEVICES)
     return [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import falcon
 from pymongo.errors import ConnectionFailure
 
@@ -9,11 +11,14 @@ from queries.read_models import COMMANDS, DEVICE_LIST, USERS, ReadModelCatalogue
 
 
 class ReadYourWrites:
-    """Waits up to `timeout` for a projection to reach a write's position; says so in X-Read-Model."""
+    """Waits up to `timeout` for a projection to reach a write's position; says so in X-Read-Model.
 
-    def __init__(self, catalogue: ReadModelCatalogue, timeout: float):
+    `nudge(source)` (projections.nudge) tells the projector that a caller is waiting on `source`."""
+
+    def __init__(self, catalogue: ReadModelCatalogue, timeout: float, nudge: Callable[[str], None] | None = None):
         self._catalogue = catalogue
         self._timeout = timeout
+        self._nudge = nudge
 
     def devices(self, resp: falcon.Response | None, position: int) -> None:
         self._settle(resp, DEVICE_LIST, "DeviceFleet", position)
@@ -26,7 +31,7 @@ class ReadYourWrites:
 
     def _settle(self, resp, projection: str, source: str, position: int) -> None:
         try:
-            caught_up = self._catalogue.wait_for(projection, source, position, self._timeout)
+            caught_up = self._catalogue.wait_for(projection, source, position, self._timeout, self._nudge)
         except ConnectionFailure:
             # The write is recorded already: answer it (as lagging) rather than fail a call that happened.
             caught_up = False

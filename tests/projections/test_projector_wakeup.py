@@ -1,0 +1,125 @@
+"""The projector sleeps until PostgreSQL says a source changed, and a waiting writer's nudge cuts its batch interval short."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from commands.context import acting_as
+from iotcloud.bootstrap import build_device_control, build_projectors
+from projections.nudge import nudge_for
+from projections.runner import run_projectors
+from projections.wakeup import Polling, PostgresNotifications, wakeup_for
+from queries.read_models import ReadModelCatalogue
+
+DEVICE = {"device_id": "dev-1", "owner": "alice", "name": "lamp", "correlation_ids": True}
+NEVER = 3600.0  # a safety poll or batch interval that no test outlives: only a notification can help
+
+
+@pytest.fixture
+def control(make_settings):
+    settings = make_settings("postgres")
+    control = build_device_control(settings)
+    yield settings, control
+    control.close()
+
+
+def request(control) -> int:
+    with acting_as("user:alice"):
+        return control.request(DEVICE, "get_status", None, timeout=5).position
+
+
+def commands_projector(settings, control):
+    projectors, mongo = build_projectors(settings, {"DeviceControl": control})
+    return [p for p in projectors if p.projection.name == "commands"], mongo
+
+
+class Running:
+    """run_projectors in a thread, stopped (and joined) on exit."""
+
+    def __init__(self, projectors, wakeup_factory, min_interval=0.0):
+        self.stop = threading.Event()
+        wakeup = wakeup_factory(self.stop)
+        self.thread = threading.Thread(target=run_projectors, args=(projectors, self.stop, wakeup, min_interval),
+                                       daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+def test_a_commit_wakes_the_listener_with_the_source_that_changed(control):
+    settings, app = control
+    stop = threading.Event()
+    listener = PostgresNotifications({"DeviceControl": app}, stop, safety_poll=NEVER)
+    try:
+        assert listener.wait(0) == ({"DeviceControl"}, set()), "until it has listened, every source may have changed"
+        assert listener.wait(0.2) == (set(), set()), "nothing was committed"
+        request(app)
+        started = time.monotonic()
+        assert listener.wait(30) == ({"DeviceControl"}, set())
+        assert time.monotonic() - started < 5
+        nudge_for(app)("DeviceControl")
+        assert listener.wait(30) == ({"DeviceControl"}, {"DeviceControl"})
+        # A batch waiting out its interval hears nudges only: commits wait unread until it asks.
+        request(app)
+        assert listener.nudged(0.3) == set()
+        nudge_for(app)("DeviceControl")
+        assert listener.nudged(30) == {"DeviceControl"}
+        assert listener.wait(0) == ({"DeviceControl"}, set())
+        nudge_for(app)("SomebodyElse")  # another deployment's source in the same database: not ours
+        assert listener.wait(0.5) == (set(), set())
+    finally:
+        listener.close()
+
+
+def test_the_projector_follows_commits_without_polling(control):
+    settings, app = control
+    projectors, mongo = commands_projector(settings, app)
+    catalogue = ReadModelCatalogue(mongo[settings.mongodb_database])
+    first = request(app)  # committed before the projector listens: its first full read finds it
+    with Running(projectors, lambda stop: PostgresNotifications({"DeviceControl": app}, stop, safety_poll=NEVER)):
+        assert catalogue.wait_for("commands", "DeviceControl", first, timeout=30)
+        for _ in range(3):
+            assert catalogue.wait_for("commands", "DeviceControl", request(app), timeout=10)
+    mongo.close()
+
+
+def test_a_batch_interval_holds_events_back_but_a_nudge_does_not(control):
+    settings, app = control
+    projectors, mongo = commands_projector(settings, app)
+    catalogue = ReadModelCatalogue(mongo[settings.mongodb_database])
+    nudge = nudge_for(app)
+    before = request(app)
+    with Running(projectors, lambda stop: PostgresNotifications({"DeviceControl": app}, stop, safety_poll=NEVER),
+                 min_interval=NEVER):
+        # The first batch is not held back: what was committed before the projector started is read at once ...
+        assert catalogue.wait_for("commands", "DeviceControl", before, timeout=30)
+        # ... the next one waits for the interval: without a nudge nothing arrives ...
+        held = request(app)
+        assert not catalogue.wait_for("commands", "DeviceControl", held, timeout=0.5)
+        assert catalogue.collection("commands").count_documents({}) == 1
+        # ... and the writer that waits for it nudges it through.
+        assert catalogue.wait_for("commands", "DeviceControl", held, timeout=30, nudge=nudge)
+        assert catalogue.collection("commands").count_documents({}) == 2
+    mongo.close()
+
+
+def test_stores_that_cannot_notify_are_polled(make_settings):
+    settings = make_settings("sqlite")
+    app = build_device_control(settings)
+    try:
+        wakeup = wakeup_for({"DeviceControl": app}, threading.Event())
+        assert isinstance(wakeup, Polling) and not wakeup.hears_nudges
+        assert nudge_for(app) is None
+        assert wakeup.wait(0) == (set(), set())
+        assert wakeup.wait(None) == ({"DeviceControl"}, set())
+    finally:
+        app.close()
