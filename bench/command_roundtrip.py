@@ -48,7 +48,7 @@ from pathlib import Path
 
 from roundtrip import APIS, DOCS, HOST, RESULTS, ROOT, say
 from roundtrip.phases import run
-from roundtrip.procstats import machine, sh
+from roundtrip.procstats import machine, sh, wait_quiet
 from roundtrip.report import targets, update_docs
 from roundtrip.services import Platform, Postgres, find_postgres
 
@@ -92,6 +92,10 @@ def parse_args(argv=None):
                    help="after the saturated run, a further one with py-spy on the gateway, API worker(s), "
                         "projector and read store (collapsed stacks: bench/results/<name>.<process>.collapsed.txt)")
     p.add_argument("--profile-duration", type=float, default=15, help="seconds of the profiled run (default %(default)s)")
+    p.add_argument("--wait-quiet", type=float, default=0,
+                   help="wait up to this many seconds for the shared machine to go quiet before starting (default: no)")
+    p.add_argument("--quiet-pct", type=float, default=40,
+                   help="quiet: the whole machine under this %% of all its cores over 5 s (default %(default)s)")
     p.add_argument("--keep-state", action="store_true", help="keep the temporary state directory (logs, profiles)")
     return p.parse_args(argv)
 
@@ -133,6 +137,10 @@ def main(argv=None) -> int:
         result["machine"] = machine(pg.version if pg else sh("psql", "--version"))
         say(f"machine: {result['machine']['cores']} cores, {result['machine']['ram_gib']} GiB, "
             f"{result['machine']['cpu_model']}")
+        if args.wait_quiet > 0:
+            result["machine"]["waited_for_quiet_s"], result["machine"]["busy_pct_before"] = \
+                wait_quiet(args.wait_quiet, args.quiet_pct)
+        result["machine"]["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
         platform = Platform(state, store_env, args.api_workers, args.api_threads, args.log_level)
         say(f"starting iotcloud run in {state} (API on {HOST}:{platform.api_port})")
         result["setup"]["platform_start_s"] = round(platform.start(), 2)

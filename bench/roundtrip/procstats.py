@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import platform as pyplatform
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from roundtrip import say
 
 
 def percentiles(values_ms: list[float]) -> dict:
@@ -124,6 +127,26 @@ def machine(pg_version: str) -> dict:
         "postgresql": pg_version,
     }
 
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    return (sum(int(x) for x in fields[:8]) - int(fields[3]) - int(fields[4])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(limit_s: float, quiet_pct: float, window_s: float = 5.0) -> tuple[float, float]:
+    """Waits (at most `limit_s`) until the shared machine is busy under `quiet_pct` % of all its cores
+    over `window_s`; answers (seconds waited, last busy %)."""
+    started = time.monotonic()
+    while True:
+        before = machine_busy_s()
+        time.sleep(window_s)
+        busy = 100 * (machine_busy_s() - before) / window_s / (os.cpu_count() or 1)
+        waited = time.monotonic() - started
+        if busy < quiet_pct or waited >= limit_s:
+            say(f"machine {busy:.0f} % busy (of all cores) after waiting {waited:.0f} s for it to go quiet")
+            return round(waited, 1), round(busy, 1)
 
 
 def mib(kib):

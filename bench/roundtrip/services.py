@@ -16,7 +16,8 @@ from pathlib import Path
 
 from roundtrip import HOST, ROOT, VENV_BIN, say
 from roundtrip.cpu import PG_SHARED, WHOLE_MACHINE
-from roundtrip.procstats import children_of, descendants_of, find_pids, mib, pss_kib, scan, sh, status_kib
+from roundtrip.procstats import (children_of, descendants_of, find_pids, machine_busy_s, mib, pss_kib, scan, sh,
+                                status_kib)
 
 
 class Postgres:
@@ -242,9 +243,7 @@ class Platform:
             out["postgres backends (sum)"] = used(backends)
             out[PG_SHARED] = used([pid for pid, proc in table.items() if proc.cmd.startswith("postgres:")
                                    and any(word in proc.cmd for word in PG_SERVER_WORDS)])
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        busy = sum(int(x) for x in fields[:8]) - int(fields[3]) - int(fields[4])
-        out[WHOLE_MACHINE] = busy / os.sysconf("SC_CLK_TCK")
+        out[WHOLE_MACHINE] = machine_busy_s()
         return out
 
     def sampler(self) -> "PgSampler | None":
