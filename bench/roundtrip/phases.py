@@ -77,7 +77,7 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
     names = [f"bench-{i:04d}" for i in range(max(args.devices, args.memory_devices))]
     owners = share_out(names, users)
     lat_owners = {name: owners[name] for name in names[:args.devices]}
-    lat_dir, all_dir = state / "creds-latency", state / "creds-all"
+    lat_dir = state / "creds-latency"
     say(f"registering {args.devices} devices over {n_users} users (correlation_ids={args.correlation_ids})")
     t = await register(http, lat_owners, lat_dir, args.correlation_ids)
     result["setup"]["register_s"] = round(t, 2)

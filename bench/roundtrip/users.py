@@ -13,7 +13,7 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from roundtrip import VENV_BIN, say
@@ -26,7 +26,6 @@ from roundtrip.services import Platform
 class User:
     username: str
     token: str = ""
-    devices: list[str] = field(default_factory=list)
 
 
 def waiting_call_caps(env: dict, workers: int) -> dict:
@@ -45,7 +44,7 @@ def plan_concurrency(requested_clients: int | None, requested_users: int, caps: 
            f"({caps['in_all_per_worker']} per worker) and {caps['per_user']} per user, so {users} users "
            f"(at most {math.ceil(clients / users)} waiting calls each)")
     if clients > caps["in_all"]:
-        why += f"; more clients than the total bound: expect 429 too-many-waiting-calls"
+        why += "; more clients than the total bound: expect 429 too-many-waiting-calls"
     if users > requested_users:
         why += f"; raised from --users {requested_users}"
     return clients, users, why
@@ -83,11 +82,7 @@ async def sign_up_users(http: Http, platform: Platform, count: int) -> list[User
 
 def share_out(names: list[str], users: list[User]) -> dict[str, User]:
     """Device i belongs to user i mod len(users)."""
-    owners = {}
-    for i, name in enumerate(names):
-        owners[name] = users[i % len(users)]
-        owners[name].devices.append(name)
-    return owners
+    return {name: users[i % len(users)] for i, name in enumerate(names)}
 
 
 async def register(http: Http, owners: dict[str, User], creds_dir: Path, correlation_ids: bool,
