@@ -93,9 +93,11 @@ def parse_args(argv=None):
                         "projector and read store (collapsed stacks: bench/results/<name>.<process>.collapsed.txt)")
     p.add_argument("--profile-duration", type=float, default=15, help="seconds of the profiled run (default %(default)s)")
     p.add_argument("--wait-quiet", type=float, default=0,
-                   help="wait up to this many seconds for the shared machine to go quiet before starting (default: no)")
+                   help="wait up to this many seconds for the shared machine to go quiet before starting, and up "
+                        "to 5 minutes before each phase for other sessions to (default: no)")
     p.add_argument("--quiet-pct", type=float, default=40,
-                   help="quiet: the whole machine under this %% of all its cores over 5 s (default %(default)s)")
+                   help="quiet: the whole machine (before the run) or other sessions (before a phase) under this "
+                        "%% of all its cores (default %(default)s)")
     p.add_argument("--keep-state", action="store_true", help="keep the temporary state directory (logs, profiles)")
     return p.parse_args(argv)
 

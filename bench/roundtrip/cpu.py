@@ -50,9 +50,20 @@ def measure_idle(snapshot: Snapshot, seconds: float) -> dict:
     time.sleep(seconds)
     elapsed = time.monotonic() - started
     used = _used(before, snapshot())
-    return {"seconds": round(elapsed, 2),
-            "ms_per_s": {name: round(1000 * v / elapsed, 2) for name, v in sorted(used.items())},
-            "total_ms_per_s": round(1000 * sum(v for n, v in used.items() if counted(n)) / elapsed, 2)}
+    found = {"seconds": round(elapsed, 2),
+             "ms_per_s": {name: round(1000 * v / elapsed, 2) for name, v in sorted(used.items())},
+             "total_ms_per_s": round(1000 * sum(v for n, v in used.items() if counted(n)) / elapsed, 2)}
+    found["others_ms_per_s"] = others_ms_per_s(found)
+    return found
+
+
+def others_ms_per_s(idle: dict) -> float | None:
+    """CPU of everything else on the shared machine while this run was idle."""
+    rates = idle.get("ms_per_s") or {}
+    if WHOLE_MACHINE not in rates:
+        return None
+    ours = idle["total_ms_per_s"] + sum(rates.get(n, 0) for n in LOAD_GENERATOR)
+    return round(max(0.0, rates[WHOLE_MACHINE] - ours), 2)
 
 
 def with_idle(cpu: dict, idle: dict | None) -> dict:
