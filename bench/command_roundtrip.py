@@ -7,15 +7,15 @@ with the PostgreSQL event store (a throw-away database on the machine's PostgreS
 --users users up, registers devices (shared out among them), connects them with `simulators.fleet`,
 then measures:
 
-  1. the floor: the raw broker echo round trip (pika AMQPS publish to `<id>.get_status` on amq.topic,
-     the simulated device answers on `server/<id>/get_status`), no platform code in the path:
-     sequential, at the open-loop rates and saturated with as many echoes outstanding as the
-     platform's saturated run has clients;
-  2. sequential REST calls: one client, --sequential calls back to back;
-  3. open-loop REST device calls at fixed rates (coordinated-omission-correct: latency is measured
+  1. sequential REST calls: one client, --sequential calls back to back;
+  2. open-loop REST device calls at fixed rates (coordinated-omission-correct: latency is measured
      from each request's *scheduled* send time), round-robin over the users, at most one call in
      flight per device and api unless --correlation-ids;
-  4. a saturated closed loop with as many clients as the API's waiting-call bounds admit (throughput);
+  3. a saturated closed loop with as many clients as the API's waiting-call bounds admit (throughput);
+  4. right before each of those, its floor: the raw broker echo round trip (pika AMQPS publish to
+     `<id>.get_status` on amq.topic, the simulated device answers on `server/<id>/get_status`), no
+     platform code in the path, sequentially, at the rate, or with as many echoes outstanding as the
+     saturated run has clients;
   5. CPU per answered call of every process in every phase (platform, broker and PostgreSQL backends
      counted; the bench client and fleet simulator not), with the idle CPU measured before each phase;
   6. peak RSS (VmHWM) of every platform process and of the broker, also with --memory-devices

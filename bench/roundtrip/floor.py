@@ -128,16 +128,14 @@ def saturated(echo: Echo, window: int, duration: float, cpu) -> dict:
     return res
 
 
-def broker_floor(state: Path, amqp_port: int, device_ids: list[str], sequential_calls: int, rates: list[float],
-                 duration: float, window: int, sat_duration: float, cpu) -> dict:
+def echo_phase(state: Path, amqp_port: int, device_ids: list[str], phase, *args) -> dict:
+    """One floor phase (`phase(echo, *args)`) on a connection of its own: while it is open its queue gets a
+    copy of every device answer, so it is closed again before the platform's phase."""
     echo = Echo(state, amqp_port, device_ids)
     try:
         for _ in range(20):  # the first echoes open the device's consumers and caches: not the floor
             echo.publish(time.monotonic())
             echo.drain(5.0)
-        out = {"sequential": sequential(echo, sequential_calls, cpu) if sequential_calls else None,
-               "open_loop": [open_loop(echo, rate, duration, cpu) for rate in rates],
-               "saturated": saturated(echo, window, sat_duration, cpu)}
+        return phase(echo, *args)
     finally:
         echo.close()
-    return out

@@ -1,7 +1,9 @@
-"""The run, phase by phase: set-up, floor, warm-up, sequential, open loop, saturated, profile, memory.
+"""The run, phase by phase: set-up, warm-up, sequential, open loop, saturated, profile, memory.
 
 Before each measured phase the gateway is let go idle and the idle CPU of every process is measured,
-so what the platform burns while nothing is asked of it shows apart from what a call costs.
+so what the platform burns while nothing is asked of it shows apart from what a call costs; then
+the phase's floor (the raw broker echo) runs, then the phase: on a machine shared with other
+sessions, a phase and its floor see it alike.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from pathlib import Path
 
 from roundtrip import say
 from roundtrip.cpu import measure_idle, with_idle
-from roundtrip.floor import broker_floor
+from roundtrip.floor import echo_phase
+from roundtrip.floor import open_loop as floor_open_loop
+from roundtrip.floor import saturated as floor_saturated
+from roundtrip.floor import sequential as floor_sequential
 from roundtrip.httpclient import Http
 from roundtrip.load import Load
 from roundtrip.procstats import cpu_seconds, mib, status_kib
@@ -57,13 +62,20 @@ async def idle(platform: Platform, args) -> dict | None:
     return found
 
 
-async def measured(platform: Platform, args, run) -> dict:
-    """Runs one phase (`run`: a coroutine function) after measuring the idle CPU before it."""
+async def measured(platform: Platform, args, run, floor=None) -> tuple[dict, dict | None]:
+    """Runs one phase (`run`: a coroutine function) after measuring the idle CPU before it, and right
+    before it its floor (`floor`: a coroutine function too), so both see the shared machine alike."""
     idle_before = await idle(platform, args)
+    floor_result = None
+    if floor is not None:
+        floor_result = await floor()
+        floor_result["idle_before"] = idle_before
+        with_idle(floor_result["cpu"], idle_before)
+        await settle(platform)  # the gateway drops its copies of the echoes' answers
     result = await run()
     result["idle_before"] = idle_before
     with_idle(result["cpu"], idle_before)
-    return result
+    return result, floor_result
 
 
 def profile_targets(platform: Platform) -> dict[str, int]:
@@ -101,31 +113,37 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
         result["setup"]["online_after_s"] = round(waited, 2)
         device_ids = [json.loads(p.read_text())["device_id"] for p in sorted(lat_dir.glob("*.json"))]
 
-        if not args.no_floor:
-            say("floor: raw AMQPS echo through the broker to the simulated devices (no platform code)")
-            idle_before = await idle(platform, args)
-            result["floor"] = await asyncio.to_thread(
-                broker_floor, state, platform.ports["amqp"], device_ids, args.sequential, rates, args.duration,
-                window, min(10.0, args.saturate_duration), platform.cpu)
-            for phase in [result["floor"]["sequential"], *result["floor"]["open_loop"], result["floor"]["saturated"]]:
-                if phase:
-                    phase["idle_before"] = idle_before
-                    with_idle(phase["cpu"], idle_before)
+        def floor(phase, *phase_args):
+            if args.no_floor:
+                return None
+            return lambda: asyncio.to_thread(echo_phase, state, platform.ports["amqp"], device_ids, phase,
+                                             *phase_args, platform.cpu)
+        result["floor"] = {"sequential": None, "open_loop": [], "saturated": None}
 
         if args.warmup > 0:
             say(f"warm-up: 50/s for {args.warmup:g} s")
             result["warmup"] = await load.open_loop(50, args.warmup, "warm-up")
+        say("each phase after its floor: the raw AMQPS echo through the broker to the simulated devices "
+            "(no platform code)")
         if args.sequential:
             say(f"sequential: one client, {args.sequential} calls back to back")
-            result["sequential"] = await measured(platform, args,
-                                                  lambda: load.sequential(args.sequential))
+            result["sequential"], result["floor"]["sequential"] = await measured(
+                platform, args, lambda: load.sequential(args.sequential),
+                floor(floor_sequential, args.sequential))
         for rate in rates:
             say(f"open loop at {rate:g} calls/s for {args.duration:g} s")
-            result["open_loop"].append(await measured(platform, args,
-                                                      lambda: load.open_loop(rate, args.duration, f"{rate:g}/s")))
+            at_rate, floor_at_rate = await measured(
+                platform, args, lambda: load.open_loop(rate, args.duration, f"{rate:g}/s"),
+                floor(floor_open_loop, rate, args.duration))
+            result["open_loop"].append(at_rate)
+            if floor_at_rate:
+                result["floor"]["open_loop"].append(floor_at_rate)
         say(f"saturated closed loop: {clients} clients for {args.saturate_duration:g} s")
-        result["saturated"] = await measured(platform, args,
-                                             lambda: load.closed_loop(clients, args.saturate_duration, "saturated"))
+        result["saturated"], result["floor"]["saturated"] = await measured(
+            platform, args, lambda: load.closed_loop(clients, args.saturate_duration, "saturated"),
+            floor(floor_saturated, window, min(10.0, args.saturate_duration)))
+        if args.no_floor:
+            del result["floor"]
         if args.profile:
             # Apart from the measured run: py-spy takes CPU from the same two cores.
             prof_dir = state / "profiles"

@@ -144,13 +144,12 @@ def render_targets(result: dict) -> str:
 
 
 def phases(result: dict) -> list[tuple[str, dict]]:
-    """(label, phase) of every phase with the per-process accounting, in the order they ran."""
+    """(label, phase) of every phase with the per-process accounting, each floor before its phase."""
     out = []
     floor = result.get("floor") or {}
-    for label, phase in [("floor sequential", floor.get("sequential")), ("floor saturated", floor.get("saturated")),
-                         ("sequential", result.get("sequential")),
+    for label, phase in [("floor sequential", floor.get("sequential")), ("sequential", result.get("sequential")),
                          *[(f"{p['target_rate']:g}/s", p) for p in result.get("open_loop", [])],
-                         ("saturated", result.get("saturated"))]:
+                         ("floor saturated", floor.get("saturated")), ("saturated", result.get("saturated"))]:
         if phase and "processes" in (phase.get("cpu") or {}):
             out.append((label, phase))
     return out
