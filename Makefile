@@ -35,10 +35,10 @@ simulators/node/node_modules/.installed: simulators/node/package-lock.json
 	@cd simulators/node && npm ci --silent --no-audit --no-fund
 	@touch $@
 
-# Re-pins every dependency of pyproject.toml (with the test extra) to its newest allowed version, with hashes.
+# Re-pins every dependency of pyproject.toml (with the test and bench extras) to its newest allowed version, with hashes.
 lock: venv
 	@$(PY) -m pip install -q uv
-	@$(VENV)/bin/uv pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 \
+	@$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra bench --generate-hashes --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --no-header -q -o $(LOCK)
 	@echo "==> $(LOCK) updated; run make test"
 

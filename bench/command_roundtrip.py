@@ -3,26 +3,33 @@
 -> gateway -> results fanout -> REST answer, measured end to end on one machine.
 
 It starts its own platform (`iotcloud run`) in a temporary state directory on free 127.0.0.1 ports,
-with the PostgreSQL event store (a throw-away database on the machine's PostgreSQL) or SQLite, signs a
-user up, registers devices, connects them with `simulators.fleet`, then measures:
+with the PostgreSQL event store (a throw-away database on the machine's PostgreSQL) or SQLite, signs
+--users users up, registers devices (shared out among them), connects them with `simulators.fleet`,
+then measures:
 
-  1. open-loop REST device calls at fixed rates (coordinated-omission-correct: latency is measured
-     from each request's *scheduled* send time, so a stalled server is charged for the requests it
-     delayed), at most one call in flight per device and api unless --correlation-ids;
-  2. a saturated closed loop with K concurrent clients (throughput);
-  3. the floor: the raw broker echo round trip (pika AMQPS publish to `<id>.<api>` on amq.topic,
-     the simulated device answers on `server/<id>/<api>`) at the same rates, no platform code in
-     the path;
-  4. peak RSS (VmHWM) of every platform process and of the broker, also with --memory-devices
-     (default 1,000) simulated devices connected;
-  5. optionally (--profile) py-spy profiles of the gateway and an API worker under saturation.
+  1. sequential REST calls: one client, --sequential calls back to back;
+  2. open-loop REST device calls at fixed rates (coordinated-omission-correct: latency is measured
+     from each request's *scheduled* send time), round-robin over the users, at most one call in
+     flight per device and api unless --correlation-ids;
+  3. a saturated closed loop with as many clients as the API's waiting-call bounds admit (throughput);
+  4. right before each of those, its floor: the raw broker echo round trip (pika AMQPS publish to
+     `<id>.get_status` on amq.topic, the simulated device answers on `server/<id>/get_status`), no
+     platform code in the path, sequentially, at the rate, or with as many echoes outstanding as the
+     saturated run has clients;
+  5. CPU per answered call of every process in every phase (platform, broker and PostgreSQL backends
+     counted; the bench client and fleet simulator not), with the idle CPU measured before each phase;
+  6. peak RSS (VmHWM) of every platform process and of the broker, also with --memory-devices
+     simulated devices connected;
+  7. optionally (--profile) a further saturated run with py-spy on the gateway, API worker(s),
+     projector and read store; collapsed stacks go next to the result.
 
-Results go to bench/results/<name>.json and the table in docs/benchmarks.md is regenerated from
+Results go to bench/results/<name>.json and the tables in docs/benchmarks.md are regenerated from
 every bench/results/*.json. Everything listens on 127.0.0.1 only; the script stops everything it
 started (SIGTERM to the supervisor, which stops the broker) and drops its database.
 
     .venv/bin/python bench/command_roundtrip.py --name my-run
-    .venv/bin/python bench/command_roundtrip.py --name quick --rates 50,300 --duration 5 --memory-devices 0
+    .venv/bin/python bench/command_roundtrip.py --name quick --rates 50,300 --duration 10 \
+        --saturate-duration 15 --memory-devices 0
 """
 
 from __future__ import annotations
@@ -40,13 +47,10 @@ import time
 from pathlib import Path
 
 from roundtrip import APIS, DOCS, HOST, RESULTS, ROOT, say
-from roundtrip.floor import broker_floor
-from roundtrip.httpclient import Http
-from roundtrip.load import closed_loop, connect_fleet, open_loop, register, sign_up
-from roundtrip.procstats import cpu_seconds, machine, mib, sh, status_kib
-from roundtrip.profiling import py_spy
+from roundtrip.phases import run
+from roundtrip.procstats import machine, sh, wait_quiet
 from roundtrip.report import targets, update_docs
-from roundtrip.services import Fleet, Platform, Postgres, find_postgres
+from roundtrip.services import Platform, Postgres, find_postgres
 
 
 def parse_args(argv=None):
@@ -64,7 +68,18 @@ def parse_args(argv=None):
     p.add_argument("--rates", default="50,300,1000", help="open-loop rates, commands/s (default %(default)s)")
     p.add_argument("--duration", type=float, default=15, help="seconds per open-loop rate (default %(default)s)")
     p.add_argument("--warmup", type=float, default=5, help="warm-up seconds at 50/s before measuring (default %(default)s)")
-    p.add_argument("--clients", type=int, default=64, help="concurrent clients of the saturated run (default %(default)s)")
+    p.add_argument("--users", type=int, default=8,
+                   help="users the devices are shared out among, calls round-robin (default %(default)s; raised "
+                        "when the saturated clients need more)")
+    p.add_argument("--sequential", type=int, default=2000,
+                   help="calls of the sequential phase, one client back to back; 0 skips it (default %(default)s)")
+    p.add_argument("--clients", type=int, default=None,
+                   help="concurrent clients of the saturated run (default: as many calls as the API lets wait "
+                        "in all, from IOTCLOUD_API_THREADS and IOTCLOUD_API_WAITING_CALLS*)")
+    p.add_argument("--floor-window", type=int, default=None,
+                   help="echoes outstanding in the saturated floor (default: the saturated run's clients)")
+    p.add_argument("--idle-seconds", type=float, default=3,
+                   help="seconds of idle CPU measured before each phase; 0 skips it (default %(default)s)")
     p.add_argument("--saturate-duration", type=float, default=20, help="seconds of the saturated run (default %(default)s)")
     p.add_argument("--timeout", type=float, default=5, help="device timeout per command, s (default %(default)s)")
     p.add_argument("--api-workers", type=int, default=1, help="IOTCLOUD_API_WORKERS (default %(default)s)")
@@ -73,108 +88,18 @@ def parse_args(argv=None):
     p.add_argument("--memory-devices", type=int, default=1000,
                    help="devices connected for the memory measurement; 0 skips it (default %(default)s)")
     p.add_argument("--no-floor", action="store_true", help="skip the raw broker echo floor")
-    p.add_argument("--profile", action="store_true", help="py-spy the gateway and API worker during the saturated run")
+    p.add_argument("--profile", action="store_true",
+                   help="after the saturated run, a further one with py-spy on the gateway, API worker(s), "
+                        "projector and read store (collapsed stacks: bench/results/<name>.<process>.collapsed.txt)")
+    p.add_argument("--profile-duration", type=float, default=15, help="seconds of the profiled run (default %(default)s)")
+    p.add_argument("--wait-quiet", type=float, default=0,
+                   help="wait up to this many seconds for the shared machine to go quiet before starting, and up "
+                        "to 5 minutes before each phase for other sessions to (default: no)")
+    p.add_argument("--quiet-pct", type=float, default=40,
+                   help="quiet: the whole machine (before the run) or other sessions (before a phase) under this "
+                        "%% of all its cores (default %(default)s)")
     p.add_argument("--keep-state", action="store_true", help="keep the temporary state directory (logs, profiles)")
     return p.parse_args(argv)
-
-
-async def settle(platform: Platform, limit: float = 60.0) -> None:
-    """Waits until the gateway has worked off any backlog (under 10 % CPU over a second)."""
-    pid = platform.pids.get("gateway")
-    started = time.monotonic()
-    while pid and time.monotonic() - started < limit:
-        before = cpu_seconds(pid) or 0.0
-        await asyncio.sleep(1.0)
-        if (cpu_seconds(pid) or 0.0) - before < 0.10:
-            break
-    if time.monotonic() - started > 2:
-        say(f"  waited {time.monotonic() - started:.0f} s for the gateway to go idle")
-
-
-async def run(args, state: Path, result: dict, platform: Platform) -> None:
-    apis = [a.strip() for a in args.apis.split(",") if a.strip()]
-    rates = [float(r) for r in args.rates.split(",") if r.strip()]
-    http = Http(platform.api_port)
-    say("signing up, confirming and logging in")
-    await sign_up(http, platform)
-    names = [f"bench-{i:04d}" for i in range(max(args.devices, args.memory_devices))]
-    lat_dir, all_dir = state / "creds-latency", state / "creds-all"
-    say(f"registering {args.devices} devices (correlation_ids={args.correlation_ids})")
-    t = await register(http, names[:args.devices], lat_dir, args.correlation_ids)
-    result["setup"]["register_s"] = round(t, 2)
-    say(f"  {args.devices} registered in {t:.1f} s")
-    fleet = Fleet(lat_dir, state / "fleet.log")
-    try:
-        connected, online, waited = await connect_fleet(fleet, http, platform, args.devices, 120, 60)
-        result["setup"]["fleet_connect_s"] = round(connected, 2)
-        result["setup"]["online_after_s"] = round(waited, 2)
-        device_ids = [json.loads(p.read_text())["device_id"] for p in sorted(lat_dir.glob("*.json"))]
-        dev_names = names[:args.devices]
-
-        if not args.no_floor:
-            say("floor: raw AMQPS echo through the broker to the simulated devices (no platform code)")
-            result["floor"] = await asyncio.get_running_loop().run_in_executor(
-                None, broker_floor, state, platform.ports["amqp"], device_ids, rates, args.duration,
-                args.clients, min(10.0, args.saturate_duration), platform.cpu)
-
-        if args.warmup > 0:
-            say(f"warm-up: 50/s for {args.warmup:g} s")
-            result["warmup"] = await open_loop(http, dev_names, apis, 50, args.warmup, args.timeout,
-                                               args.correlation_ids, platform, "warm-up")
-        for rate in rates:
-            say(f"open loop at {rate:g} commands/s for {args.duration:g} s")
-            result["open_loop"].append(await open_loop(http, dev_names, apis, rate, args.duration, args.timeout,
-                                                       args.correlation_ids, platform, f"{rate:g}/s"))
-            await settle(platform)
-        say(f"saturated closed loop: {args.clients} clients for {args.saturate_duration:g} s")
-        during = None
-        if args.profile:
-            prof_dir = state / "profiles"
-            prof_dir.mkdir(exist_ok=True)
-            targets = {"gateway": platform.pids["gateway"], "projector": platform.pids["projector"],
-                       "read store (nx-27017)": platform.pids["read store (nx-27017)"],
-                       "broker auth": platform.pids["broker auth"],
-                       "fleet simulator": platform.extra_pids["fleet simulator"]}
-            for i, w in enumerate(platform.api_workers()):
-                targets[f"api worker {i + 1}"] = w
-            seconds = max(3, args.saturate_duration - 4)
-            during = lambda: (time.sleep(2), py_spy(targets, seconds, prof_dir))[1]  # noqa: E731
-        result["saturated"] = await closed_loop(http, dev_names, apis, args.clients, args.saturate_duration,
-                                                args.timeout, args.correlation_ids, platform, "saturated", during)
-        result["memory"]["after_load_20_devices"] = platform.memory()
-    finally:
-        fleet.stop()
-
-    if args.memory_devices > 0:
-        more = names[args.devices:args.memory_devices]
-        all_dir.mkdir(parents=True, exist_ok=True)
-        for p in lat_dir.glob("*.json"):
-            shutil.copy(p, all_dir / p.name)
-        say(f"registering {len(more)} more devices for the memory measurement")
-        t = await register(http, more, all_dir, args.correlation_ids, parallel=8)
-        result["setup"]["register_more_s"] = round(t, 2)
-        result["setup"]["register_more_rate"] = round(len(more) / t, 1) if t else None
-        say(f"  {len(more)} registered in {t:.1f} s ({len(more) / t:.1f}/s)")
-        big = Fleet(all_dir, state / "fleet-all.log")
-        try:
-            connected, online, _ = await connect_fleet(big, http, platform, args.memory_devices, 600, 120)
-            result["setup"]["fleet_all_connect_s"] = round(connected, 2)
-            result["setup"]["all_online"] = online
-            say("one get_status to every device at 100/s")
-            all_names = names[:args.memory_devices]
-            result["memory_devices_sweep"] = await open_loop(http, all_names, ["get_status"], 100,
-                                                             args.memory_devices / 100, args.timeout, True,
-                                                             platform, "sweep")
-            result["memory"]["with_memory_devices"] = platform.memory()
-            result["memory"]["fleet_simulator_rss_mib"] = mib(status_kib(big.pid, "VmRSS"))
-            mem = result["memory"]["with_memory_devices"]
-            say(f"  memory with {args.memory_devices} devices: platform (python) RSS "
-                f"{mem['platform_python_total']['vmrss_mib']} MiB (HWM sum {mem['platform_python_total']['vmhwm_mib']}),"
-                f" with broker {mem['platform_with_broker_total']['vmrss_mib']} MiB")
-        finally:
-            big.stop()
-    http.close()
-
 
 
 def _interrupt(*_):
@@ -192,7 +117,7 @@ def main(argv=None) -> int:
     result = {"name": args.name, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "config": {"store": args.store, "devices": args.devices, "apis": args.apis,
                          "correlation_ids": args.correlation_ids, "rates": args.rates, "duration_s": args.duration,
-                         "warmup_s": args.warmup, "clients": args.clients,
+                         "warmup_s": args.warmup, "sequential": args.sequential, "idle_s": args.idle_seconds,
                          "saturate_duration_s": args.saturate_duration, "timeout_s": args.timeout,
                          "api_workers": args.api_workers, "api_threads": args.api_threads,
                          "log_level": args.log_level, "memory_devices": args.memory_devices,
@@ -214,6 +139,10 @@ def main(argv=None) -> int:
         result["machine"] = machine(pg.version if pg else sh("psql", "--version"))
         say(f"machine: {result['machine']['cores']} cores, {result['machine']['ram_gib']} GiB, "
             f"{result['machine']['cpu_model']}")
+        if args.wait_quiet > 0:
+            result["machine"]["waited_for_quiet_s"], result["machine"]["busy_pct_before"] = \
+                wait_quiet(args.wait_quiet, args.quiet_pct)
+        result["machine"]["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
         platform = Platform(state, store_env, args.api_workers, args.api_threads, args.log_level)
         say(f"starting iotcloud run in {state} (API on {HOST}:{platform.api_port})")
         result["setup"]["platform_start_s"] = round(platform.start(), 2)
@@ -239,10 +168,10 @@ def main(argv=None) -> int:
         if pg is not None:
             pg.drop()
         result["wall_clock_s"] = round(time.monotonic() - started, 1)
-        if result.get("saturated", {}).get("profile"):
-            for prof in result["saturated"]["profile"].values():
-                src = Path(prof.get("file", ""))
-                if src.exists():
+        if result.get("saturated_profiled", {}).get("profile"):
+            for prof in result["saturated_profiled"]["profile"].values():
+                src = Path(prof["file"]) if prof.get("file") else None
+                if src and src.is_file():
                     RESULTS.mkdir(parents=True, exist_ok=True)
                     dst = RESULTS / f"{args.name}.{src.name}"
                     shutil.copy(src, dst)
@@ -256,8 +185,8 @@ def main(argv=None) -> int:
             say(f"state kept in {state}")
         else:
             shutil.rmtree(state, ignore_errors=True)
-        for name, check in result.get("targets", {}).items():
-            say(f"target {name}: {check['value']} -> {'met' if check['met'] else 'MISSED'}")
+        for check in result.get("targets", {}).values():
+            say(f"target {check['target']}: {check['value']} -> {'met' if check['met'] else 'MISSED'}")
     return 1 if result.get("interrupted") else 0
 
 

@@ -61,10 +61,12 @@ class Http:
         self.sem = asyncio.Semaphore(max_connections)
         self.token = ""
 
-    def build(self, method: str, path: str, body: bytes | None) -> bytes:
+    def build(self, method: str, path: str, body: bytes | None, token: str | None = None) -> bytes:
+        """One raw request; `token` (a user's access token) overrides the default `self.token`."""
         head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
-        if self.token:
-            head += f"Authorization: Bearer {self.token}\r\n"
+        token = self.token if token is None else token
+        if token:
+            head += f"Authorization: Bearer {token}\r\n"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         return (head + "\r\n").encode() + (body or b"")
@@ -99,8 +101,9 @@ class Http:
                 self.idle.append(conn)
             return status, data
 
-    async def json(self, method: str, path: str, doc=None, expect=(200, 201, 202)) -> dict:
-        status, data = await self.call(method, path, None if doc is None else json.dumps(doc).encode())
+    async def json(self, method: str, path: str, doc=None, expect=(200, 201, 202), token: str | None = None) -> dict:
+        raw = self.build(method, path, None if doc is None else json.dumps(doc).encode(), token)
+        status, data = await self.call(method, path, raw=raw)
         if status not in expect:
             raise HttpError(f"{method} {path} -> {status}: {data[:300]!r}")
         return json.loads(data) if data else {}

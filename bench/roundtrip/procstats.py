@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import platform as pyplatform
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from roundtrip import say
 
 
 def percentiles(values_ms: list[float]) -> dict:
@@ -17,6 +21,11 @@ def percentiles(values_ms: list[float]) -> dict:
         return round(v[min(len(v) - 1, max(0, int(round(q * len(v) + 0.5)) - 1))], 3)
     return {"count": len(v), "p50_ms": p(0.50), "p90_ms": p(0.90), "p99_ms": p(0.99), "p999_ms": p(0.999),
             "max_ms": round(v[-1], 3), "mean_ms": round(sum(v) / len(v), 3)}
+
+
+def brief(p: dict) -> str:
+    """Percentiles for a progress line."""
+    return f"p50 {p.get('p50_ms')} p90 {p.get('p90_ms')} p99 {p.get('p99_ms')} max {p.get('max_ms')} ms"
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -47,30 +56,50 @@ def pss_kib(pid: int) -> int | None:
     return None
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
+@dataclass(frozen=True)
+class Proc:
+    ppid: int
+    cmd: str
+    cpu_s: float
+
+
+def scan() -> dict[int, Proc]:
+    """Every process once: parent, command line, CPU seconds so far (one pass over /proc per snapshot)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                table[int(entry.name)] = Proc(int(fields[1]), cmdline(int(entry.name)),
+                                              (int(fields[11]) + int(fields[12])) / tick)
             except (OSError, IndexError, ValueError):
                 continue
-            if ppid == pid:
-                found.append(int(entry.name))
-    return sorted(found)
+    return table
+
+
+def children_of(pid: int, table: dict[int, Proc] | None = None) -> list[int]:
+    table = scan() if table is None else table
+    return sorted(child for child, proc in table.items() if proc.ppid == pid)
+
+
+def descendants_of(pid: int, table: dict[int, Proc]) -> set[int]:
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, proc in table.items() if proc.ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def find_pids(needle: str, exe_part: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-            except OSError:
-                continue
-            if exe_part in cmd and needle in cmd:
-                pids.append(int(entry.name))
-    return pids
+    return [pid for pid, proc in scan().items() if exe_part in proc.cmd and needle in proc.cmd]
 
 
 # ----------------------------------------------------------------------------------- machine
@@ -100,15 +129,25 @@ def machine(pg_version: str) -> dict:
 
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    return (sum(int(x) for x in fields[:8]) - int(fields[3]) - int(fields[4])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(limit_s: float, quiet_pct: float, window_s: float = 5.0) -> tuple[float, float]:
+    """Waits (at most `limit_s`) until the shared machine is busy under `quiet_pct` % of all its cores
+    over `window_s`; answers (seconds waited, last busy %)."""
+    started = time.monotonic()
+    while True:
+        before = machine_busy_s()
+        time.sleep(window_s)
+        busy = 100 * (machine_busy_s() - before) / window_s / (os.cpu_count() or 1)
+        waited = time.monotonic() - started
+        if busy < quiet_pct or waited >= limit_s:
+            say(f"machine {busy:.0f} % busy (of all cores) after waiting {waited:.0f} s for it to go quiet")
+            return round(waited, 1), round(busy, 1)
+
+
 def mib(kib):
     return None if kib is None else round(kib / 1024, 1)
-
-
-def cpu_delta(before: dict, after: dict, seconds: float, done: int) -> dict:
-    out = {}
-    for name, end in after.items():
-        used = end - before.get(name, 0.0)
-        out[name] = {"cpu_s": round(used, 2), "cpu_pct": round(100 * used / seconds, 1) if seconds else None,
-                     "cpu_ms_per_call": round(1000 * used / done, 3) if done else None}
-    return out
-

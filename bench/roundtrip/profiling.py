@@ -15,7 +15,11 @@ def py_spy(pids: dict[str, int], seconds: float, outdir: Path) -> dict:
     """Samples each pid with py-spy (raw collapsed stacks) and summarises the top frames."""
     tool = VENV_BIN / "py-spy"
     if not tool.exists():
-        tool = Path(shutil.which("py-spy") or "py-spy")
+        found = shutil.which("py-spy")
+        if not found:
+            return {name: {"error": "py-spy is not installed (make venv installs it from requirements.lock)"}
+                    for name in pids}
+        tool = Path(found)
     procs = {}
     for name, pid in pids.items():
         path = outdir / f"{re.sub(r'[^a-z0-9]+', '-', name.lower())}.collapsed.txt"

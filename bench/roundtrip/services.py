@@ -15,7 +15,9 @@ import uuid
 from pathlib import Path
 
 from roundtrip import HOST, ROOT, VENV_BIN, say
-from roundtrip.procstats import children_of, cpu_seconds, find_pids, mib, pss_kib, sh, status_kib
+from roundtrip.cpu import PG_SHARED, WHOLE_MACHINE
+from roundtrip.procstats import (children_of, descendants_of, find_pids, machine_busy_s, mib, pss_kib, scan, sh,
+                                status_kib)
 
 
 class Postgres:
@@ -64,6 +66,10 @@ def find_postgres() -> tuple[str, int, str]:
 
 # ----------------------------------------------------------------------------------- platform
 
+# The server's own processes: their WAL writing is part of every commit, but other databases share them.
+PG_SERVER_WORDS = ("walwriter", "checkpointer", "background writer", "autovacuum launcher", "logical replication",
+                   "stats collector")
+
 def free_ports(n: int) -> list[int]:
     socks, ports = [], []
     while len(ports) < n:
@@ -81,8 +87,9 @@ def free_ports(n: int) -> list[int]:
 class PgSampler:
     """Samples pg_stat_activity of the benchmark database every 50 ms: what the backends wait on."""
 
-    def __init__(self, conninfo: dict, dbname: str):
-        self.conninfo, self.dbname = conninfo, dbname
+    def __init__(self, conninfo: dict, dbname: str, backends: set[int]):
+        """`backends` gets this sampler's own backend pid: its CPU is the benchmark's, not the platform's."""
+        self.conninfo, self.dbname, self.backends = conninfo, dbname, backends
         self.counts: collections.Counter = collections.Counter()
         self.samples = 0
         self._stop = threading.Event()
@@ -100,6 +107,7 @@ class PgSampler:
         import psycopg
         try:
             with psycopg.connect(**self.conninfo, dbname=self.dbname, autocommit=True) as conn:
+                self.backends.add(conn.info.backend_pid)
                 while not self._stop.wait(0.05):
                     rows = conn.execute(
                         "select state, coalesce(wait_event_type || ':' || wait_event, 'cpu'), "
@@ -140,6 +148,7 @@ class Platform:
         self.pids: dict[str, int] = {}
         self.log_path = state / "platform.log"
         self.extra_pids: dict[str, int] = {"bench client": os.getpid()}
+        self.bench_backends: set[int] = set()
         self.pg_dbname = store_env.get("POSTGRES_DBNAME") if store_env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres" else None
         self.pg_conninfo = {"host": store_env.get("POSTGRES_HOST"), "port": store_env.get("POSTGRES_PORT"),
                             "user": store_env.get("POSTGRES_USER")}
@@ -170,6 +179,9 @@ class Platform:
         threading.Thread(target=self._drain, daemon=True).start()
         beams = find_pids(str(self.state), "beam.smp")
         if beams:
+            # The supervisor's "broker" is the same beam.smp: one name, or its CPU and memory count twice.
+            if self.pids.get("broker") == beams[0]:
+                del self.pids["broker"]
             self.pids["broker (beam.smp)"] = beams[0]
         return time.monotonic() - started
 
@@ -177,15 +189,15 @@ class Platform:
         for line in self.process.stdout:
             self._log.write(line)
 
-    def api_workers(self) -> list[int]:
-        return children_of(self.pids["api"]) if "api" in self.pids else []
+    def api_workers(self, table=None) -> list[int]:
+        return children_of(self.pids["api"], table) if "api" in self.pids else []
 
-    def processes(self) -> dict[str, int]:
+    def processes(self, table=None) -> dict[str, int]:
         procs = {}
         for name, pid in self.pids.items():
             if name == "api":
                 procs["api master (gunicorn)"] = pid
-                for i, worker in enumerate(self.api_workers()):
+                for i, worker in enumerate(self.api_workers(table)):
                     procs[f"api worker {i + 1}"] = worker
             else:
                 procs[name] = pid
@@ -210,19 +222,32 @@ class Platform:
                     "pss_mib": round(mib(pss_total) + (broker.get("pss_mib") or 0), 1)}}
 
     def cpu(self) -> dict[str, float]:
-        out = {name: cpu_seconds(pid) or 0.0 for name, pid in self.processes().items()}
+        """CPU seconds so far per process (see roundtrip.cpu for what is counted)."""
+        table = scan()
+
+        def used(pids) -> float:
+            return sum(table[pid].cpu_s for pid in pids if pid in table)
+        named = self.processes(table)
+        out = {name: used([pid]) for name, pid in named.items()}
+        if self.process is not None:
+            out["supervisor (iotcloud run)"] = used([self.process.pid])
+            # Helpers the named processes start (erl_child_setup, inet_gethost, ...): platform CPU too.
+            skip = set(named.values()) | set(self.extra_pids.values()) | {self.process.pid}
+            roots = [self.process.pid] + [pid for name, pid in named.items() if "beam" in name]
+            out["other platform processes"] = used({p for root in roots for p in descendants_of(root, table)} - skip)
         for name, pid in self.extra_pids.items():
-            out[name] = cpu_seconds(pid) or 0.0
+            out[name] = used([pid])
         if self.pg_dbname:
-            out["postgres backends (sum)"] = sum(cpu_seconds(p) or 0.0 for p in find_pids(self.pg_dbname, "postgres:"))
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        busy = sum(int(x) for x in fields[:8]) - int(fields[3]) - int(fields[4])
-        out["whole machine (all cores)"] = busy / os.sysconf("SC_CLK_TCK")
+            backends = [pid for pid, proc in table.items() if proc.cmd.startswith("postgres:")
+                        and self.pg_dbname in proc.cmd and pid not in self.bench_backends]
+            out["postgres backends (sum)"] = used(backends)
+            out[PG_SHARED] = used([pid for pid, proc in table.items() if proc.cmd.startswith("postgres:")
+                                   and any(word in proc.cmd for word in PG_SERVER_WORDS)])
+        out[WHOLE_MACHINE] = machine_busy_s()
         return out
 
     def sampler(self) -> "PgSampler | None":
-        return PgSampler(self.pg_conninfo, self.pg_dbname) if self.pg_dbname else None
-
+        return PgSampler(self.pg_conninfo, self.pg_dbname, self.bench_backends) if self.pg_dbname else None
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
