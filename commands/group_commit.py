@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future
 
 MAX_BATCH = 256
+LINGER = 0.005  # seconds queued events wait for a caller's commit before the background thread commits them
 log = logging.getLogger("iotcloud.group_commit")
 
 
 class GroupCommit:
-    def __init__(self, save, max_batch: int = MAX_BATCH):
+    def __init__(self, save, max_batch: int = MAX_BATCH, linger: float = LINGER):
         self._save = save
         self._max_batch = max_batch
+        self._linger = linger
         self._lock = threading.Lock()
         self._queue: list[tuple[list, object, Future]] = []
         self._leading = False
@@ -42,15 +45,15 @@ class GroupCommit:
         return done.result()
 
     def submit(self, aggregate) -> Future:
-        """Queues `aggregate`'s pending events and returns at once; the future ends with the save."""
+        """Queues `aggregate`'s pending events and returns at once; the future ends with the save.
+        They ride along with the next caller's commit, or the background thread commits them after
+        `linger` seconds (one commit per sequential call instead of two)."""
         done = self._enqueue(aggregate)
         with self._lock:
-            if not self._leading:
-                self._leading = True
-                if self._flusher is None:
-                    self._flusher = threading.Thread(target=self._flush_forever, name="group-commit", daemon=True)
-                    self._flusher.start()
-                self._wake.notify()
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_forever, name="group-commit", daemon=True)
+                self._flusher.start()
+            self._wake.notify()
         return done
 
     def _enqueue(self, aggregate) -> Future:
@@ -63,10 +66,13 @@ class GroupCommit:
     def _flush_forever(self) -> None:
         while True:
             with self._lock:
-                while not (self._leading and self._queue):
-                    if self._leading and not self._queue:
-                        self._leading = False
+                while not self._queue:
                     self._wake.wait()
+            time.sleep(self._linger)  # a caller's commit may take the queued events meanwhile
+            with self._lock:
+                if self._leading or not self._queue:
+                    continue
+                self._leading = True
             self._lead()
 
     def _lead(self) -> None:

@@ -50,8 +50,11 @@ class Postgres:
 
 
 def find_postgres() -> tuple[str, int, str]:
-    """The machine's PostgreSQL when it trusts postgres@127.0.0.1:5432, else whatever deploy/test-postgres.sh finds."""
+    """The machine's PostgreSQL when it trusts postgres@127.0.0.1:5432, else whatever deploy/test-postgres.sh finds
+    (IOTCLOUD_TEST_PG_PORT set: straight to deploy/test-postgres.sh, e.g. for a private cluster)."""
     try:
+        if os.environ.get("IOTCLOUD_TEST_PG_PORT"):
+            raise LookupError("a port was chosen")
         import psycopg
         with psycopg.connect(host=HOST, port=5432, user="postgres", dbname="postgres", connect_timeout=3):
             return HOST, 5432, "postgres"
