@@ -77,6 +77,9 @@ def broker_floor(state: Path, amqp_port: int, device_ids: list[str], rates: list
         say(f"  floor {rate:g}/s: {len(lat)}/{total} answered; p50 {p.get('p50_ms')} p90 {p.get('p90_ms')} "
             f"p99 {p.get('p99_ms')} max {p.get('max_ms')} ms")
         out["open_loop"].append(res)
+    if sat_duration <= 0:
+        conn.close()
+        return out
     # saturated: keep `window` echoes outstanding
     pending.clear()
     lat.clear()

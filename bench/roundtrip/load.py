@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from roundtrip import APIS, VENV_BIN, say
-from roundtrip.httpclient import Http
+from roundtrip.httpclient import Http, HttpError
 from roundtrip.procstats import cpu_delta, percentiles, sh
 from roundtrip.services import Platform
 
@@ -47,7 +47,15 @@ async def register(http: Http, names: list[str], creds_dir: Path, correlation_id
         nonlocal done, last
         while queue:
             name = queue.popleft()
-            body = await http.json("POST", "/v1/devices", {"name": name, "correlation_ids": correlation_ids})
+            request = json.dumps({"name": name, "correlation_ids": correlation_ids}).encode()
+            for attempt in range(6):  # over a cap (429) or not ready (503): nothing was registered, retry
+                status, data = await http.call("POST", "/v1/devices", request)
+                if status not in (429, 503) or attempt == 5:
+                    break
+                await asyncio.sleep(0.25 * 2 ** attempt)
+            if status != 201:
+                raise HttpError(f"POST /v1/devices {name} -> {status}: {data[:300]!r}")
+            body = json.loads(data)
             path = creds_dir / f"{name}.json"
             path.write_text(json.dumps(body))
             path.chmod(0o600)
