@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 from roundtrip import APIS, DOCS, RESULTS, ROOT, say
+from roundtrip.brokerstats import broker_node
 from roundtrip.fleet_report import targets, update_docs
 from roundtrip.fleets import FleetGroup, split_credentials
 from roundtrip.floor import broker_floor
@@ -134,6 +135,7 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
     try:
         await asyncio.sleep(3)
         result["memory"]["before_connect"] = platform.memory()
+        result["broker_node"] = {"before_connect": await blocking(broker_node, state, platform.ports["management"])}
         say(f"idle CPU for {args.idle:g} s with {args.devices} devices registered and none connected")
         result["idle_cpu"]["before_connect"] = await blocking(idle_cpu, platform, group, args.idle)
 
@@ -142,7 +144,7 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
         started = time.monotonic()
         group.launch()
         await blocking(probe.connect, 120.0)
-        await blocking(group.wait, args.connect_timeout)
+        await blocking(group.wait, args.connect_timeout, result["setup"].setdefault("connect_progress", []))
         result["setup"]["connect_s"] = round(time.monotonic() - started, 1)
         result["setup"]["connect_failures"] = group.counts()[2]
         say(f"  all connected and subscribed after {result['setup']['connect_s']} s; waiting for the read model")
@@ -152,6 +154,8 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
         platform.extra_pids.update(group.pids())
         await asyncio.sleep(5)
         result["memory"]["connected"] = platform.memory()
+        result["broker_node"]["connected"] = await blocking(broker_node, state, platform.ports["management"])
+        say(f"  broker: {result['broker_node']['connected']}")
         result["memory"]["simulators"] = group.memory()
         result["memory"]["per_device_kib"] = per_device(result["memory"]["before_connect"],
                                                         result["memory"]["connected"], args.devices)

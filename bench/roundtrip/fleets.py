@@ -57,8 +57,9 @@ class FleetGroup:
                 failures += int(match.group(4))
         return connected, subscribed, failures
 
-    def wait(self, timeout: float, *names: str, report_every: float = 5.0) -> float:
-        """Seconds until every named simulator reported all its devices connected and subscribed."""
+    def wait(self, timeout: float, history: list | None = None, *names: str, report_every: float = 5.0) -> float:
+        """Seconds until every named simulator reported all its devices connected and subscribed;
+        `history` collects [seconds, connected, subscribed, failed attempts] every `report_every` s."""
         names = names or tuple(self.fleets)
         expected = sum(self.sizes[n] for n in names)
         started = last = time.monotonic()
@@ -72,6 +73,8 @@ class FleetGroup:
             if time.monotonic() - last >= report_every:
                 last = time.monotonic()
                 connected, subscribed, failures = self.counts(*names)
+                if history is not None:
+                    history.append([round(last - started), connected, subscribed, failures])
                 say(f"  connected {connected}/{expected} ({subscribed} subscribed, {failures} failed attempts) "
                     f"after {last - started:.0f} s")
             time.sleep(0.05)
