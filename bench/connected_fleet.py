@@ -61,6 +61,8 @@ def parse_args(argv=None):
     p.add_argument("--devices", type=int, default=10000, help="devices connected at once (default %(default)s)")
     p.add_argument("--simulators", type=int, default=4, help="simulator processes for the bulk (default %(default)s)")
     p.add_argument("--presence-devices", type=int, default=100, help="devices disconnected and reconnected (default %(default)s)")
+    p.add_argument("--max-connecting", type=int, default=16,
+                   help="devices between connect and subscribed at once, per simulator (default %(default)s; 0: no cap)")
     p.add_argument("--register-parallel", type=int, default=12, help="registrations in flight (default %(default)s)")
     p.add_argument("--rate", type=float, default=100, help="open-loop device calls/s (default %(default)s)")
     p.add_argument("--duration", type=float, default=30, help="seconds of calls, and of floor echoes (default %(default)s)")
@@ -142,7 +144,8 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
         say(f"connecting {args.devices} devices: {args.simulators} simulators of ~{bulk // args.simulators}, "
             f"one of {args.presence_devices}, one probe device")
         started = time.monotonic()
-        group.launch()
+        cpu0 = {**platform.cpu(), **group.cpu()}
+        group.launch(extra=("--max-connecting", str(args.max_connecting)) if args.max_connecting else ())
         await blocking(probe.connect, 120.0)
         await blocking(group.wait, args.connect_timeout, result["setup"].setdefault("connect_progress", []))
         result["setup"]["connect_s"] = round(time.monotonic() - started, 1)
@@ -152,6 +155,9 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
         result["setup"].update(online_after_s=round(time.monotonic() - started, 1), connected_devices=online)
         say(f"  read model: {online}/{args.devices} online {result['setup']['online_after_s']} s after the start")
         platform.extra_pids.update(group.pids())
+        spent = cpu_delta(cpu0, {**platform.cpu(), **group.cpu()}, time.monotonic() - started, online)
+        result["connect_cpu_ms_per_device"] = {n: v["cpu_ms_per_call"] for n, v in spent.items()}
+        say(f"  CPU per connected device (ms): { {n: v for n, v in result['connect_cpu_ms_per_device'].items() if v} }")
         await asyncio.sleep(5)
         result["memory"]["connected"] = platform.memory()
         result["broker_node"]["connected"] = await blocking(broker_node, state, platform.ports["management"])
@@ -185,7 +191,7 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
         result["presence"]["offline"] = await blocking(watch.until, ids["presence"], "offline", since, 60.0)
         say(f"  offline in the read model: {result['presence']['offline']}")
         since = time.monotonic()
-        group.launch("presence")
+        group.launch("presence", extra=("--max-connecting", str(args.max_connecting)) if args.max_connecting else ())
         result["presence"]["online_again"] = await blocking(watch.until, ids["presence"], "online", since, 120.0)
         say(f"  online again in the read model: {result['presence']['online_again']}")
 

