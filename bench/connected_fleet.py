@@ -12,8 +12,9 @@ platform's signer), then:
   2. reads RSS of the broker and of every platform process before and after connecting: memory per
      connected device; and CPU of every process over --idle seconds with nothing connected and with the
      fleet connected and quiet (no per-device polling means no CPU growth with the fleet);
-  3. open-loop REST device calls at --rate over randomly chosen connected devices (latency from the
-     scheduled send time), then the raw broker echo (floor) at the same rate, same devices, same run;
+  3. open-loop REST device calls at --rate to randomly chosen connected devices, each called for the
+     first time since it connected, then again to the same devices, then the raw broker echo (floor) at
+     the same rate to the same devices, in the same run (latency from the scheduled send time);
   4. presence: stops the presence simulator (its devices disconnect), times until the read model
      shows them offline, starts it again and times until they show online;
   5. revocation: unregisters the probe device (REST) and times until the broker closes its live
@@ -33,23 +34,21 @@ import asyncio
 import datetime as dt
 import json
 import random
-import re
-import shutil
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from roundtrip import APIS, DOCS, RESULTS, ROOT, say
-from roundtrip.brokerstats import broker_node
+from roundtrip import say
+from roundtrip.brokerstats import broker_node, broker_work
 from roundtrip.fleet_report import targets, update_docs
 from roundtrip.fleets import FleetGroup, split_credentials
 from roundtrip.floor import broker_floor
 from roundtrip.httpclient import Http
 from roundtrip.load import open_loop, register, sign_up
 from roundtrip.presence import DeviceListWatch, ProbeDevice
-from roundtrip.procstats import cpu_delta, machine
+from roundtrip.procstats import cpu_delta, cpu_seconds, machine
+from roundtrip.runs import check_arguments, finish, interrupt_on_sigterm, stop_platform
 from roundtrip.services import Platform, Postgres, find_postgres
 from simulators.credentials import load_credentials
 
@@ -66,15 +65,17 @@ def parse_args(argv=None):
     p.add_argument("--register-parallel", type=int, default=12, help="registrations in flight (default %(default)s)")
     p.add_argument("--rate", type=float, default=100, help="open-loop device calls/s (default %(default)s)")
     p.add_argument("--duration", type=float, default=30, help="seconds of calls, and of floor echoes (default %(default)s)")
-    p.add_argument("--warmup", type=float, default=5, help="warm-up seconds at --rate before measuring (default %(default)s)")
-    p.add_argument("--apis", default="get_gpio,set_gpio,get_status,get_rtc", help="device apis the calls use")
+    p.add_argument("--apis", default="get_status", help="device apis the calls use (default %(default)s)")
     p.add_argument("--idle", type=float, default=20, help="seconds of each idle CPU window (default %(default)s)")
     p.add_argument("--timeout", type=float, default=5, help="device timeout per call, s (default %(default)s)")
     p.add_argument("--connect-timeout", type=float, default=1200, help="s to connect the fleet (default %(default)s)")
     p.add_argument("--api-workers", type=int, default=1, help="IOTCLOUD_API_WORKERS (default %(default)s)")
     p.add_argument("--api-threads", type=int, default=32, help="IOTCLOUD_API_THREADS (default %(default)s)")
-    p.add_argument("--waiting-per-user", type=int, default=0,
-                   help="IOTCLOUD_API_WAITING_CALLS_PER_USER (default: the platform's, a quarter of the threads)")
+    p.add_argument("--waiting-per-user", type=int, default=24,
+                   help="IOTCLOUD_API_WAITING_CALLS_PER_USER (default %(default)s: one user owns the whole fleet here; "
+                        "0: the platform's, a quarter of the threads)")
+    p.add_argument("--broker-work", type=float, default=10,
+                   help="seconds over which the idle broker's work is broken down by process kind (0: skip)")
     p.add_argument("--log-level", default="INFO", help="IOTCLOUD_LOG_LEVEL of the platform (default %(default)s)")
     p.add_argument("--postgres", metavar="HOST:PORT", help="PostgreSQL trusting user postgres (default: the machine's, "
                    "else deploy/test-postgres.sh); a private cluster keeps a shared server's connection slots free")
@@ -99,6 +100,19 @@ def idle_cpu(platform: Platform, group: FleetGroup, seconds: float) -> dict:
             "platform_pct": round(sum(used[n]["cpu_pct"] for n in python), 1),
             "simulators_pct": round(sum(v["cpu_pct"] for n, v in used.items() if n.startswith("simulator")), 1),
             "machine_pct": used.get("whole machine (all cores)", {}).get("cpu_pct"), "load": loadavg()}
+
+
+def settle(platform: Platform, limit: float = 60.0) -> None:
+    """Until the broker and the gateway have worked off what the last phase left (a quiet second)."""
+    # Quiet: the broker's own housekeeping (~0.3 of a core with 10,000 devices) plus a little.
+    quiet = {platform.pids.get("broker (beam.smp)"): 0.5, platform.pids.get("gateway"): 0.1}
+    quiet.pop(None, None)
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        before = {pid: cpu_seconds(pid) or 0.0 for pid in quiet}
+        time.sleep(1.0)
+        if all((cpu_seconds(pid) or 0.0) - before[pid] < most for pid, most in quiet.items()):
+            return
 
 
 def per_device(before: dict, after: dict, devices: int) -> dict:
@@ -171,18 +185,28 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
         say(f"  broker {result['idle_cpu']['connected']['broker_pct']} %, platform "
             f"{result['idle_cpu']['connected']['platform_pct']} %, simulators {result['idle_cpu']['connected']['simulators_pct']} %")
 
-        callees = [d for b in bulk_names for d in ids[b]]
-        call_names = [p.stem for b in bulk_names for p in files[b]]  # registered as <name>.json
-        if args.warmup > 0:
-            say(f"warm-up: {args.rate:g}/s for {args.warmup:g} s")
-            await open_loop(http, call_names, apis, args.rate, args.warmup, args.timeout, False, platform, "warm-up")
-        say(f"open loop at {args.rate:g} calls/s for {args.duration:g} s over {len(call_names)} connected devices")
-        result["calls"] = await open_loop(http, call_names, apis, args.rate, args.duration, args.timeout, False,
+        if args.broker_work > 0:
+            result["broker_work_idle"] = await blocking(broker_work, state, platform.ports["epmd"], args.broker_work)
+            say(f"  idle broker's work by process kind: {result['broker_work_idle']}")
+
+        # The devices called: as many as calls are made, drawn at random from the bulk simulators. The first
+        # call to a device since it connected is dearer (RabbitMQ 3.10 opens the connection's QoS 1 publishing
+        # channel and asks the auth backend about the answer's topic on its first publish): measured apart.
+        bulk = sorted((p.stem, d) for b in bulk_names for p, d in zip(files[b], ids[b]))  # <name>.json
+        drawn = random.Random(11).sample(bulk, min(len(bulk), int(args.rate * args.duration)))
+        names = [n for n, _ in drawn]
+        say(f"first calls: {args.rate:g}/s for {args.duration:g} s, each to a device not called since it connected")
+        result["calls_first"] = await open_loop(http, names, apis, args.rate, args.duration, args.timeout, False,
+                                                platform, "first calls")
+        await blocking(settle, platform)
+        say(f"calls: {args.rate:g}/s for {args.duration:g} s over the same {len(names)} devices, called before")
+        result["calls"] = await open_loop(http, names, apis, args.rate, args.duration, args.timeout, False,
                                           platform, f"{args.rate:g}/s")
-        sample = random.Random(11).sample(callees, min(len(callees), int(args.rate * args.duration)))
-        say(f"floor: raw broker echo at {args.rate:g}/s over {len(sample)} random connected devices")
-        result["floor"] = await blocking(broker_floor, state, platform.ports["amqp"], sample, [args.rate],
-                                         args.duration, 1, 0, platform.cpu)
+        await blocking(settle, platform)
+        say(f"floor: raw broker echo at {args.rate:g}/s over the same devices")
+        result["floor"] = await blocking(broker_floor, state, platform.ports["amqp"], [d for _, d in drawn],
+                                         [args.rate], args.duration, 1, 0, platform.cpu)
+        await blocking(settle, platform)
 
         say(f"presence: stopping the simulator of {args.presence_devices} devices")
         since = time.monotonic()
@@ -215,16 +239,9 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
         http.close()
 
 
-def _interrupt(*_):
-    raise KeyboardInterrupt
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", args.name):
-        raise SystemExit("--name: letters, digits, . _ - only")
-    if [a for a in args.apis.split(",") if a.strip() and a.strip() not in APIS]:
-        raise SystemExit(f"--apis: choose from {','.join(APIS)}")
+    check_arguments(args.name, args.apis)
     if args.devices < args.presence_devices + args.simulators + 1:
         raise SystemExit("--devices: too few for the presence group, the probe and the simulators")
     state = Path(tempfile.mkdtemp(prefix="iotcloud-fleet-"))
@@ -234,7 +251,7 @@ def main(argv=None) -> int:
               "load": {"before": loadavg()}, "setup": {}, "memory": {}, "idle_cpu": {}, "presence": {}}
     pg = platform = None
     started = time.monotonic()
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     try:
         host, port, user = (args.postgres.rsplit(":", 1)[0], int(args.postgres.rsplit(":", 1)[1]), "postgres") \
             if args.postgres else find_postgres()
@@ -254,26 +271,11 @@ def main(argv=None) -> int:
         result["interrupted"] = True
     finally:
         result["load"]["after"] = loadavg()
-        if platform is not None:
-            try:
-                platform.stop()
-            except BaseException as exc:  # noqa: BLE001 - still drop the database and write the results
-                say(f"stopping the platform failed: {exc!r}; supervisor pid {platform.process.pid}")
+        stop_platform(platform)
         if pg is not None:
             pg.drop()
         result["wall_clock_s"] = round(time.monotonic() - started, 1)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        out = RESULTS / f"{args.name}.json"
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        update_docs()
-        say(f"wrote {out.relative_to(ROOT)} and {DOCS.relative_to(ROOT)} (wall clock {result['wall_clock_s']} s)")
-        if args.keep_state:
-            say(f"state kept in {state}")
-        else:
-            shutil.rmtree(state, ignore_errors=True)
-        for name, check in result.get("targets", {}).items():
-            say(f"target {name}: {check['value']} -> {'met' if check['met'] else 'MISSED'}")
-    return 1 if result.get("interrupted") else 0
+    return finish(args.name, result, state, args.keep_state, update_docs)
 
 
 if __name__ == "__main__":

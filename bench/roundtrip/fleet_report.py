@@ -23,9 +23,10 @@ def _get(doc: dict, *keys, default=None):
 
 def render() -> str:
     rows = ["| result | date | devices connected | connect s (read model online s) | broker KiB/device | platform KiB/device "
-            "| calls/s | p50 / p90 / p99 ms | errors | floor p50 / p99 ms | idle CPU % broker / platform (connected, before) "
+            "| calls/s | p50 / p90 / p99 ms | errors | first call p50 / p99 ms (errors) | floor p50 / p99 ms "
+            "| idle CPU % broker / platform (connected, before) "
             "| 100 offline / back online s (last device) | revoked: closed / refused s | load avg |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(RESULTS.glob("*.json")):
         try:
             r = json.loads(path.read_text())
@@ -34,6 +35,7 @@ def render() -> str:
         if r.get("kind") != "connected_fleet":
             continue
         calls = _get(r, "calls", "latency_from_schedule", default={})
+        first = _get(r, "calls_first", "latency_from_schedule", default={})
         floor = (_get(r, "floor", "open_loop", default=[]) or [{}])[0].get("latency_from_schedule", {})
         idle = r.get("idle_cpu", {})
         pres, rev = r.get("presence", {}), r.get("revocation", {})
@@ -45,6 +47,8 @@ def render() -> str:
             fmt_num(_get(r, "calls", "target_rate"), 0),
             " / ".join(fmt_num(calls.get(k)) for k in ("p50_ms", "p90_ms", "p99_ms")),
             str(_get(r, "calls", "errors", default="–")),
+            f"{fmt_num(first.get('p50_ms'))} / {fmt_num(first.get('p99_ms'))} "
+            f"({_get(r, 'calls_first', 'errors', default='–')})",
             f"{fmt_num(floor.get('p50_ms'), 2)} / {fmt_num(floor.get('p99_ms'), 2)}",
             f"{fmt_num(_get(idle, 'connected', 'broker_pct'))} / {fmt_num(_get(idle, 'connected', 'platform_pct'))} "
             f"({fmt_num(_get(idle, 'before_connect', 'broker_pct'))} / {fmt_num(_get(idle, 'before_connect', 'platform_pct'))})",
