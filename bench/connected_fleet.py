@@ -207,6 +207,7 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
         say(f"calls: {args.rate:g}/s for {args.duration:g} s over the same {len(names)} devices, called before")
         result["calls"] = await open_loop(http, names, apis, args.rate, args.duration, args.timeout, False,
                                           platform, f"{args.rate:g}/s")
+        result["load"]["calls"] = loadavg()
         await blocking(settle, platform)
         say(f"floor: raw broker echo at {args.rate:g}/s over the same devices")
         result["floor"] = await blocking(broker_floor, state, platform.ports["amqp"], [d for _, d in drawn],

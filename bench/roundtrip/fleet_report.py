@@ -25,7 +25,7 @@ def render() -> str:
     rows = ["| result | date | devices connected | connect s (read model online s) | broker KiB/device | platform KiB/device "
             "| calls/s | p50 / p90 / p99 ms | errors | first call p50 / p99 ms (errors) | floor p50 / p99 ms "
             "| idle CPU % broker / platform (connected, before) "
-            "| 100 offline / back online s (last device) | revoked: closed / refused s | load avg |",
+            "| 100 offline / back online s (last device) | revoked: closed / refused s | machine busy % in calls (load avg) |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(RESULTS.glob("*.json")):
         try:
@@ -54,7 +54,8 @@ def render() -> str:
             f"({fmt_num(_get(idle, 'before_connect', 'broker_pct'))} / {fmt_num(_get(idle, 'before_connect', 'platform_pct'))})",
             f"{fmt_num(_get(pres, 'offline', 'last_s'), 2)} / {fmt_num(_get(pres, 'online_again', 'last_s'), 2)}",
             f"{fmt_num(rev.get('connection_closed_s'), 3)} / {fmt_num(rev.get('login_refused_s'), 3)}",
-            str(_get(r, "load", "before", default="–")),
+            f"{fmt_num(_get(r, 'calls', 'cpu', 'whole machine (all cores)', 'cpu_pct'), 0)} "
+            f"({_get(r, 'load', 'calls', default=_get(r, 'load', 'before', default='–'))})",
         ]) + " |")
     return "\n".join(rows)
 
