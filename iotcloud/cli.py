@@ -51,7 +51,8 @@ def cmd_gateway(settings: Settings, args) -> int:
 
 
 def cmd_broker_auth(settings: Settings, args) -> int:
-    from gateways.broker.auth_backend import AuthBackendIdentity, AuthBackendServer, create_auth_app
+    from gateways.broker.auth_backend import AuthBackendIdentity, create_auth_app
+    from gateways.broker.auth_server import AuthBackendServer
     from gateways.broker.node import load_or_create_admin_credentials
     from iotcloud.bootstrap import build_event_applications
     from gateways.broker.directory import FleetDirectory

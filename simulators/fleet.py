@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, help="use at most N devices")
     parser.add_argument("--connect-rate", type=float, metavar="PER_S",
                         help="at most this many connect attempts per second (default: as fast as possible)")
+    parser.add_argument("--max-connecting", type=int, metavar="N",
+                        help="at most N devices between connect and subscribed at once (default: no cap)")
     parser.add_argument("--keepalive", type=int, default=KEEPALIVE, help="MQTT keepalive in seconds (default %(default)s)")
     parser.add_argument("--progress-interval", type=float, default=5.0, metavar="S",
                         help="seconds between progress lines (default %(default)s)")
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no credentials files found")
     raise_fd_limit(len(all_creds) + 64)
 
-    loop = MqttLoop(connect_rate=args.connect_rate)
+    loop = MqttLoop(connect_rate=args.connect_rate, max_connecting=args.max_connecting)
     progress = Progress(loop, args.progress_interval)
     loop.tick = progress.tick  # set after construction: Progress needs the loop
     t0 = time.monotonic()

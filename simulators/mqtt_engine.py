@@ -6,8 +6,9 @@ on :class:`MqttLoop`: every paho client's socket is registered in one
 (``on_socket_open/close/register_write/unregister_write``) and served with
 ``loop_read``/``loop_write``; ``loop_misc`` (keepalive) runs once a second.  Connects
 (blocking TCP connect + TLS handshake inside paho's ``reconnect()``) are spread over
-iterations by a time budget and an optional rate limit; lost connections are retried
-with exponential backoff and jitter.  ``stop()`` is async-signal-safe.
+iterations by a time budget, an optional rate limit and an optional cap on devices between
+connect and subscribed; lost connections are retried with exponential backoff and jitter.
+``stop()`` is async-signal-safe.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class LoopStats:
     requests: int = 0           # messages received on <id>/...
     publishes: int = 0          # messages published (replies + notifications)
     peak_subscribed: int = 0
+    connecting: int = 0         # attempts under way: socket opened, not yet subscribed or given up
+    peak_connecting: int = 0
     all_subscribed_at: float | None = None  # time.monotonic() when every device was first subscribed
 
 
@@ -78,6 +81,7 @@ class MqttDevice:
         self.backoff = backoff or Backoff()
         self.connected = False
         self.subscribed = False
+        self.attempting = False  # counted in loop.stats.connecting
         self.sock: socket.socket | None = None
 
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=creds.device_id, clean_session=False,
@@ -102,15 +106,26 @@ class MqttDevice:
     # -- connection management (called by the loop) -----------------------------------
     def attempt_connect(self) -> None:
         self.loop.stats.attempts += 1
+        self.attempting = True
+        st = self.loop.stats
+        st.connecting += 1
+        st.peak_connecting = max(st.peak_connecting, st.connecting)
         try:
             self.client.reconnect()  # blocking TCP connect + TLS handshake, then CONNECT is queued
         except Exception as exc:  # OSError, ssl errors, timeouts, bad host names ...
+            self.settled()
             self.loop.stats.failures += 1
             delay = self.backoff.next()
             log.warning("%s: connect to %s:%s failed (%s); retrying in %.1f s", self.id, self.creds.host,
                         self.creds.port("mqtt"), exc, delay)
             self._drop_socket()
             self.loop.schedule_connect(self, delay)
+
+    def settled(self) -> None:
+        """The attempt ended (subscribed, refused or lost): it no longer counts against max_connecting."""
+        if self.attempting:
+            self.attempting = False
+            self.loop.stats.connecting -= 1
 
     def _drop_socket(self) -> None:
         if self.sock is not None:
@@ -162,6 +177,7 @@ class MqttDevice:
         client.subscribe(f"{self.id}/#", qos=1)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        self.settled()
         failed = [rc for rc in reason_codes if rc.is_failure]
         if failed:
             log.error("%s: subscription to %s/# refused: %s", self.id, self.id, failed)
@@ -176,6 +192,7 @@ class MqttDevice:
         log.info("%s: subscribed to %s/# (QoS 1)", self.id, self.id)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.settled()
         if self.connected:
             self.loop.stats.connected -= 1
         if self.subscribed:
@@ -209,6 +226,7 @@ class MqttLoop:
     """One selector loop for any number of :class:`MqttDevice` connections."""
 
     def __init__(self, *, connect_rate: float | None = None, connect_budget: float = 0.05,
+                 max_connecting: int | None = None,
                  tick: Callable[[float], None] | None = None, tick_interval: float = 1.0) -> None:
         self.sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -222,6 +240,9 @@ class MqttLoop:
         self.stopping = False
         self.connect_interval = 1.0 / connect_rate if connect_rate else 0.0
         self.connect_budget = connect_budget
+        # A broker slower than the fleet's connects answers some CONNECTs only after the keepalive: those
+        # devices give up and retry, and the broker's work on them is lost. A cap keeps every attempt short.
+        self.max_connecting = max_connecting
         self._next_connect_at = 0.0
         self.tick = tick
         self.tick_interval = tick_interval
@@ -269,6 +290,8 @@ class MqttLoop:
             t = time.monotonic()
             if self._due[0][0] > t or t > deadline or t < self._next_connect_at:
                 return
+            if self.max_connecting and self.stats.connecting >= self.max_connecting:
+                return
             _, _, dev = heapq.heappop(self._due)
             if dev.client.socket() is not None:  # already connected or connecting
                 continue
@@ -277,7 +300,8 @@ class MqttLoop:
 
     def _timeout(self, now: float, next_tick: float) -> float:
         until = next_tick
-        if self._due:
+        capped = self.max_connecting and self.stats.connecting >= self.max_connecting
+        if self._due and not capped:  # capped: the next CONNACK or SUBACK wakes the selector
             until = min(until, max(self._due[0][0], self._next_connect_at))
         return min(1.0, max(0.0, until - now))
 

@@ -208,10 +208,12 @@ class Platform:
 
     def memory(self) -> dict:
         report, hwm_total, rss_total, pss_total = {}, 0, 0, 0
+        beam = self.pids.get("broker (beam.smp)")
         for name, pid in self.processes().items():
             hwm, rss, pss = status_kib(pid, "VmHWM"), status_kib(pid, "VmRSS"), pss_kib(pid)
             report[name] = {"pid": pid, "vmhwm_mib": mib(hwm), "vmrss_mib": mib(rss), "pss_mib": mib(pss)}
-            if "beam" not in name:
+            # The supervisor may list the broker under its own name with the VM's pid: count it once.
+            if "beam" not in name and pid != beam:
                 hwm_total += hwm or 0
                 rss_total += rss or 0
                 pss_total += pss or 0
@@ -277,11 +279,23 @@ class Fleet:
 
     def start(self, expected: int, timeout: float) -> float:
         started = time.monotonic()
+        self.launch()
+        self.wait(expected, timeout)
+        return time.monotonic() - started
+
+    def launch(self, *extra: str) -> None:
+        """Starts the simulator without waiting (several fleets connect at once); `extra`: its options."""
+        self.connected.clear()
+        self.last_line = ""
         self.process = subprocess.Popen([sys.executable, "-m", "simulators.fleet", "--credentials-dir",
-                                         str(self.creds_dir), "--progress-interval", "2", "--log-level", "WARNING"],
+                                         str(self.creds_dir), "--progress-interval", "2", "--log-level", "WARNING",
+                                         *extra],
                                         cwd=ROOT, stdout=subprocess.PIPE, stderr=open(self.log_path, "ab"),
                                         start_new_session=True)
         threading.Thread(target=self._read, daemon=True).start()
+
+    def wait(self, expected: int, timeout: float, quiet: bool = False) -> None:
+        """Blocks until the simulator reports every device connected and subscribed."""
         last = ""
         deadline = time.monotonic() + timeout
         while not self.connected.wait(1.0):
@@ -289,11 +303,11 @@ class Fleet:
                 raise RuntimeError(f"fleet exited with {self.process.returncode}; see {self.log_path}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"fleet did not connect {expected} devices in {timeout:.0f}s: {self.last_line}")
-            if self.last_line != last:
+            if self.last_line != last and not quiet:
                 last = self.last_line
                 say(f"  {last}")
-        say(f"  {self.last_line}")
-        return time.monotonic() - started
+        if not quiet:
+            say(f"  {self.last_line}")
 
     def _read(self):
         for raw in self.process.stdout:

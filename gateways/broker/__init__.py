@@ -1,7 +1,8 @@
 """Broker infrastructure: the private RabbitMQ node, its HTTP auth backend and connection admin."""
 
 from .admin import BrokerAdmin, BrokerAdminError
-from .auth_backend import AuthBackendIdentity, AuthBackendServer, create_auth_app
+from .auth_backend import AuthBackendIdentity, create_auth_app
+from .auth_server import AuthBackendServer
 from .directory import DeviceDirectory, InMemoryDeviceDirectory
 from .node import (AdminCredentials, BrokerPorts, BrokerStartError, PrivateBrokerNode, ServiceCredentials,
                    load_or_create_admin_credentials)

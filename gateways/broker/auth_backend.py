@@ -5,7 +5,8 @@ wrong here (odd input, a failing directory) the answer is `deny`, never an error
 
 Only the broker may ask: it calls over HTTPS and pins this service's self-signed certificate (so a process
 that squats the port after a crash can neither read the questions nor answer them), and every path starts
-with a secret only the broker's configuration knows (so a local caller cannot probe the policy).
+with a secret only the broker's configuration knows (so a local caller cannot probe the policy). The HTTPS
+server itself is gateways.broker.auth_server.
 """
 
 from __future__ import annotations
@@ -16,15 +17,11 @@ import ipaddress
 import logging
 import os
 import secrets
-import socket
 import ssl
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl
-from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
 
 import falcon
 from cryptography import x509
@@ -42,8 +39,6 @@ log = logging.getLogger(__name__)
 MAX_BODY = 8192
 MAX_FIELDS = 32
 TLS_VALIDITY_DAYS = 3650
-HANDSHAKE_TIMEOUT = 5.0
-MAX_REQUESTS_PER_CONNECTION = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,138 +229,3 @@ def create_auth_app(directory: DeviceDirectory, service_accounts: Iterable[str] 
     for path, endpoint in (("user", _User), ("vhost", _Vhost), ("resource", _Resource), ("topic", _Topic)):
         app.add_route(f"/{{key}}/auth/{path}", endpoint(directory, identities, secret))
     return app
-
-
-class _PooledWSGIServer(WSGIServer):
-    """Serves requests on a bounded pool: a connect storm queues instead of spawning a thread (and a
-    read-store connection) per request until everything times out."""
-
-    allow_reuse_address = True
-    request_queue_size = 1024
-    workers = 16
-
-    def server_activate(self) -> None:
-        super().server_activate()
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="broker-auth")
-        self._open: set = set()
-        self._open_lock = threading.Lock()
-
-    def process_request(self, request, client_address) -> None:
-        self._pool.submit(self._handle, request, client_address)
-
-    def _handle(self, request, client_address) -> None:
-        # The TLS handshake runs here, on a pool thread: a client that stalls it holds one worker for
-        # HANDSHAKE_TIMEOUT, never the accept loop.
-        context = getattr(self, "tls_context", None)
-        # wsgiref writes the head and the body apart: without this a kept-alive connection waits for the
-        # peer's delayed ACK (40 ms) on every answer.
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if context is not None:
-            try:
-                request.settimeout(HANDSHAKE_TIMEOUT)
-                request = context.wrap_socket(request, server_side=True)
-            except (OSError, ssl.SSLError):
-                self.shutdown_request(request)
-                return
-        with self._open_lock:
-            self._open.add(request)
-        try:
-            self.finish_request(request, client_address)
-        except Exception:  # noqa: BLE001 - one broken request never stops the server
-            self.handle_error(request, client_address)
-        finally:
-            with self._open_lock:
-                self._open.discard(request)
-            self.shutdown_request(request)
-
-    def server_close(self) -> None:
-        super().server_close()
-        # Kept-alive connections too: a stopped backend answers nothing more.
-        with getattr(self, "_open_lock", threading.Lock()):
-            for request in list(getattr(self, "_open", ())):
-                try:
-                    request.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-
-
-class _KeepAliveServerHandler(ServerHandler):
-    http_version = "1.1"
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """HTTP/1.1 with keep-alive: the broker's httpc reuses its connections, so a question costs no TLS
-    handshake. A connection idle for HANDSHAKE_TIMEOUT is closed (it holds a pool thread meanwhile)."""
-
-    protocol_version = "HTTP/1.1"
-
-    def handle(self):
-        for _ in range(MAX_REQUESTS_PER_CONNECTION):
-            try:
-                self.raw_requestline = self.rfile.readline(65537)
-            except (TimeoutError, OSError):
-                return
-            if len(self.raw_requestline) > 65536 or not self.parse_request():
-                return
-            handler = _KeepAliveServerHandler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
-                                              multithread=False)
-            handler.request_handler = self
-            handler.run(self.server.get_app())
-            if self.close_connection:
-                return
-
-    def log_message(self, format, *args):  # noqa: A002 - signature from BaseHTTPRequestHandler
-        pass
-
-
-class AuthBackendServer:
-    """Serves a WSGI app over HTTPS with `identity`'s certificate on a loopback port (0 picks a free one),
-    from a background thread. `stop` releases the port; `start` binds it again."""
-
-    def __init__(self, app, identity: AuthBackendIdentity, host: str = "127.0.0.1", port: int = 0):
-        self.app, self._identity, self._host = app, identity, host
-        self._server: _PooledWSGIServer | None = self._bind(port)
-        self._port = self._server.server_address[1]
-        self._thread: threading.Thread | None = None
-
-    def _bind(self, port: int) -> _PooledWSGIServer:
-        server = make_server(self._host, port, self.app, server_class=_PooledWSGIServer, handler_class=_QuietHandler)
-        server.tls_context = self._identity.server_context()
-        return server
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """The base URL the broker is configured with (secret included: never log it)."""
-        return f"https://localhost:{self._port}/{self._identity.secret}"  # the name in its certificate
-
-    def start(self) -> "AuthBackendServer":
-        if self._server is None:
-            self._server = self._bind(self._port)
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                            name="broker-auth-backend", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
-        self._server = None
-
-    def __enter__(self) -> "AuthBackendServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

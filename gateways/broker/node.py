@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -213,6 +214,7 @@ class PrivateBrokerNode:
         self._write_files()
         deadline = time.monotonic() + self.start_timeout
         self.pid_file.unlink(missing_ok=True)
+        raise_open_files_limit()  # inherited by the VM
         subprocess.run([str(RABBITMQ_BIN / "rabbitmq-server"), "-detached"], env=self._env(),
                        cwd=self.state_dir, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         waited = self._ctl("wait", "--timeout", str(int(self.start_timeout)), str(self.pid_file),
@@ -262,6 +264,17 @@ class PrivateBrokerNode:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def raise_open_files_limit() -> int:
+    """Raises this process's soft limit of open files to its hard limit and returns it. Every connected
+    device is a socket of the broker's VM, which inherits the limit and sizes its socket limit from it at
+    boot: a soft limit of 1,024 (a common default) would cap the broker near 900 devices."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def load_or_create_admin_credentials(state_dir: str | os.PathLike) -> AdminCredentials:

@@ -18,6 +18,7 @@ from commands.fleet import DeviceFleet
 from commands.context import acting_as
 from gateways.devices.broker_link import WAKE_COMMANDS, WAKE_DEVICES, BrokerAddress, GatewayLink
 from gateways.devices.dispatcher import Dispatcher
+from gateways.devices.reconcile_schedule import ReconcileSchedule
 from gateways.devices.messages import CommandOutcome, PresenceChange
 from gateways.devices.tally import MessageTally
 from queries.device_commands import CommandQueries
@@ -37,7 +38,6 @@ PAGE = 1000
 # RabbitMQ 3.10's management API lists a connection only ~5 s after it opened: sweep again for a while.
 RESWEEP_FOR = 7.0
 RESWEEP_EVERY = 0.5
-RECONCILE_EVERY = 5.0  # seconds between presence checks against the broker's connection list
 # After a reissue only connections opened before it are closed (the new certificate's are not); the API
 # replaces the CRL within milliseconds of the event, this margin covers a loaded machine.
 REISSUE_MARGIN = 2.0
@@ -64,7 +64,7 @@ class DeviceGateway:
         self._fleet_position = fleet.recorder.max_notification_id() or 0
         self._resweeps: dict[str, tuple[float, float | None]] = {}  # device -> (until, opened_before)
         self._last_resweep = 0.0
-        self._last_reconcile = 0.0
+        self._reconcile_at = ReconcileSchedule()
 
     def recover(self) -> list[DeviceCommand]:
         """Finds the commands left open by an earlier run: queued ones are to be sent, sent ones awaited."""
@@ -86,6 +86,7 @@ class DeviceGateway:
         while not stop.is_set():
             try:
                 self._link = GatewayLink(self._address, self._clock, self.tally)
+                self._reconcile_at.link_opened(time.monotonic())
                 log.info("gateway connected to the broker")
                 if recovered:
                     # Only now: the dispatcher records a command as sent before it publishes it, so
@@ -133,7 +134,7 @@ class DeviceGateway:
             link.wake_reasons.clear()
             if self._resweeps and now - self._last_resweep >= RESWEEP_EVERY:
                 self._resweep(now)
-            if self._revoke is not None and now - self._last_reconcile >= RECONCILE_EVERY:
+            if self._revoke is not None and self._reconcile_at.due(now):
                 self._reconcile(now)
             if link.answers:
                 answers = list(link.answers)
@@ -236,12 +237,13 @@ class DeviceGateway:
                 self._close(device_id, opened_before)
 
     def _reconcile(self, now: float) -> None:
-        self._last_reconcile = now
         try:
             listed = self._revoke.connections_by_user()
         except Exception:  # noqa: BLE001 - presence events still flow; try again later
             log.warning("could not list the broker's connections", exc_info=True)
+            self._reconcile_at.listed(now, ok=False)
             return
+        self._reconcile_at.listed(now, ok=True)
         devices = {user: names for user, names in listed.items() if DEVICE_ID_PATTERN.match(user)}
         self.dispatcher.reconcile(devices, self._clock())
 

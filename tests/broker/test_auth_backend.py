@@ -130,3 +130,28 @@ def test_served_on_a_loopback_port_fast_enough(served):
     timings.sort()
     print(f"\nbroker auth question over HTTPS keep-alive: p50 {timings[100] * 1000:.2f} ms")
     assert timings[len(timings) // 2] < 0.01  # median well under 10 ms per check
+
+
+def _ask(connection: http.client.HTTPSConnection, identity) -> bytes:
+    connection.request("POST", f"/{identity.secret}/auth/user", body=urlencode({"username": DEV}),
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    return connection.getresponse().read()
+
+
+def test_kept_alive_connections_beyond_the_pool_do_not_hold_up_questions(served):
+    """RabbitMQ's httpc keeps a connection open per question it ever had in flight at once; in a connect
+    storm that is more connections than the pool has threads. When each idle kept-alive connection held a
+    thread, the handshake of the next one waited for a thread (5 s) and the broker's login timed out."""
+    from gateways.broker.auth_server import WORKERS
+    server, identity = served
+    connections = []
+    started = time.monotonic()
+    for _ in range(WORKERS * 3):  # each asks once, then stays open and idle
+        connection = http.client.HTTPSConnection("localhost", server.port, timeout=2, context=pinned(identity))
+        assert _ask(connection, identity) == b"allow"
+        connections.append(connection)
+    assert all(_ask(c, identity) == b"allow" for c in connections)  # kept alive: they answer again
+    elapsed = time.monotonic() - started
+    for connection in connections:
+        connection.close()
+    assert elapsed < 5.0, f"{len(connections)} kept-alive connections took {elapsed:.1f} s"

@@ -249,16 +249,15 @@ class TestRevocation:
 
         assert mqtt_device(device).wait_connack() is False
 
-    @pytest.mark.xfail(strict=False, reason="KNOWN GAP: 3.10's management API lists a new connection only "
-                       "~5 s after it opened, so a connection younger than that is missed by a "
-                       "one-second sweep")
-    def test_a_connection_opened_just_before_revocation_is_closed_too(
+    def test_a_connection_opened_just_before_revocation_is_closed_by_the_first_sweep(
             self, make_device, mqtt_device, device_directory, broker_admin):
+        # Connection tracking lists a connection the moment the broker accepts it; the statistics database,
+        # asked before, listed it ~5 s late, and a sweep right after the revocation missed it.
         device = make_device()
         client = mqtt_device(device)
         assert client.wait_connack()
         device_directory.unregister(device.device_id)
-        assert broker_admin.close_device_connections(device.device_id, resweep_for=0.8) == 1
+        assert broker_admin.close_device_connections(device.device_id) == 1
         assert client.disconnected.wait(1.0)
 
 

@@ -175,12 +175,13 @@ def test_unregistering_disconnects_the_device_and_refuses_it(platform, user, raw
     assert time.monotonic() - started < 1.0
     with pytest.raises(AssertionError):
         raw_device(established)
-    # A connection opened just before the unregistration is closed by the gateway's follow-up sweeps.
+    # A connection opened just before the unregistration is closed as fast (the broker's connection
+    # tracking lists it at once; its statistics, asked before, only ~5 s later).
     new_device = raw_device(young)
     started = time.monotonic()
     assert user("DELETE", f"/v1/devices/{young_name}")[0] == 204
-    assert new_device.disconnected.wait(10), "the young connection of an unregistered device is still open"
-    assert time.monotonic() - started < 8.0
+    assert new_device.disconnected.wait(5), "the young connection of an unregistered device is still open"
+    assert time.monotonic() - started < 1.0
 
 
 def test_broker_restart_loses_no_accepted_command(platform, user, simulator, tmp_path):
