@@ -145,15 +145,17 @@ class Writer:
         return requested.command_id, requested.position
 
     def sent(self, command_id: str) -> None:
-        self._change(command_id, lambda c: c.mark_sent(sent_at=time.time(), gateway="bench") or True)
+        from commands.device_decisions import MarkSent
+        self._decide(MarkSent(command_id, time.time(), "bench"))
 
     def succeeded(self, command_id: str) -> None:
-        self._change(command_id, lambda c: c.succeed(value={"status": "ok"}, answer={"value": "ok"}) or True)
+        from commands.device_decisions import RecordAnswer
+        self._decide(RecordAnswer(command_id, {"status": "ok"}, {"value": "ok"}))
 
-    def _change(self, command_id: str, change) -> None:
+    def _decide(self, decision) -> None:
         from commands.context import acting_as
         with acting_as("service:bench"):
-            self.control.apply([(command_id, change)])
+            self.control.decide([decision])
 
     def run(self, rate: float, seconds: float, threads: int = 3) -> int:
         """Open loop at `rate` calls/s over a few threads (one cannot commit fast enough on a busy machine)."""

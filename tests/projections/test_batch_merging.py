@@ -7,6 +7,7 @@ from eventsourcing.utils import get_topic
 from pymongo import MongoClient
 
 from commands.context import acting_as
+from commands.device_decisions import Expire, MarkSent, RecordAnswer, RejectAnswer, ReturnToQueue, TimeOut
 from commands.domain.device_commands import DeviceCommand
 from commands.domain.devices import Device, DeviceNameClaim
 from iotcloud.bootstrap import build_device_control
@@ -19,10 +20,10 @@ from queries.timestamps import normalised
 
 DEVICE = {"device_id": "dev-1", "owner": "alice", "name": "lamp", "correlation_ids": True}
 ENDINGS = [
-    lambda c: c.succeed(value={"state": "on"}, answer={"value": {"state": "on"}}),
-    lambda c: c.reject_answer(reason="bad answer", payload="{}"),
-    lambda c: c.time_out(),
-    lambda c: c.expire(reason="the device is offline"),
+    lambda cid: RecordAnswer(cid, {"state": "on"}, {"value": {"state": "on"}}),
+    lambda cid: RejectAnswer(cid, "bad answer", "{}"),
+    lambda cid: TimeOut(cid),
+    lambda cid: Expire(cid, "the device is offline"),
 ]
 
 
@@ -33,13 +34,13 @@ def call_history(control, calls: int) -> None:
     with acting_as("service:gateway"):
         for i, command_id in enumerate(ids):
             if i % 3 == 0:
-                control.apply([(command_id, lambda c: c.mark_sent(sent_at=1.0, gateway="g") or True)])
-                control.apply([(command_id, lambda c: c.return_to_queue(reason="unrouted") or True)])
+                assert control.decide([MarkSent(command_id, 1.0, "g")])
+                assert control.decide([ReturnToQueue(command_id, "unrouted")])
             if i % 5 != 4:  # every fifth expires without ever being sent
-                control.apply([(command_id, lambda c: c.mark_sent(sent_at=2.0 + i, gateway="g") or True)])
+                assert control.decide([MarkSent(command_id, 2.0 + i, "g")])
         for i, command_id in enumerate(ids):
             ending = ENDINGS[3] if i % 5 == 4 else ENDINGS[i % 3]
-            control.apply([(command_id, lambda c: ending(c) or True)])
+            assert control.decide([ending(command_id)])
 
 
 def project(db, control, batch: int) -> list[dict]:
