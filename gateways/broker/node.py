@@ -28,7 +28,7 @@ from .node_config import advanced_config, rabbitmq_conf
 from .revocation import CertificateRevocations, crl_directory
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
-PLUGINS = ("rabbitmq_mqtt", "rabbitmq_auth_mechanism_ssl", "rabbitmq_auth_backend_http",
+PLUGINS = ("rabbitmq_mqtt", "rabbitmq_auth_mechanism_ssl", "rabbitmq_auth_backend_http", "rabbitmq_auth_backend_cache",
            "rabbitmq_event_exchange", "rabbitmq_management")
 SERVICE_CERT_VALIDITY_DAYS = 825
 SERVER_CERT_RENEW_BEFORE = dt.timedelta(days=30)

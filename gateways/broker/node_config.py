@@ -27,7 +27,14 @@ def rabbitmq_conf(node) -> str:
         # Asking the HTTP backend about every publish of the gateway capped the broker at a few
         # hundred messages a second.
         "auth_backends.1 = internal",
-        "auth_backends.2 = http",
+        # Logins (registration) are asked every time. Permission answers are cached: they follow from the
+        # names alone (policy.py), and a device that may no longer log in never gets to use them. Without
+        # the cache every answer a device publishes was one more question: 3.10's MQTT connection forgets
+        # its own topic-permission cache whenever it hibernates, i.e. between two calls to a quiet device.
+        "auth_backends.2.authn = http",
+        "auth_backends.2.authz = cache",
+        "auth_cache.cached_backend = http",
+        "auth_cache.cache_ttl = 3600000",
         "auth_http.http_method = post",
         f"auth_http.user_path = {auth}/auth/user",
         f"auth_http.vhost_path = {auth}/auth/vhost",
