@@ -37,19 +37,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
-import re
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from roundtrip import APIS, DOCS, HOST, RESULTS, ROOT, say
+from roundtrip import APIS, HOST, RESULTS, ROOT, say
 from roundtrip.phases import run
 from roundtrip.procstats import machine, sh, wait_quiet
 from roundtrip.report import targets, update_docs
+from roundtrip.runs import check_arguments, finish, interrupt_on_sigterm, stop_platform
 from roundtrip.services import Platform, Postgres, find_postgres
 
 
@@ -102,17 +100,9 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _interrupt(*_):
-    raise KeyboardInterrupt
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", args.name):
-        raise SystemExit("--name: letters, digits, . _ - only")
-    unknown = [a for a in args.apis.split(",") if a.strip() and a.strip() not in APIS]
-    if unknown:
-        raise SystemExit(f"unknown apis: {unknown}")
+    check_arguments(args.name, args.apis)
     state = Path(tempfile.mkdtemp(prefix="iotcloud-bench-"))
     result = {"name": args.name, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "config": {"store": args.store, "devices": args.devices, "apis": args.apis,
@@ -126,7 +116,7 @@ def main(argv=None) -> int:
     pg = None
     platform = None
     started = time.monotonic()
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     try:
         if args.store == "postgres":
             host, port, user = find_postgres()
@@ -161,10 +151,7 @@ def main(argv=None) -> int:
                 result["memory"]["at_end"] = platform.memory()
             except Exception:  # noqa: BLE001
                 pass
-            try:
-                platform.stop()
-            except BaseException as exc:  # noqa: BLE001 - still drop the database and write the results
-                say(f"stopping the platform failed: {exc!r}; supervisor pid {platform.process.pid}")
+        stop_platform(platform)
         if pg is not None:
             pg.drop()
         result["wall_clock_s"] = round(time.monotonic() - started, 1)
@@ -176,18 +163,7 @@ def main(argv=None) -> int:
                     dst = RESULTS / f"{args.name}.{src.name}"
                     shutil.copy(src, dst)
                     prof["file"] = str(dst.relative_to(ROOT))
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        out = RESULTS / f"{args.name}.json"
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        update_docs()
-        say(f"wrote {out.relative_to(ROOT)} and {DOCS.relative_to(ROOT)} (wall clock {result['wall_clock_s']} s)")
-        if args.keep_state:
-            say(f"state kept in {state}")
-        else:
-            shutil.rmtree(state, ignore_errors=True)
-        for check in result.get("targets", {}).values():
-            say(f"target {check['target']}: {check['value']} -> {'met' if check['met'] else 'MISSED'}")
-    return 1 if result.get("interrupted") else 0
+    return finish(args.name, result, state, args.keep_state, update_docs)
 
 
 if __name__ == "__main__":

@@ -42,14 +42,17 @@ from pathlib import Path
 from roundtrip import say
 from roundtrip.brokerstats import broker_node, broker_work
 from roundtrip.fleet_report import targets, update_docs
+from roundtrip.cpu import INFO_ONLY, LOAD_GENERATOR, WHOLE_MACHINE, delta, measure_idle
 from roundtrip.fleets import FleetGroup, split_credentials
-from roundtrip.floor import broker_floor
+from roundtrip.floor import echo_phase
+from roundtrip.floor import open_loop as floor_open_loop
 from roundtrip.httpclient import Http
-from roundtrip.load import open_loop, register, sign_up
+from roundtrip.load import Load
 from roundtrip.presence import DeviceListWatch, ProbeDevice
-from roundtrip.procstats import cpu_delta, cpu_seconds, machine
+from roundtrip.procstats import cpu_seconds, machine
 from roundtrip.runs import check_arguments, finish, interrupt_on_sigterm, stop_platform
 from roundtrip.services import Platform, Postgres, find_postgres
+from roundtrip.users import register, share_out, sign_up_users
 from simulators.credentials import load_credentials
 
 
@@ -89,17 +92,15 @@ def loadavg() -> str:
 
 def idle_cpu(platform: Platform, group: FleetGroup, seconds: float) -> dict:
     """CPU of every process over `seconds` with no calls: what the connected fleet costs by itself."""
-    both = lambda: {**platform.cpu(), **group.cpu()}  # noqa: E731
-    before, started = both(), time.monotonic()
-    time.sleep(seconds)
-    used = cpu_delta(before, both(), time.monotonic() - started, 0)
-    python = [n for n in used if n not in ("broker", "broker (beam.smp)", "bench client", "whole machine (all cores)",
-                                           "postgres backends (sum)") and not n.startswith("simulator")]
-    return {"seconds": seconds, "per_process": {n: v["cpu_pct"] for n, v in used.items()},
-            "broker_pct": used.get("broker (beam.smp)", {}).get("cpu_pct"),
-            "platform_pct": round(sum(used[n]["cpu_pct"] for n in python), 1),
-            "simulators_pct": round(sum(v["cpu_pct"] for n, v in used.items() if n.startswith("simulator")), 1),
-            "machine_pct": used.get("whole machine (all cores)", {}).get("cpu_pct"), "load": loadavg()}
+    found = measure_idle(lambda: {**platform.cpu(), **group.cpu()}, seconds)
+    pct = {n: round(ms / 10, 1) for n, ms in found["ms_per_s"].items()}  # ms of CPU per s -> % of one core
+    # The platform's Python processes: not the broker and its helpers, PostgreSQL or the load generator.
+    python = [n for n in pct if n not in (*LOAD_GENERATOR, *INFO_ONLY, "broker (beam.smp)", "other platform processes",
+                                          "postgres backends (sum)") and not n.startswith("simulator")]
+    return {"seconds": found["seconds"], "per_process": pct, "broker_pct": pct.get("broker (beam.smp)"),
+            "platform_pct": round(sum(pct[n] for n in python), 1),
+            "simulators_pct": round(sum(v for n, v in pct.items() if n.startswith("simulator")), 1),
+            "machine_pct": pct.get(WHOLE_MACHINE), "load": loadavg()}
 
 
 def settle(platform: Platform, limit: float = 60.0) -> None:
@@ -128,11 +129,12 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
     apis = [a.strip() for a in args.apis.split(",") if a.strip()]
     http = Http(platform.api_port)
     say("signing up, confirming and logging in")
-    await sign_up(http, platform)
+    owner = await sign_up_users(http, platform, 1)
     names = [f"fleet-{i:05d}" for i in range(args.devices)]
     say(f"registering {args.devices} devices, {args.register_parallel} at a time")
     registered = state / "registered"
-    t = await register(http, names, registered, False, parallel=args.register_parallel)
+    owners = share_out(names, owner)
+    t = await register(http, owners, registered, False, parallel=args.register_parallel)
     result["setup"].update(register_s=round(t, 1), register_rate=round(args.devices / t, 1))
     say(f"  {args.devices} registered in {t:.0f} s ({args.devices / t:.0f}/s)")
 
@@ -169,8 +171,8 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
         result["setup"].update(online_after_s=round(time.monotonic() - started, 1), connected_devices=online)
         say(f"  read model: {online}/{args.devices} online {result['setup']['online_after_s']} s after the start")
         platform.extra_pids.update(group.pids())
-        spent = cpu_delta(cpu0, {**platform.cpu(), **group.cpu()}, time.monotonic() - started, online)
-        result["connect_cpu_ms_per_device"] = {n: v["cpu_ms_per_call"] for n, v in spent.items()}
+        spent = delta(cpu0, {**platform.cpu(), **group.cpu()}, time.monotonic() - started, online)
+        result["connect_cpu_ms_per_device"] = {n: v["ms_per_call"] for n, v in spent["processes"].items()}
         say(f"  CPU per connected device (ms): { {n: v for n, v in result['connect_cpu_ms_per_device'].items() if v} }")
         await asyncio.sleep(5)
         result["memory"]["connected"] = platform.memory()
@@ -194,24 +196,23 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
         # channel and asks the auth backend about the answer's topic on its first publish): measured apart.
         bulk = sorted((p.stem, d) for b in bulk_names for p, d in zip(files[b], ids[b]))  # <name>.json
         drawn = random.Random(11).sample(bulk, min(len(bulk), int(args.rate * args.duration)))
-        names = [n for n, _ in drawn]
+        load = Load(http, {n: owners[n] for n, _ in drawn}, apis, args.timeout, False, platform)
+        drawn_ids = [d for _, d in drawn]
         say(f"first calls: {args.rate:g}/s for {args.duration:g} s, each to a device not called since it connected")
-        result["calls_first"] = await open_loop(http, names, apis, args.rate, args.duration, args.timeout, False,
-                                                platform, "first calls")
+        result["calls_first"] = await load.open_loop(args.rate, args.duration, "first calls")
         # Calls refused by the API (429) never reached their device: one raw echo through each drawn device
-        # makes sure every one of them has answered once before the next phase.
+        # makes sure every one of them has answered once before the next phase (no CPU wanted: `dict`).
         say("warming: one raw broker echo through each drawn device")
-        await blocking(broker_floor, state, platform.ports["amqp"], [d for _, d in drawn], [2 * args.rate],
-                       len(drawn) / (2 * args.rate), 1, 0, None)
+        await blocking(echo_phase, state, platform.ports["amqp"], drawn_ids, floor_open_loop, 2 * args.rate,
+                       len(drawn) / (2 * args.rate), dict)
         await blocking(settle, platform)
-        say(f"calls: {args.rate:g}/s for {args.duration:g} s over the same {len(names)} devices, called before")
-        result["calls"] = await open_loop(http, names, apis, args.rate, args.duration, args.timeout, False,
-                                          platform, f"{args.rate:g}/s")
+        say(f"calls: {args.rate:g}/s for {args.duration:g} s over the same {len(drawn)} devices, called before")
+        result["calls"] = await load.open_loop(args.rate, args.duration, f"{args.rate:g}/s")
         result["load"]["calls"] = loadavg()
         await blocking(settle, platform)
         say(f"floor: raw broker echo at {args.rate:g}/s over the same devices")
-        result["floor"] = await blocking(broker_floor, state, platform.ports["amqp"], [d for _, d in drawn],
-                                         [args.rate], args.duration, 1, 0, platform.cpu)
+        result["floor"] = {"open_loop": [await blocking(echo_phase, state, platform.ports["amqp"], drawn_ids,
+                                                        floor_open_loop, args.rate, args.duration, platform.cpu)]}
         await blocking(settle, platform)
 
         say(f"presence: stopping the simulator of {args.presence_devices} devices")

@@ -99,9 +99,11 @@ def load_results() -> list[dict]:
     results = []
     for path in sorted(RESULTS.glob("*.json")):
         try:
-            results.append(json.loads(path.read_text()))
+            result = json.loads(path.read_text())
         except ValueError:
             continue
+        if result.get("kind") != "connected_fleet":  # bench/connected_fleet.py's: a table of their own
+            results.append(result)
     return sorted(results, key=lambda r: (r.get("date", ""), r.get("name", "")))
 
 
@@ -227,7 +229,7 @@ def render_rates(results: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def _replace_block(text: str, markers: tuple[str, str], body: str) -> str:
+def replace_block(text: str, markers: tuple[str, str], body: str) -> str:
     begin, end = markers
     if begin not in text:
         return text.rstrip("\n") + f"\n\n{begin}\n{body}\n{end}\n"
@@ -241,8 +243,8 @@ def update_docs() -> None:
     text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
     if results:
         newest = results[-1]
-        text = _replace_block(text, TARGETS, render_targets(newest))
-        text = _replace_block(text, SUMMARY, render_summary(results))
-        text = _replace_block(text, PROCESSES, render_processes(newest))
-    text = _replace_block(text, (TABLE_BEGIN, TABLE_END), render_rates(results))
+        text = replace_block(text, TARGETS, render_targets(newest))
+        text = replace_block(text, SUMMARY, render_summary(results))
+        text = replace_block(text, PROCESSES, render_processes(newest))
+    text = replace_block(text, (TABLE_BEGIN, TABLE_END), render_rates(results))
     DOCS.write_text(text)

@@ -50,5 +50,5 @@ def finish(name: str, result: dict, state: Path, keep_state: bool, update_docs) 
     else:
         shutil.rmtree(state, ignore_errors=True)
     for target, check in result.get("targets", {}).items():
-        say(f"target {target}: {check['value']} -> {'met' if check['met'] else 'MISSED'}")
+        say(f"target {check.get('target', target)}: {check['value']} -> {'met' if check['met'] else 'MISSED'}")
     return 1 if result.get("interrupted") else 0
