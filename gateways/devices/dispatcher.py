@@ -20,12 +20,11 @@ from commands.device_control import DeviceControl
 from commands.device_decisions import Expire, MarkSent, RecordAnswer, RejectAnswer, ReturnToQueue, TimeOut
 from commands.domain.device_commands import QUEUED, SENT, DeviceCommand
 from gateways.devices.messages import CommandOutcome, DeviceAnswer, PresenceChange
-from gateways.devices.protocol import MalformedAnswer, decode_answer, encode_request
+from gateways.devices.protocol import encode_request, read_answer
 from gateways.devices.tally import ANSWERED, FAILED, REJECTED, MessageTally
 from gateways.devices.unclaimed import Unclaimed, UnclaimedAnswers, count_direct_answer
 
 log = logging.getLogger("iotcloud.gateway")
-ANSWER_EXCERPT = 256
 UNROUTED_RETRY = 0.1  # seconds before a request the broker could not route is tried again
 # An API process records the outcome of a call it sent itself; the gateway times such a call out only
 # this long after its deadline, when the API evidently died before recording anything.
@@ -105,13 +104,7 @@ class Dispatcher:
                 touched.add(command.device_id)
             elif command.status == SENT:
                 # Sent by an earlier run or by an API process: keep waiting for its answer, never send it again.
-                direct = bool(command.sent_by) and command.sent_by != self._name
-                deadline = (command.sent_at or self._clock()) + command.timeout + (BACKSTOP_GRACE if direct else 0)
-                flight = InFlight(key, command.device_id, command.api, deadline,
-                                  key if command.correlate else None, pending_from(command), direct=direct)
-                self._track(flight)
-                if direct:
-                    self._claim(flight)
+                self._await(command)
         self._pump(touched)
 
     def sent_elsewhere(self, command: DeviceCommand) -> None:
@@ -124,10 +117,19 @@ class Dispatcher:
         queue = self._waiting.get(command.device_id)
         if queue is not None:
             self._keep(command.device_id, deque(p for p in queue if p.command_id != key))
-        flight = InFlight(key, command.device_id, command.api, command.sent_at + command.timeout + BACKSTOP_GRACE,
-                          key if command.correlate else None, pending_from(command), direct=True)
+        self._await(command)
+
+    def _await(self, command: DeviceCommand) -> None:
+        """Holds the slot of a command sent already. One an API process sent is the API's to record:
+        the gateway times it out only BACKSTOP_GRACE after its deadline, and counts its answer."""
+        key = str(command.id)
+        direct = bool(command.sent_by) and command.sent_by != self._name
+        deadline = (command.sent_at or self._clock()) + command.timeout + (BACKSTOP_GRACE if direct else 0)
+        flight = InFlight(key, command.device_id, command.api, deadline, key if command.correlate else None,
+                          pending_from(command), direct=direct)
         self._track(flight)
-        self._claim(flight)
+        if direct:
+            self._claim(flight)
 
     def unrouted_elsewhere(self, command_id: str) -> None:
         """An API process was handed its request back by the broker: the gateway queues it now."""
@@ -170,38 +172,21 @@ class Dispatcher:
         self._pump(freed)
 
     def _match(self, answer: DeviceAnswer) -> RecordAnswer | RejectAnswer | None:
-        """The change an answer makes to the call it belongs to, or None (counted) when it has none."""
-        try:
-            value, whole, correlation_id = decode_answer(answer.payload, answer.api)
-        except Exception as problem:  # noqa: BLE001 - MalformedAnswer, or a parser bug a payload found
-            if isinstance(problem, MalformedAnswer):
-                reason = str(problem)
-            else:
-                reason = "answer could not be read"
-                log.exception(reason, extra={"device_id": answer.device_id, "api": answer.api})
-            flight = self._slots.get((answer.device_id, answer.api))
-            if flight is None:
-                self._unclaimed.hold(Unclaimed(answer.device_id, answer.api, None, reason, answer.received_at))
-                return None
-            if flight.direct:
-                self._count_direct(flight, reason)
-                return None
-            self._untrack(flight)
-            self.tally.count(answer.device_id, REJECTED, reason)
-            excerpt = answer.payload[:ANSWER_EXCERPT].decode("utf-8", "replace")
-            return RejectAnswer(flight.command_id, reason, excerpt)
-        flight = (self._by_correlation.get(correlation_id) if correlation_id
+        """The change an answer makes to the call it belongs to, or None (counted) when it has none.
+        A malformed answer can only belong to the call on its slot: its correlation id is unreadable."""
+        read = read_answer(answer.payload, answer.api)
+        flight = (self._by_correlation.get(read.correlation_id) if read.correlation_id
                   else self._slots.get((answer.device_id, answer.api)))
         if flight is None or flight.device_id != answer.device_id:
-            self._unclaimed.hold(Unclaimed(answer.device_id, answer.api, correlation_id, None, answer.received_at))
+            self._unclaimed.hold(Unclaimed(answer.device_id, answer.api, read.correlation_id, read.refusal,
+                                           answer.received_at))
             return None
         if flight.direct:
-            self._count_direct(flight, None)
+            self._count_direct(flight, read.refusal)
             return None
         self._untrack(flight)
-        self.tally.count(answer.device_id, ANSWERED)
-        whole.pop("correlation_id", None)
-        return RecordAnswer(flight.command_id, value, whole)
+        self.tally.count(answer.device_id, REJECTED if read.refusal else ANSWERED, read.refusal or "")
+        return read.decision(flight.command_id)
 
     def _record_answers(self, changes) -> None:
         """Records answers in one transaction; if that fails, one by one, so an answer the store

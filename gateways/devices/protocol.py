@@ -9,11 +9,16 @@ later stage (event store, read store, REST) can carry.
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import dataclass
 
 from commands.device_apis import DEVICE_APIS
+from commands.device_decisions import RecordAnswer, RejectAnswer
 from gateways.untrusted_json import MalformedPayload, load_bounded
 
 MAX_ANSWER = 64 * 1024  # bytes
+ANSWER_EXCERPT = 256  # bytes of a refused answer kept with its call, for the caller and auditors
+log = logging.getLogger("iotcloud.protocol")
 
 
 class MalformedAnswer(MalformedPayload):
@@ -45,3 +50,35 @@ def decode_answer(payload: bytes, api: str = "") -> tuple[object, dict, str | No
             return {k: v for k, v in answer.items() if k != "correlation_id"}, answer, correlation_id
         raise MalformedAnswer("answer has no 'value'")
     return answer["value"], answer, correlation_id
+
+
+@dataclass(frozen=True, slots=True)
+class ReadAnswer:
+    """One device answer as every reader of answers judges it: its value, or why it is refused."""
+
+    value: object
+    whole: dict | None           # the answer without its correlation id; None when refused
+    correlation_id: str | None
+    refusal: str | None          # why it is malformed, or None
+    excerpt: str                 # the start of a refused answer ("" otherwise)
+
+    def decision(self, command_id: str) -> RecordAnswer | RejectAnswer:
+        """What the answer does to the call it belongs to."""
+        if self.refusal is not None:
+            return RejectAnswer(command_id, self.refusal, self.excerpt)
+        return RecordAnswer(command_id, self.value, self.whole)
+
+
+def read_answer(payload: bytes, api: str) -> ReadAnswer:
+    """Never raises: whatever a payload does to the parser refuses that answer only."""
+    try:
+        value, whole, correlation_id = decode_answer(payload, api)
+    except Exception as problem:  # noqa: BLE001 - MalformedAnswer, or a parser bug a payload found
+        if isinstance(problem, MalformedPayload):
+            reason = str(problem)
+        else:
+            reason = "answer could not be read"
+            log.exception(reason, extra={"api": api[:64]})
+        return ReadAnswer(None, None, None, reason, payload[:ANSWER_EXCERPT].decode("utf-8", "replace"))
+    whole.pop("correlation_id", None)
+    return ReadAnswer(value, whole, correlation_id, None, "")

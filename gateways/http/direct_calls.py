@@ -21,12 +21,10 @@ from dataclasses import dataclass
 
 from commands.device_control import DeviceControl
 from commands.domain.device_commands import FAILED, SUCCEEDED, TIMED_OUT, DeviceCommand
-from gateways.devices.protocol import MalformedAnswer, decode_answer, encode_request
+from gateways.devices.protocol import encode_request, read_answer
 from gateways.http.outcomes import CommandOutcomes
-from gateways.untrusted_json import MalformedPayload
 
 log = logging.getLogger("iotcloud.http.direct")
-ANSWER_EXCERPT = 256
 DEFERRED_FOR = 3600.0  # seconds a line stays with the gateway if the outcome of its work is never heard
 
 
@@ -62,12 +60,6 @@ class DirectCalls:
         """`open_lines()` lists (command id, device id, api) of calls an earlier run left unfinished:
         until it has answered once, every call takes the gateway's path."""
         self._control, self._link, self._name, self._clock = control, link, name, clock
-        self._seeded = threading.Event()
-        self._closed = threading.Event()
-        if open_lines is None:
-            self._seeded.set()
-        else:
-            threading.Thread(target=self._seed, args=(open_lines,), name="direct-calls-seed", daemon=True).start()
         self._cond = threading.Condition()
         self._lines: dict[tuple[str, str], _Call] = {}
         self._by_id: dict[str, _Call] = {}
@@ -75,6 +67,12 @@ class DirectCalls:
         self._deferred: dict[tuple[str, str], dict[str, float]] = {}  # line -> {command id: forget after}
         self._deferred_ids: dict[str, tuple[str, str]] = {}
         link.listen(self._answered, self._returned, self._settled)
+        self._seeded = threading.Event()
+        self._closed = threading.Event()
+        if open_lines is None:
+            self._seeded.set()
+        else:
+            threading.Thread(target=self._seed, args=(open_lines,), name="direct-calls-seed", daemon=True).start()
 
     def defer(self, device_id: str, api: str, command_id: str) -> None:
         """Work on this line went to the gateway: leave the line to it until that work ends."""
@@ -183,16 +181,11 @@ class DirectCalls:
     # -- outcomes ---------------------------------------------------------------------------------
 
     def _answer(self, command: DeviceCommand, body: bytes) -> dict:
-        try:
-            value, whole, _ = decode_answer(body, command.api)
-        except Exception as problem:  # noqa: BLE001 - MalformedAnswer, or a parser bug a payload found
-            reason = str(problem) if isinstance(problem, (MalformedAnswer, MalformedPayload)) else \
-                "answer could not be read"
-            command.reject_answer(reason, body[:ANSWER_EXCERPT].decode("utf-8", "replace"))
-            return {"status": FAILED, "error": reason}
-        whole.pop("correlation_id", None)
-        command.record_answer(value, whole)
-        return {"status": SUCCEEDED, "result": value}
+        read = read_answer(body, command.api)
+        read.decision(str(command.id)).carry_out(command)
+        if read.refusal is not None:
+            return {"status": FAILED, "error": read.refusal}
+        return {"status": SUCCEEDED, "result": read.value}
 
     def _record(self, command: DeviceCommand, call: _Call) -> None:
         """Joins the next shared commit; if the line has work waiting at the gateway, wakes it after."""
@@ -225,10 +218,7 @@ class DirectCalls:
     def _answered(self, device_id: str, api: str, body: bytes) -> None:
         call = self._lines.get((device_id, api))
         if call is None and self._correlated:
-            try:
-                _, _, correlation_id = decode_answer(body, api)
-            except Exception:  # noqa: BLE001 - not ours to judge: the gateway counts it
-                return
+            correlation_id = read_answer(body, api).correlation_id
             call = self._by_id.get(correlation_id) if correlation_id else None
             if call is not None and (call.key is not None or call.device_id != device_id):
                 return
