@@ -145,3 +145,12 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.postgres)
 
 
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    """moto's standalone server on loopback (SES, SNS, Cognito over HTTP through boto3)."""
+    from tests.moto_server import start_moto_server
+    server = start_moto_server(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
