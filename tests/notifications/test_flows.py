@@ -71,14 +71,17 @@ def test_a_device_that_sees_hello_world_on_its_uart_notifies_by_email_and_sms(pl
     simulator("mqtt", credentials, EMAIL)
     by_text, credentials = alice.device(tmp_path)
     simulator("amqp", credentials, PHONE)
-    online(alice, by_mail)
-    online(alice, by_text)
-    for name in (by_mail, by_text):
+    both, credentials = alice.device(tmp_path)
+    simulator("node", credentials, f"{EMAIL},{PHONE}")  # one trigger per listed recipient
+    for name in (by_mail, by_text, both):
+        online(alice, name)
+    for name in (by_mail, by_text, both):
         status, answer = alice("PUT", f"/v1/devices/{name}/uart", {"value": "Hello World"})
         assert status == 200 and answer["value"] == "Hello World", answer
-    sent = notifications(alice, lambda docs: len(docs) == 2 and all(d["state"] == "sent" for d in docs))
+    sent = notifications(alice, lambda docs: len(docs) == 4 and all(d["state"] == "sent" for d in docs))
     assert {(d["device_name"], d["channel"], d["recipient"], d["origin"]) for d in sent} == {
-        (by_mail, "email", EMAIL, "device"), (by_text, "sms", PHONE, "device")}
+        (by_mail, "email", EMAIL, "device"), (by_text, "sms", PHONE, "device"),
+        (both, "email", EMAIL, "device"), (both, "sms", PHONE, "device")}
     assert all(d["message_preview"] == "Hi, How are you …" and d["attempts"] == 1 for d in sent)
     assert [m["body"] for m in outbox(platform, EMAIL) if by_mail in m["subject"]] == ["Hi, How are you today?"]
     assert "Hi, How are you today?" in [m["body"] for m in outbox(platform, PHONE)]
