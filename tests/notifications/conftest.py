@@ -69,8 +69,8 @@ class Stack:
 def stack(make_settings):
     made = []
 
-    def make(**overrides) -> Stack:
-        settings = make_settings("sqlite", broker="none", **overrides)
+    def make(store: str = "sqlite", **overrides) -> Stack:
+        settings = make_settings(store, broker="none", **overrides)
         made.append(Stack(settings))
         return made[-1]
     yield make

@@ -182,3 +182,14 @@ def test_a_notifier_killed_mid_attempt_resumes_from_the_store(stack, smtp_server
     assert len(smtp_server.messages) == 1
     assert "survives a crash" in smtp_server.messages[0][2]
     assert "survives a crash" not in (tmp_path / "notifier.log").read_text()  # the text is never logged
+
+
+def test_limits_and_delivery_on_postgres(stack, smtp_server):
+    s = stack("postgres", email="smtp", smtp_host=smtp_server.host, smtp_port=smtp_server.port,
+              notification_sender=SENDER, notification_device_per_minute=2)
+    device = s.device("alice", "sensor")
+    made = [s.trigger(device, "alice@example.com", f"on postgres {i}") for i in range(3)]
+    assert [n.state for n in made] == ["requested", "requested", "refused"]
+    deliver(s.settings, lambda: all(sent(s, n) for n in made[:2]))
+    assert sorted(m[2].splitlines()[-1] for m in smtp_server.messages) == ["on postgres 0", "on postgres 1"]
+    assert {(d["state"], d["provider"]) for d in s.projected("alice")} == {("sent", "smtp"), ("refused", None)}
