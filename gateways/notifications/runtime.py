@@ -21,7 +21,6 @@ import time
 import uuid
 
 from eventsourcing.utils import get_topic
-from pika.exceptions import AMQPError
 
 from commands.context import acting_as
 from commands.device_control import DeviceControl
@@ -33,7 +32,7 @@ from commands.notification_channels import Channel, Delivery, DeliveryFailed
 from commands.notifications import Notifications
 from commands.owned_devices import registered_device
 from gateways.broker.topology import TRIGGER_API
-from gateways.devices.broker_link import BrokerAddress
+from gateways.devices.broker_link import BrokerAddress, Reconnecting
 from gateways.notifications.link import MAX_TRIGGER, DeviceChannel, NotifierLink, Trigger
 from gateways.notifications.privacy import masked
 from gateways.untrusted_json import MalformedPayload, load_bounded
@@ -94,25 +93,20 @@ class Notifier:
 
     def run(self, stop: threading.Event) -> None:
         self.recover()
-        backoff = 0.5
-        while not stop.is_set():
+        retry = Reconnecting("notifier", log)
+
+        def session() -> None:
             try:
                 if self._address is not None:
                     self._link = NotifierLink(self._address)
-                    log.info("notifier connected to the broker")
-                backoff = 0.5
+                    retry.connected()
                 while not stop.is_set():
                     self.turn(POLL)
-            except (AMQPError, OSError) as exc:
-                log.warning("broker connection lost (%s); reconnecting in %.1f s", type(exc).__name__, backoff)
-            except Exception:  # noqa: BLE001 - the notifier outlives a store outage or one bad message
-                log.exception("notifier loop failed; resuming from the event store")
             finally:
                 if self._link is not None:
                     self._link.close()  # unacknowledged triggers come back on the next connection
                     self._link = None
-            stop.wait(backoff)
-            backoff = min(backoff * 2, 5.0)
+        retry.run(stop, session)
 
     def turn(self, wait: float) -> None:
         """One round: hear the broker, read both logs, record triggers, deliver what is due."""

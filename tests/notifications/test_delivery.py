@@ -18,7 +18,7 @@ from gateways.outbox import Outbox
 from iotcloud.bootstrap import build_notifier_process
 from tests.conftest import free_port
 from tests.moto_server import start_moto_server
-from tests.notifications.conftest import wait_until
+from tests.resilience.test_crash_restart import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SENDER = "iot@example.com"
@@ -165,7 +165,7 @@ def test_a_notifier_killed_mid_attempt_resumes_from_the_store(stack, smtp_server
         process = subprocess.Popen([sys.executable, "-m", "iotcloud.cli", "notifier"], env=env, cwd=REPO,
                                    stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: s.notifications.notification(email.id).state == "attempting", what="the attempt to start")
+        wait_for(lambda: s.notifications.notification(email.id).state == "attempting", "the attempt to start", 20, 0.02)
         process.send_signal(signal.SIGKILL)
         process.wait(10)
     finally:

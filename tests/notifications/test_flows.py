@@ -65,6 +65,15 @@ def online(user, name: str) -> None:
     user.wait_for_connection(name, "online", timeout=30)
 
 
+def owner_with_device(platform, simulator, tmp_path, kind: str = "mqtt"):
+    """A new user with one online simulator device: (user, device name)."""
+    user = platform.user()
+    name, credentials = user.device(tmp_path)
+    simulator(kind, credentials)
+    online(user, name)
+    return user, name
+
+
 def test_a_device_that_sees_hello_world_on_its_uart_notifies_by_email_and_sms(platform, simulator, tmp_path):
     alice = platform.user()
     by_mail, credentials = alice.device(tmp_path)
@@ -88,10 +97,7 @@ def test_a_device_that_sees_hello_world_on_its_uart_notifies_by_email_and_sms(pl
 
 
 def test_an_app_notification_is_echoed_by_the_device_then_sent_once(platform, simulator, tmp_path):
-    alice = platform.user()
-    name, credentials = alice.device(tmp_path)
-    simulator("mqtt", credentials)
-    online(alice, name)
+    alice, name = owner_with_device(platform, simulator, tmp_path)
     to = f"app-{time.time_ns()}@example.com"
     status, accepted = alice("POST", f"/v1/devices/{name}/notifications", {"recipient": to, "message": "modern"})
     assert status == 202, accepted
@@ -104,10 +110,7 @@ def test_an_app_notification_is_echoed_by_the_device_then_sent_once(platform, si
 
 
 def test_the_v2_notification_route(platform, simulator, tmp_path):
-    alice = platform.user()
-    name, credentials = alice.device(tmp_path)
-    simulator("node", credentials)
-    online(alice, name)
+    alice, name = owner_with_device(platform, simulator, tmp_path, "node")
     to = f"v2-{time.time_ns()}@example.com"
     status, answer = platform.http("PUT", "/devices/device/notification", {
         "username": alice.username, "token": {"access": alice.token}, "devicename": name, "recipient": to, "message": "v2"})
@@ -161,10 +164,7 @@ def test_a_device_trigger_to_another_users_device_is_refused_and_recorded(platfo
 
 
 def test_app_refusals_are_problem_json(platform, simulator, tmp_path):
-    alice = platform.user()
-    name, credentials = alice.device(tmp_path)
-    simulator("mqtt", credentials)
-    online(alice, name)
+    alice, name = owner_with_device(platform, simulator, tmp_path)
     status, problem = alice("POST", f"/v1/devices/{name}/notifications", {"recipient": "nobody", "message": "m"})
     assert status == 422 and problem["type"] == "/problems/invalid-recipient", problem
     to = f"limit-{time.time_ns()}@example.com"
@@ -178,10 +178,7 @@ def test_app_refusals_are_problem_json(platform, simulator, tmp_path):
 
 
 def test_listing_pages_with_a_cursor_and_filters(platform, simulator, tmp_path):
-    alice = platform.user()
-    name, credentials = alice.device(tmp_path)
-    simulator("mqtt", credentials)
-    online(alice, name)
+    alice, name = owner_with_device(platform, simulator, tmp_path)
     for i in range(3):
         assert alice("POST", f"/v1/devices/{name}/notifications",
                      {"recipient": f"p{i}@example.com", "message": f"page {i}"})[0] == 202
