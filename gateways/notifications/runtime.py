@@ -42,6 +42,7 @@ POLL = 0.25             # seconds between reads of the logs when the broker is q
 PAGE = 1000
 ECHO_WINDOW = 120.0     # seconds a trigger_notification call waits to be matched with its echo
 DELIVERY_SLICE = 2.0    # seconds of deliveries per loop turn, so the broker link stays serviced
+STALE_ON_FIRST_START = 3600.0  # seconds: see recover()
 REFUSALS_PER_MINUTE = 5  # refusals recorded per device per minute; a flooding device's rest are dropped
 
 CALL_REQUESTED, CALL_SUCCEEDED = get_topic(DeviceCommand.Requested), get_topic(DeviceCommand.Succeeded)
@@ -68,6 +69,7 @@ class Notifier:
         self._echoes: dict[str, collections.deque] = {}      # device id -> (recipient, message, at, command id)
         self._refusals: dict[str, collections.deque] = {}
         self._first_control_pass = True
+        self._stale_before: float | None = None
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -86,6 +88,9 @@ class Notifier:
                 break
             self._position = page[-1].id
         self._control_position = resume
+        # A store that never had a notification: the platform ran without a notifier (an upgrade).
+        # Calls answered long before now are history, not requests to send today.
+        self._stale_before = self._clock() - STALE_ON_FIRST_START if self._position == 0 else None
         log.info("notifier recovered", extra={"due": len(self._due), "open_attempts": len(self._attempting),
                                               "control_position": resume})
 
@@ -149,14 +154,21 @@ class Notifier:
                         self._echoes.setdefault(event.device_id, collections.deque(maxlen=64)).append(
                             (event.params.get("recipient"), event.params.get("message"), time.monotonic(), cid))
                 elif cid in self._calls or (self._first_control_pass and cid not in requested_here):
-                    self._app_request(cid, record.id)
+                    if self._stale_before is not None and self._answered_before(record, self._stale_before):
+                        self._calls.pop(cid, None)
+                    else:
+                        self._app_request(cid, record.id)
                 self._control_position = record.id
             if len(page) < PAGE:
                 break
         self._first_control_pass = False
+        self._stale_before = None
         if len(self._calls) > 10_000:  # calls never answered: their echo will not come now
             for cid in list(self._calls)[:5_000]:
                 del self._calls[cid]
+
+    def _answered_before(self, record, moment: float) -> bool:
+        return self._control.mapper.to_domain_event(record).timestamp.timestamp() < moment
 
     def _app_request(self, command_id: str, position: int) -> None:
         known = self._calls.pop(command_id, None)

@@ -193,3 +193,33 @@ def test_limits_and_delivery_on_postgres(stack, smtp_server):
     deliver(s.settings, lambda: all(sent(s, n) for n in made[:2]))
     assert sorted(m[2].splitlines()[-1] for m in smtp_server.messages) == ["on postgres 0", "on postgres 1"]
     assert {(d["state"], d["provider"]) for d in s.projected("alice")} == {("sent", "smtp"), ("refused", None)}
+
+
+def test_a_first_start_ignores_calls_answered_long_before_and_records_the_next(stack):
+    """A platform upgraded to have a notifier must not send the trigger_notification calls of its past."""
+    from commands.context import acting_as
+    from gateways.notifications.runtime import STALE_ON_FIRST_START, Notifier
+    from iotcloud.bootstrap import build_device_control
+    s = stack()
+    device = {**s.device("alice", "sensor"), "correlation_ids": False}
+    control = build_device_control(s.settings)
+
+    def answered_call(message: str) -> str:
+        params = {"recipient": "alice@example.com", "message": message}
+        with acting_as("user:alice"):
+            command = control.dispatch(device, "trigger_notification", params, None, None, "api:test")
+            command.record_answer(None, params)
+            control.record(command)
+        return str(command.id)
+
+    answered_call("from before the upgrade")
+    later = time.time() + STALE_ON_FIRST_START + 60  # the notifier first starts long after that call
+    notifier = Notifier(s.notifications, control, s.fleet, {}, None, clock=lambda: later)
+    notifier.recover()
+    notifier.turn(0)
+    assert s.projected("alice") == []
+    recent = answered_call("after the upgrade")
+    notifier.turn(0)
+    [doc] = s.projected("alice")
+    assert doc["command_id"] == recent and doc["origin"] == "app"
+    control.close()
