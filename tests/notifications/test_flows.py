@@ -192,3 +192,21 @@ def test_listing_pages_with_a_cursor_and_filters(platform, simulator, tmp_path):
     assert alice("GET", "/v1/notifications?channel=sms")[1]["notifications"] == []
     status, problem = alice("GET", "/v1/notifications?state=lost")
     assert status == 400 and problem["type"] == "/problems/validation-failed"
+
+
+def test_a_trigger_sent_while_the_notifier_is_stopped_then_killed_is_not_lost(platform, simulator, tmp_path):
+    import os
+    import re
+    import signal
+    alice, name = owner_with_device(platform, simulator, tmp_path)
+    pids = re.findall(r"notifier \[pid (\d+)\]|notifier restarted \(pid (\d+)\)", platform.log_path.read_text())
+    notifier = int([p for pair in pids for p in pair if p][-1])
+    os.kill(notifier, signal.SIGSTOP)  # frozen: the trigger waits in its durable queue, unacknowledged
+    try:
+        assert alice("PUT", f"/v1/devices/{name}/uart", {"value": "Hello World"})[0] == 200
+        status, page = alice("GET", f"/v1/notifications?device={name}")
+        assert page["notifications"] == []
+    finally:
+        os.kill(notifier, signal.SIGKILL)  # the supervisor starts a new one, which gets the trigger again
+    [doc] = notifications(alice, lambda docs: docs and docs[0]["state"] == "sent", timeout=60, device=name)
+    assert doc["origin"] == "device" and doc["recipient"] == EMAIL and doc["attempts"] == 1
