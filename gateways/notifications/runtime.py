@@ -46,6 +46,7 @@ STALE_ON_FIRST_START = 3600.0  # seconds: see recover()
 REFUSALS_PER_MINUTE = 5  # refusals recorded per device per minute; a flooding device's rest are dropped
 
 CALL_REQUESTED, CALL_SUCCEEDED = get_topic(DeviceCommand.Requested), get_topic(DeviceCommand.Succeeded)
+TRIGGER_BYTES = TRIGGER_API.encode()
 OPENED = get_topic(Notification.Requested)
 STARTED = get_topic(Notification.AttemptStarted)
 RETRY = get_topic(Notification.AttemptFailed)
@@ -138,22 +139,29 @@ class Notifier:
     # -- requests -------------------------------------------------------------------------------
 
     def _follow_control(self) -> None:
-        requested_here: set[str] = set()  # first pass: calls whose Requested this run has read
+        # First pass after a restart: a call answered now may have been requested before where this
+        # run started reading (from 0 nothing was, so nothing needs remembering).
+        earlier = self._first_control_pass and self._control_position > 0
+        requested_here: set[str] = set()
+        plain = self._control.mapper.compressor is None and self._control.mapper.cipher is None
         while True:
             page = self._control.recorder.select_notifications(start=self._control_position + 1, limit=PAGE,
                                                                topics=[CALL_REQUESTED, CALL_SUCCEEDED])
             for record in page:
                 cid = str(record.originator_id)
                 if record.topic == CALL_REQUESTED:
-                    if self._first_control_pass:
+                    if earlier:
                         requested_here.add(cid)
+                    if plain and TRIGGER_BYTES not in record.state:
+                        self._control_position = record.id
+                        continue  # another api: not worth decoding (most calls are)
                     event = self._control.mapper.to_domain_event(record)
                     if event.api == TRIGGER_API:
                         device = {"device_id": event.device_id, "owner": event.owner, "name": event.device_name}
                         self._calls[cid] = (device, event.params, record.id)
                         self._echoes.setdefault(event.device_id, collections.deque(maxlen=64)).append(
                             (event.params.get("recipient"), event.params.get("message"), time.monotonic(), cid))
-                elif cid in self._calls or (self._first_control_pass and cid not in requested_here):
+                elif cid in self._calls or (earlier and cid not in requested_here):
                     if self._stale_before is not None and self._answered_before(record, self._stale_before):
                         self._calls.pop(cid, None)
                     else:

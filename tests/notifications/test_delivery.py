@@ -223,3 +223,35 @@ def test_a_first_start_ignores_calls_answered_long_before_and_records_the_next(s
     [doc] = s.projected("alice")
     assert doc["command_id"] == recent and doc["origin"] == "app"
     control.close()
+
+
+def test_a_restarted_notifier_records_a_call_requested_before_where_it_resumes(stack):
+    from commands.context import acting_as
+    from gateways.notifications.runtime import Notifier
+    from iotcloud.bootstrap import build_device_control
+    s = stack()
+    device = {**s.device("alice", "sensor"), "correlation_ids": False}
+    control = build_device_control(s.settings)
+
+    def call(message: str):
+        with acting_as("user:alice"):
+            return control.dispatch(device, "trigger_notification", {"recipient": "a@example.com", "message": message},
+                                    None, None, "api:test")
+
+    def answer(command) -> None:
+        command.record_answer(None, command.params)
+        control.record(command)
+
+    slow, quick = call("answered late"), call("answered first")
+    answer(quick)  # the resume point of the next run is this answer, after `slow` was requested
+    first = Notifier(s.notifications, control, s.fleet, {}, None)
+    first.recover()
+    first.turn(0)
+    assert [d["command_id"] for d in s.projected("alice")] == [str(quick.id)]
+    answer(slow)  # while no notifier runs
+    second = Notifier(s.notifications, control, s.fleet, {}, None)
+    second.recover()
+    second.turn(0)
+    assert {d["command_id"] for d in s.projected("alice")} == {str(quick.id), str(slow.id)}
+    assert len(s.projected("alice")) == 2  # the first one is not recorded again
+    control.close()
