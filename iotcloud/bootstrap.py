@@ -123,7 +123,7 @@ def build_notifier_process(settings: Settings):
     """The notifier process: its applications, channels (IOTCLOUD_EMAIL / IOTCLOUD_SMS) and broker link."""
     from gateways.broker.topology import NOTIFIER_SERVICE
     from gateways.notifications.channels import OutboxChannel, SesEmail, SmtpEmail, SnsSms
-    from gateways.notifications.runtime import Notifier
+    from gateways.notifications.runtime import NotifierService
     from iotcloud.broker import service_address
     outbox = Outbox(settings.state_dir / "outbox.sqlite3")
     emails = {"outbox": lambda: OutboxChannel(outbox, "email"),
@@ -135,7 +135,7 @@ def build_notifier_process(settings: Settings):
         raise ValueError(f"IOTCLOUD_EMAIL must be one of {', '.join(emails)} and IOTCLOUD_SMS one of "
                          f"{', '.join(texts)} (got {settings.email!r}, {settings.sms!r})")
     _, fleet = build_event_applications(settings)
-    return Notifier(build_notifications(settings, fleet), build_device_control(settings), fleet,
+    return NotifierService(build_notifications(settings, fleet), build_device_control(settings), fleet,
                     {"email": emails[settings.email](), "sms": texts[settings.sms]()},
                     service_address(settings, NOTIFIER_SERVICE))
 

@@ -55,7 +55,7 @@ ENDED = frozenset(get_topic(e) for e in (Notification.Refused, Notification.Sent
 FOLLOWED = [OPENED, STARTED, RETRY, *sorted(ENDED)]
 
 
-class Notifier:
+class NotifierService:
     def __init__(self, notifications: Notifications, control: DeviceControl, fleet: DeviceFleet,
                  channels: dict[str, Channel], address: BrokerAddress | None, clock=time.time):
         self._notifications, self._control, self._fleet = notifications, control, fleet

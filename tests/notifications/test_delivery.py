@@ -198,7 +198,7 @@ def test_limits_and_delivery_on_postgres(stack, smtp_server):
 def test_a_first_start_ignores_calls_answered_long_before_and_records_the_next(stack):
     """A platform upgraded to have a notifier must not send the trigger_notification calls of its past."""
     from commands.context import acting_as
-    from gateways.notifications.runtime import STALE_ON_FIRST_START, Notifier
+    from gateways.notifications.runtime import STALE_ON_FIRST_START, NotifierService
     from iotcloud.bootstrap import build_device_control
     s = stack()
     device = {**s.device("alice", "sensor"), "correlation_ids": False}
@@ -214,7 +214,7 @@ def test_a_first_start_ignores_calls_answered_long_before_and_records_the_next(s
 
     answered_call("from before the upgrade")
     later = time.time() + STALE_ON_FIRST_START + 60  # the notifier first starts long after that call
-    notifier = Notifier(s.notifications, control, s.fleet, {}, None, clock=lambda: later)
+    notifier = NotifierService(s.notifications, control, s.fleet, {}, None, clock=lambda: later)
     notifier.recover()
     notifier.turn(0)
     assert s.projected("alice") == []
@@ -227,7 +227,7 @@ def test_a_first_start_ignores_calls_answered_long_before_and_records_the_next(s
 
 def test_a_restarted_notifier_records_a_call_requested_before_where_it_resumes(stack):
     from commands.context import acting_as
-    from gateways.notifications.runtime import Notifier
+    from gateways.notifications.runtime import NotifierService
     from iotcloud.bootstrap import build_device_control
     s = stack()
     device = {**s.device("alice", "sensor"), "correlation_ids": False}
@@ -244,12 +244,12 @@ def test_a_restarted_notifier_records_a_call_requested_before_where_it_resumes(s
 
     slow, quick = call("answered late"), call("answered first")
     answer(quick)  # the resume point of the next run is this answer, after `slow` was requested
-    first = Notifier(s.notifications, control, s.fleet, {}, None)
+    first = NotifierService(s.notifications, control, s.fleet, {}, None)
     first.recover()
     first.turn(0)
     assert [d["command_id"] for d in s.projected("alice")] == [str(quick.id)]
     answer(slow)  # while no notifier runs
-    second = Notifier(s.notifications, control, s.fleet, {}, None)
+    second = NotifierService(s.notifications, control, s.fleet, {}, None)
     second.recover()
     second.turn(0)
     assert {d["command_id"] for d in s.projected("alice")} == {str(quick.id), str(slow.id)}
