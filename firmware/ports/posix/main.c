@@ -1,6 +1,7 @@
 /* iotcloud-device: the portable core on libmosquitto. One connection, client id = device id,
  * MQTT 3.1.1, persistent session (clean_session false) as simulators/mqtt_device.py; lost
  * connections are retried with exponential backoff and jitter; SIGTERM/SIGINT end it cleanly. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,7 +145,7 @@ int main(int argc, char **argv)
             }
             until = backoff_next();
             posix_log("%s: connect to %s:%d failed (%s); retrying in %.1f s", opts.device_id, opts.host, opts.port,
-                      rc == MOSQ_ERR_ERRNO ? "network or TLS error" : mosquitto_strerror(rc), until);
+                      rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc), until);
             sleep_until(now_s() + until);
             continue;
         }
