@@ -88,15 +88,5 @@ void fake_hal_init(iotc_hal *hal, fake_board *board)
 {
     memset(board, 0, sizeof *board);
     board->rtc = 1700000000;
-    hal->ctx = board;
-    hal->gpio_read = gpio_read;
-    hal->gpio_write = gpio_write;
-    hal->rtc_get = rtc_get;
-    hal->rtc_set = rtc_set;
-    hal->net_info = net_info;
-    hal->uart_write = uart_write;
-    hal->reboot = reboot;
-    hal->publish = publish;
-    hal->subscribe = subscribe;
-    hal->log = NULL;
+    *hal = (iotc_hal){board, gpio_read, gpio_write, rtc_get, rtc_set, net_info, uart_write, reboot, publish, subscribe, NULL};
 }
