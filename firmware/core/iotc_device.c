@@ -258,7 +258,7 @@ static int finish(iotc_device *d, int outcome)
 {
     d->counts[outcome]++;
     if (outcome != IOTC_REPLIED && outcome != IOTC_SILENT)
-        log_event(d, IOTC_LOG_WARNING, "request not answered", iotc_outcome_name(outcome));
+        log_event(d, IOTC_LOG_WARNING, iotc_outcome_name(outcome), d->api); /* api "" for a foreign topic */
     return outcome;
 }
 
@@ -270,6 +270,7 @@ int iotc_device_handle(iotc_device *d, const char *topic, size_t topic_len, cons
     int outcome, corr;
     long n;
 
+    d->api[0] = '\0';
     if (iotc_topic_api(d->id, d->id_len, topic, topic_len, d->api, sizeof d->api) < 0)
         return finish(d, IOTC_IGNORED_TOPIC);
     for (i = 0; i < sizeof APIS / sizeof APIS[0]; i++)

@@ -190,7 +190,8 @@ static int subscribe(void *ctx, const char *filter)
 
 static void log_event(void *ctx, int level, const char *event, const char *detail)
 {
-    if (level >= IOTC_LOG_INFO) posix_log("%s: %s (%s)", ((posix_board *)ctx)->device_id, event, detail);
+    if (level >= IOTC_LOG_INFO)
+        posix_log("%s: %s (%s)", ((posix_board *)ctx)->device_id, event, detail[0] ? detail : "not for this device");
 }
 
 void posix_hal_init(iotc_hal *hal, posix_board *board, const char *device_id)

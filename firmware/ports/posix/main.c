@@ -72,10 +72,9 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc)
 static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
 {
     (void)m; (void)obj;
-    int outcome = iotc_device_handle(&device, msg->topic, strlen(msg->topic), msg->payloadlen ? msg->payload : "",
-                                     (size_t)msg->payloadlen);
-    if (outcome != IOTC_REPLIED && outcome != IOTC_SILENT)
-        posix_log("%s: %s ignored: %s", opts.device_id, msg->topic, iotc_outcome_name(outcome));
+    /* What is not answered is logged by the core through hal.log. */
+    (void)iotc_device_handle(&device, msg->topic, strlen(msg->topic), msg->payloadlen ? msg->payload : "",
+                             (size_t)msg->payloadlen);
 }
 
 /* libmosquitto's own errors (TLS verification, refused connections) say why a connect failed. */

@@ -82,6 +82,7 @@ static int load_credentials(device_options *o, const char *path)
     }
     tok = iotc_json_get(&doc, 0, "tls");
     if (tok >= 0) o->tls = doc.toks[tok].type != IOTC_JSON_FALSE;
+    memset(text, 0, sizeof text); /* the file held the private key */
     return 0;
 }
 
