@@ -21,7 +21,7 @@ import pytest
 from iotcloud.config import Settings
 from tests.conftest import free_port
 from tests.http_client import Http
-from tests.simulators.sim_helpers import SimProcess
+from tests.simulators.sim_helpers import FIRMWARE, SimProcess
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -191,7 +191,10 @@ def simulator(tmp_path):
         command = {"mqtt": [sys.executable, "-m", "simulators.mqtt_device", "--credentials", str(credentials)],
                    "amqp": [sys.executable, "-m", "simulators.amqp_device", "--credentials", str(credentials)],
                    "node": ["node", str(REPO / "simulators/node/device_simulator.js"), "--credentials",
-                            str(credentials)]}[kind]
+                            str(credentials)],
+                   "firmware": [str(FIRMWARE), "--credentials", str(credentials)]}[kind]
+        if kind == "firmware":
+            assert FIRMWARE.is_file(), "`make test` builds firmware/build/iotcloud-device"
         sim = SimProcess(command)
         started.append(sim)
         return sim
