@@ -80,7 +80,10 @@ SCHEMAS = {
     "RegisterDevice": obj(["name"], name=string(64),
                           csr=string(16384, description="optional PKCS#10 CSR (PEM); the device keeps its key"),
                           correlation_ids={"type": "boolean", "default": False,
-                                            "description": "the device echoes correlation_id, so calls may overlap"}),
+                                            "description": "the device echoes correlation_id, so calls may overlap"},
+                          login={"enum": ["certificate", "password"], "default": "certificate",
+                                 "description": "password: the device may also log in with username (its id) and"
+                                                " the broker_password answered once, without a client certificate"}),
     "Reissue": obj([], csr=string(16384, description="optional PKCS#10 CSR (PEM)")),
     "Certificate": obj(["serial", "not_after"], serial=S, fingerprint_sha256=S, not_before=TIME, not_after=TIME,
                        pem=PEM),
@@ -94,7 +97,11 @@ SCHEMAS = {
     "DeviceCredentials": obj(["device_id", "ca", "certificate"], device_id=S, name=S, ca=PEM, certificate=PEM,
                              private_key={"type": ["string", "null"], "description": "only when generated; shown once"},
                              certificate_info=ref("Certificate"), host=S,
-                             mqtt_port={"type": "integer"}, amqp_port={"type": "integer"}),
+                             mqtt_port={"type": "integer"}, amqp_port={"type": "integer"},
+                             login={"enum": ["password"], "description": "only for password-login devices"},
+                             username=S, broker_password={"type": "string", "description": "shown once"}),
+    "BrokerPassword": obj(["device_id", "username", "broker_password"], device_id=S, name=S, username=S,
+                          broker_password={"type": "string", "description": "shown once; the old one is refused"}),
     "Count": obj(["count"], count={"type": "integer"}),
     "Command": obj(["api"], api={"enum": list(DEVICE_APIS)},
                    params={"type": "object", "description": "the API's parameters, e.g. {number, value} for set_gpio"},
@@ -138,4 +145,5 @@ def _v2_device_field(name: str) -> dict:
 
 V2_FIELDS = {"username": USERNAME, "password": string(256), "email": string(254), "givenname": string(128),
              "familyname": string(128), "confirmationcode": CODE, "token": ref("V2Token"), "devicename": string(64),
+             "login": {"enum": ["certificate", "password"], "default": "certificate"},
              **{p.name: _v2_device_field(p.name) for api in DEVICE_APIS.values() for p in api.params}}
