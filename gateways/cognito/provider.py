@@ -23,10 +23,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from commands.errors import (EmailTaken, IdentityProviderUnavailable, InvalidCode, InvalidCredentials, InvalidToken,
                              NotConfirmed, TooManyAttempts, UnknownUser, ValidationFailed)
-from commands.identity.background import run_now
-from commands.identity.local import MAX_NAME, check_email, check_field, check_password, check_username
+from commands.identity.background import run_now, settle_deferred
+from commands.identity.local import check_account_named, check_field, check_login, check_password, check_sign_up
 from commands.identity.port import IdentityProvider, Notifier, Principal, TokenSet
-from commands.identity.throttle import CodeLimits, LoginBackoff, RateLimit
+from commands.identity.throttle import CodeIssueThrottle, CodeLimits, LoginBackoff
 from gateways.cognito.pool_tokens import PoolKeys, PoolTokenVerifier, pool_issuer
 
 log = logging.getLogger("iotcloud.identity.cognito")
@@ -62,8 +62,7 @@ class CognitoIdentityProvider(IdentityProvider):
         self._tokens = PoolTokenVerifier(self._keys, pool_issuer(region, pool_id), client_id)
         self._logins = LoginBackoff(max_failures, max_delay, clock)
         # The local provider's limits on issuing codes: each one is an email Cognito sends on our behalf.
-        self._issue_per_key = RateLimit(CodeLimits().issue_per_key, clock)
-        self._issue_overall = RateLimit(CodeLimits().issue_overall, clock)
+        self._issue = CodeIssueThrottle(CodeLimits(), clock)
         self._lock = threading.Lock()
         self._alive: dict[str, float] = {}           # token id -> trusted alive until
         self._signed_out: dict[str, float] = {}      # sub -> tokens issued before this are refused
@@ -71,13 +70,8 @@ class CognitoIdentityProvider(IdentityProvider):
     # ------------------------------------------------------------------ anonymous calls
 
     def sign_up(self, username, password, email, given_name, family_name) -> int:
-        check_username(username)
-        check_password(password)
-        check_email(email)
-        for field, value in (("given_name", given_name), ("family_name", family_name)):
-            if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
-                raise ValidationFailed(f"{field} must be 1-{MAX_NAME} characters", field=field)
-        self._throttle_issue("signup", email.strip())
+        check_sign_up(username, password, email, given_name, family_name)
+        self._issue.take("signup", email)
         attributes = [{"Name": "email", "Value": email.strip()}, {"Name": "given_name", "Value": given_name.strip()},
                       {"Name": "family_name", "Value": family_name.strip()}]
         try:
@@ -104,14 +98,11 @@ class CognitoIdentityProvider(IdentityProvider):
 
     def resend_confirmation_code(self, username) -> None:
         check_field("username", username)
-        self._throttle_issue("signup", username)
+        self._issue.take("signup", username)
         self._defer(lambda: self._quietly("resend_confirmation_code", ClientId=self._client_id, Username=username))
 
     def login(self, username, password, client: str = "") -> TokenSet:
-        if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
-            raise ValidationFailed("username and password are required")
-        check_field("username", username)
-        check_field("password", password)
+        check_login(username, password)
         key = (username.lower(), client)
         self._logins.check(key)
         try:
@@ -144,13 +135,8 @@ class CognitoIdentityProvider(IdentityProvider):
         return self._token_set(answer["AuthenticationResult"], refresh_token)
 
     def forgot_password(self, username=None, email=None) -> None:
-        if email is not None:
-            check_field("email", email)
-        elif username is not None:
-            check_field("username", username)
-        else:
-            raise ValidationFailed("username or email is required")
-        self._throttle_issue("reset", email or username)
+        check_account_named(username, email)
+        self._issue.take("reset", email or username)
         self._defer(lambda: self._send_reset_code(username, email))
 
     def confirm_forgot_password(self, username, code, new_password, email=None) -> None:
@@ -206,8 +192,7 @@ class CognitoIdentityProvider(IdentityProvider):
         return self._keys.document()
 
     def settle(self, timeout: float = 10.0) -> bool:
-        wait_idle = getattr(self._defer, "wait_idle", None)
-        return wait_idle(timeout) if wait_idle else True
+        return settle_deferred(self._defer, timeout)
 
     def profile(self, username: str) -> dict:
         """What /v1/me and the v2 /user show: the pool's attributes of the signed-in user."""
@@ -227,10 +212,6 @@ class CognitoIdentityProvider(IdentityProvider):
     def _token_set(self, result: dict, refresh_token: str | None = None) -> TokenSet:
         return TokenSet(access_token=result["AccessToken"], refresh_token=result.get("RefreshToken") or refresh_token,
                         id_token=result["IdToken"], expires_in=int(result.get("ExpiresIn", 3600)))
-
-    def _throttle_issue(self, purpose: str, identifier: str) -> None:
-        self._issue_per_key.take((purpose, identifier.strip().lower()))
-        self._issue_overall.take(purpose)
 
     def _send_reset_code(self, username, email) -> None:
         name = self._username_for(username, email)

@@ -12,7 +12,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from broker_testkit import TIMEOUT, DeviceCert, amqp_parameters, next_message
+from broker_testkit import TIMEOUT, DeviceCert, amqp_parameters, libpyiotcloud_amqp_device, next_message
 
 pytestmark = pytest.mark.broker
 
@@ -129,13 +129,8 @@ class TestDeviceOverAmqp:
     def test_libpyiotcloud_amqp_simulator_flow(self, make_device, amqp_connect, gateway_connection):
         device = make_device()
         connection = amqp_connect(device.cert_file, device.key_file)
-        channel = connection.channel()
-        channel.exchange_declare("amq.topic", exchange_type="topic", durable=True, auto_delete=False)
-        own_queue = f"mqtt-subscription-{device.device_id}qos1"
-        channel.queue_declare(own_queue, auto_delete=True)
-        channel.queue_bind(own_queue, "amq.topic", routing_key=f"{device.device_id}.#")
         gateway = gateway_connection.channel()
-        replies = _reply_queue(gateway, device.device_id)
+        channel, own_queue, replies = libpyiotcloud_amqp_device(connection, gateway, device.device_id)
 
         gateway.basic_publish("amq.topic", f"{device.device_id}.get_gpio", b'{"number": 1}')
         method, _, body = next_message(channel, own_queue)

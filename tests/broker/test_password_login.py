@@ -9,7 +9,7 @@ import paho.mqtt.client as mqtt
 import pika
 import pika.exceptions
 import pytest
-from broker_testkit import TIMEOUT, MqttDevice, next_message
+from broker_testkit import TIMEOUT, MqttDevice, libpyiotcloud_amqp_device, next_message
 
 from commands.broker_passwords import new_broker_password
 from commands.domain.device_ids import new_device_id
@@ -62,15 +62,8 @@ def test_password_device_over_amqps_as_libpyiotcloud_did(broker_node, password_d
     device_id, password = password_device()
     connection = amqp_with_password(broker_node, device_id, password)
     try:
-        channel = connection.channel()
-        channel.exchange_declare("amq.topic", exchange_type="topic", durable=True, auto_delete=False)
-        own_queue = f"mqtt-subscription-{device_id}qos1"
-        channel.queue_declare(own_queue, auto_delete=True)
-        channel.queue_bind(own_queue, "amq.topic", routing_key=f"{device_id}.#")
         gateway = gateway_connection.channel()
-        answers = f"iotcloud.gateway.test-replies-{device_id}"
-        gateway.queue_declare(answers, exclusive=True)
-        gateway.queue_bind(answers, "amq.topic", routing_key=f"server.{device_id}.#")
+        channel, own_queue, answers = libpyiotcloud_amqp_device(connection, gateway, device_id)
         gateway.basic_publish("amq.topic", f"{device_id}.get_status", b"{}")
         assert next_message(channel, own_queue)[0].routing_key == f"{device_id}.get_status"
         channel.basic_publish("amq.topic", f"server.{device_id}.get_status", b'{"value": "running"}')
