@@ -129,6 +129,9 @@ def test_modern_refusals_are_the_local_problems(cognito_api, pool):
     body = {"username": username, "password": PASSWORD, "email": "other@example.com", "given_name": "M",
             "family_name": "X"}
     assert api.post("/v1/auth/signup", body).status_code == 201  # taken: the same answer as a new sign-up
+    assert api.platform.identity.settle()  # ...and the owner of the username hears about it, by email
+    notices = api.outbox.messages(limit=5, recipient=f"{username}@example.com")
+    assert [m["subject"] for m in notices] == ["Someone tried to sign up with your username"]
     weak = {**body, "username": f"w{uuid.uuid4().hex[:8]}", "password": "alllowercase"}
     assert_problem(api.post("/v1/auth/signup", weak), 400, "validation-failed")      # the pool's policy
     assert_problem(api.post("/v1/auth/signup", {**weak, "password": "short"}), 400, "validation-failed")
