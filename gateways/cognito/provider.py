@@ -65,7 +65,7 @@ class CognitoIdentityProvider(IdentityProvider):
         self._issue = CodeIssueThrottle(CodeLimits(), clock)
         self._lock = threading.Lock()
         self._alive: dict[str, float] = {}           # token id -> trusted alive until
-        self._signed_out: dict[str, float] = {}      # sub -> tokens issued before this are refused
+        self._signed_out: dict[str, int] = {}        # sub -> tokens issued before this second are refused
 
     # ------------------------------------------------------------------ anonymous calls
 
@@ -158,9 +158,10 @@ class CognitoIdentityProvider(IdentityProvider):
     def logout(self, principal: Principal) -> None:
         """Global sign-out: Cognito revokes every refresh token of the user and its access tokens."""
         with self._lock:
-            # Whole seconds, as `iat` is: a token of the same second is left to the GetUser check below.
+            if len(self._signed_out) > 100_000:
+                self._signed_out.clear()  # only a shortcut: GetUser refuses signed-out tokens anyway
+            # Whole seconds, as `iat` is: tokens of that very second are asked of Cognito every time.
             self._signed_out[principal.user_id] = int(self._clock())
-            self._alive.clear()
         try:
             self._call("admin_user_global_sign_out", UserPoolId=self._pool_id, Username=principal.username)
         except _Refused as refused:
@@ -171,9 +172,10 @@ class CognitoIdentityProvider(IdentityProvider):
         sub, token_id = str(claims["sub"]), str(claims.get("jti") or access_token[-32:])
         now = self._clock()
         with self._lock:
-            if claims["iat"] < self._signed_out.get(sub, float("-inf")):
+            signed_out = self._signed_out.get(sub)
+            if signed_out is not None and claims["iat"] < signed_out:
                 raise InvalidToken("the session has ended")
-            alive = self._alive.get(token_id, 0) > now
+            alive = self._alive.get(token_id, 0) > now and (signed_out is None or claims["iat"] > signed_out)
         if not alive:
             try:
                 self._call("get_user", AccessToken=access_token)
