@@ -163,6 +163,13 @@ def test_v2_flow(cognito_api, pool):
         == ["dev1"]
     # Another user's token does not pass for this username.
     assert v2(api, "POST", "/devices", {"username": "someone-else", "token": token})[0] == 401
+    # An expired access token is refreshed silently through the pool, as the seed did (`new_token`).
+    expired = int(time.time()) - 3600
+    stale = {**token, "access": forged(pool, iat=expired - 600, exp=expired, username=username,
+                                       sub=moto_user(pool, username)["id"])}
+    status, body = v2(api, "POST", "/devices", {"username": username, "token": stale})
+    assert status == 200 and set(body["new_token"]) == {"access", "refresh", "id"}
+    assert v2(api, "POST", "/devices", {"username": username, "token": body["new_token"]})[0] == 200
     assert v2(api, "POST", "/user/logout", {"username": username, "token": token})[0] == 200
     status, body = v2(api, "POST", "/devices", {"username": username, "token": token})
     assert (status, body["status"]) == (401, "NG")
