@@ -1,4 +1,4 @@
-"""/v1/devices: register, list, count, get, unregister devices and reissue their certificates."""
+"""/v1/devices: register, list, count, get, unregister devices, reissue their certificates, rotate broker passwords."""
 
 from __future__ import annotations
 
