@@ -90,6 +90,7 @@ SCHEMAS = {
     "Device": obj(["device_id", "name", "status"], device_id={"type": "string", "pattern": f"^{DEVICE_ID_SHAPE}$"},
                   name=S, status=S, connection={"enum": ["online", "offline"]}, last_seen=TIME,
                   correlation_ids={"type": "boolean"}, registered_at=TIME, updated_at=TIME,
+                  login={"enum": ["certificate", "password"]}, password_set_at=TIME,
                   certificate={"oneOf": [ref("Certificate"), {"type": "null"}]}),
     "DevicePage": obj(["items", "total"], items={"type": "array", "items": ref("Device")},
                       total={"type": "integer"}, limit={"type": "integer"}, offset={"type": "integer"},

@@ -29,6 +29,8 @@ def test_password_device_answers_both_rest_flavours(platform, user, tmp_path, ki
     credentials = json.loads(path.read_text())
     assert credentials["login"] == "password" and credentials["username"] == credentials["device_id"]
     assert len(credentials["broker_password"]) >= 43  # 256 bits, urlsafe base64
+    shown = user("GET", f"/v1/devices/{name}")[1]
+    assert shown["login"] == "password" and shown["password_set_at"] and "broker_password" not in shown
     sim = password_simulator(kind, credentials)
     try:
         sim.wait_for(r"connected to", timeout=20)
@@ -61,6 +63,7 @@ def test_wrong_certificate_unregistered_and_rotated_passwords_are_refused(platfo
     cert_name, cert_path = user.device(tmp_path)
     certificate_device = json.loads(cert_path.read_text())
     assert "broker_password" not in certificate_device
+    assert user("GET", f"/v1/devices/{cert_name}")[1]["login"] == "certificate"
     status, problem = user("POST", f"/v1/devices/{cert_name}/password")
     assert status == 409 and problem["type"] == "/problems/password-login-not-enabled"
     # A certificate device never logs in by password (its id with any password: here another device's).
@@ -80,8 +83,10 @@ def test_wrong_certificate_unregistered_and_rotated_passwords_are_refused(platfo
     user.wait_for_connection(name, "online")
     platform.wait_until_listed(credentials["device_id"])
     started = time.monotonic()
+    before = user("GET", f"/v1/devices/{name}")[1]["password_set_at"]
     status, rotated = user("POST", f"/v1/devices/{name}/password")
     assert status == 200 and rotated["broker_password"] != credentials["broker_password"]
+    assert user("GET", f"/v1/devices/{name}")[1]["password_set_at"] not in (None, before)  # read-your-writes
     assert time.monotonic() - started < 5
     sim.wait_for(r"disconnected|connection lost|lost", timeout=10)
     user.wait_for_connection(name, "offline")

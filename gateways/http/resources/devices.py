@@ -32,6 +32,7 @@ def device_view(doc: dict) -> dict:
     return {"device_id": doc["device_id"], "name": doc["name"], "status": doc.get("status", "registered"),
             "connection": doc.get("connection", "offline"), "last_seen": doc.get("last_seen"),
             "correlation_ids": doc.get("correlation_ids", False),
+            "login": doc.get("login", "certificate"), "password_set_at": doc.get("password_set_at"),
             "registered_at": doc.get("registered_at"), "updated_at": doc.get("updated_at"),
             "certificate": doc.get("certificate")}
 
