@@ -29,7 +29,7 @@ from gateways.http.outcomes import CommandOutcomes
 from gateways.http.resources.devices import DeviceEndpoints
 from gateways.outbox import Outbox
 from gateways.signer import SignerClient, SignerServer
-from iotcloud.config import Settings
+from iotcloud.config import SEED_NAMES, Settings
 from projections.device_commands import DeviceCommandsProjection
 from projections.device_list import DeviceListProjection
 from projections.nudge import nudge_for
@@ -54,7 +54,7 @@ class Platform:
     mongo: MongoClient
     db: Database
     devices: DeviceListQueries
-    users: UserQueries
+    users: UserQueries  # or, with Cognito, the provider itself: both answer profile(username)
     catalogue: ReadModelCatalogue
     rw: ReadYourWrites
     control: DeviceControl
@@ -105,14 +105,20 @@ def token_issuer(settings: Settings) -> TokenIssuer:
     return TokenIssuer.load_or_create(settings.state_dir / "keys" / "token-signing.pem", settings.access_token_ttl)
 
 
-def build_platform(settings: Settings) -> Platform:
-    # The internet-facing API never opens the CA key: certificates come from the signer process.
-    ca = SignerClient(settings.signer_socket_path)
-    accounts, fleet = build_event_applications(settings, ca)
-    notifier = build_notifier(settings)
-    if settings.identity_provider != "local":
-        raise ValueError(f"unknown IOTCLOUD_IDENTITY_PROVIDER {settings.identity_provider!r} (supported: local)")
-    identity = LocalIdentityProvider(
+def build_identity(settings: Settings, accounts: Accounts, notifier: Notifier) -> IdentityProvider:
+    if settings.identity == "cognito":
+        from gateways.cognito.provider import CognitoIdentityProvider, cognito_client
+        missing = [name for name in ("cognito_client_id", "cognito_userpool_id", "cognito_userpool_region")
+                   if not getattr(settings, name)]
+        if missing:
+            raise ValueError(f"IOTCLOUD_IDENTITY=cognito needs {', '.join(SEED_NAMES[m] for m in missing)}")
+        return CognitoIdentityProvider(
+            cognito_client(settings.cognito_userpool_region), settings.cognito_userpool_id,
+            settings.cognito_client_id, settings.cognito_userpool_region, notifier,
+            max_failures=settings.login_max_failures, max_delay=settings.login_max_delay, defer=Background())
+    if settings.identity != "local":
+        raise ValueError(f"unknown IOTCLOUD_IDENTITY {settings.identity!r} (supported: local, cognito)")
+    return LocalIdentityProvider(
         accounts, token_issuer(settings),
         notifier, load_or_create_secret(settings.state_dir / "keys" / "code.key"),
         refresh_ttl=settings.refresh_token_ttl, code_ttl=settings.code_ttl,
@@ -120,6 +126,14 @@ def build_platform(settings: Settings) -> Platform:
         hasher=PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
                               parallelism=1),
         defer=Background())
+
+
+def build_platform(settings: Settings) -> Platform:
+    # The internet-facing API never opens the CA key: certificates come from the signer process.
+    ca = SignerClient(settings.signer_socket_path)
+    accounts, fleet = build_event_applications(settings, ca)
+    notifier = build_notifier(settings)
+    identity = build_identity(settings, accounts, notifier)
     mongo, db = connect_read_store(settings)
     from gateways.broker.topology import API_SERVICE
     from iotcloud.broker import certificate_revocation, service_address
@@ -135,7 +149,8 @@ def build_platform(settings: Settings) -> Platform:
     # On PostgreSQL a waiting write nudges the projector (every application shares one database).
     rw = ReadYourWrites(ReadModelCatalogue(db), settings.projection_wait, nudge_for(control))
     return Platform(settings=settings, ca=ca, accounts=accounts, fleet=fleet, identity=identity,
-                    notifier=notifier, mongo=mongo, db=db, devices=devices, users=UserQueries(db),
+                    notifier=notifier, mongo=mongo, db=db, devices=devices,
+                    users=identity if settings.identity == "cognito" else UserQueries(db),
                     catalogue=ReadModelCatalogue(db), rw=rw, control=control, commands=CommandQueries(db),
                     outcomes=outcomes,
                     calls=DeviceCalls(control, fleet, outcomes, rw, ConcurrencyLimit(per_user, in_all), direct),

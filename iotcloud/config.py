@@ -36,6 +36,9 @@ DEFAULT_PROJECTION_WAIT = 2.0             # seconds a write waits for its read m
 # Seconds from one projector batch to the next: the events of that interval share one write per document.
 DEFAULT_PROJECTION_INTERVAL = 0.05
 DEFAULT_IDENTITY_PROVIDER = "local"
+# Settings read under the names other tools or libpyiotcloud gave them rather than IOTCLOUD_*.
+SEED_NAMES = {"persistence_module": "PERSISTENCE_MODULE", "cognito_client_id": "AWS_COGNITO_CLIENT_ID",
+              "cognito_userpool_id": "AWS_COGNITO_USERPOOL_ID", "cognito_userpool_region": "AWS_COGNITO_USERPOOL_REGION"}
 DEFAULT_NOTIFIER = "outbox"
 DEFAULT_LOG_LEVEL = "INFO"
 # Argon2id at OWASP's recommended floor (19 MiB, 2 passes): about 50 ms per hash on a 2-core box.
@@ -81,7 +84,10 @@ class Settings:
     projection_wait: float = DEFAULT_PROJECTION_WAIT
     projection_batch: int = DEFAULT_PROJECTION_BATCH
     projection_interval: float = DEFAULT_PROJECTION_INTERVAL
-    identity_provider: str = DEFAULT_IDENTITY_PROVIDER
+    identity: str = DEFAULT_IDENTITY_PROVIDER      # local or cognito
+    cognito_client_id: str = ""                   # the seed's AWS_COGNITO_* names (see SEED_NAMES)
+    cognito_userpool_id: str = ""
+    cognito_userpool_region: str = ""
     notifier: str = DEFAULT_NOTIFIER
     log_level: str = DEFAULT_LOG_LEVEL
     argon2_memory_kib: int = DEFAULT_ARGON2_MEMORY_KIB
@@ -110,7 +116,7 @@ class Settings:
             if f.name == "postgres":
                 values["postgres"] = {k: v for k, v in environ.items() if k.startswith("POSTGRES_")}
                 continue
-            name = "PERSISTENCE_MODULE" if f.name == "persistence_module" else f"IOTCLOUD_{f.name.upper()}"
+            name = SEED_NAMES.get(f.name, f"IOTCLOUD_{f.name.upper()}")
             raw = environ.get(name)
             if raw:
                 default = f.default

@@ -187,7 +187,7 @@ class Supervisor:
                  f"  platform CA     {s.pki_dir / 'ca.pem'}",
                  "  outbox          iotcloud outbox   (confirmation codes and notifications)",
                  *( [f"  broker          mqtts://{s.broker_host}:{s.mqtt_port}  amqps://{s.broker_host}:{s.amqp_port}"
-                     f"  (private RabbitMQ, client certificates)"] if s.broker == "embedded" else []),
+                     f"  (private RabbitMQ, client certificates or device passwords)"] if s.broker == "embedded" else []),
                  f"  state           {s.state_dir}", "",
                  "  processes: " + ", ".join(f"{c.name} [pid {c.process.pid}]" for c in self.children),
                  "", "Press Ctrl-C to stop.", ""]

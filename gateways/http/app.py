@@ -75,6 +75,7 @@ def routes(platform) -> list[Route]:
         Route("/v1/devices/_count", devices.DeviceCount(platform.devices)),
         Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw, wake_for_revocation)),
         Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, platform.device_endpoints)),
+        Route("/v1/devices/{name}/password", devices.DevicePassword(fleet, rw)),
         Route("/v1/devices/{name}/commands", device_control.DeviceCommands(platform.calls)),
         Route("/v1/commands/{command_id}", device_control.CommandStatus(platform.commands)),
         *[Route(path, resource) for path, resource in device_control.device_api_routes(platform.calls)],
