@@ -10,6 +10,7 @@ import threading
 
 from iotcloud import logs
 from iotcloud.config import Settings
+from iotcloud.ops_server import ops_listener
 
 
 def cmd_run(settings: Settings, args) -> int:
@@ -20,11 +21,16 @@ def cmd_run(settings: Settings, args) -> int:
 def cmd_projector(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_projectors
     from projections.runner import run_projectors
+    from iotcloud.metrics import ProjectionCollector, register
     projectors, mongo = build_projectors(settings)
+    db = mongo[settings.mongodb_database]
+    register(ProjectionCollector(projectors, db))
+    ops = ops_listener(settings, "projector", lambda: db.command("ping"))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     run_projectors(projectors, stop, min_interval=settings.projection_interval)
+    ops.stop()
     mongo.close()
     return 0
 
@@ -42,10 +48,14 @@ def cmd_gateway(settings: Settings, args) -> int:
     mongo, db = connect_read_store(settings)
     gateway = DeviceGateway(build_device_control(settings, sole_writer=True), fleet, db, address,
                             revoke=admin_client(settings))
+    from iotcloud.metrics import GatewayCollector, register
+    register(GatewayCollector(gateway))
+    ops = ops_listener(settings, "gateway", lambda: gateway.connected)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     gateway.run(stop)
+    ops.stop()
     mongo.close()
     return 0
 
@@ -63,10 +73,12 @@ def cmd_broker_auth(settings: Settings, args) -> int:
     app = create_auth_app(registry, tuple(SERVICE_ACCESS), secret=identity.secret,
                           admin=load_or_create_admin_credentials(settings.broker_dir))
     server = AuthBackendServer(app, identity, port=settings.broker_auth_port).start()
+    ops = ops_listener(settings, "broker_auth")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
+    ops.stop()
     server.stop()
     fleet.close()
     return 0
@@ -75,10 +87,12 @@ def cmd_broker_auth(settings: Settings, args) -> int:
 def cmd_signer(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_signer
     server = build_signer(settings).start()
+    ops = ops_listener(settings, "signer")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
+    ops.stop()
     server.stop()
     return 0
 

@@ -27,6 +27,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+OPS_PORTS = ("API_HTTPS", "PROJECTOR_METRICS", "GATEWAY_METRICS", "BROKER_AUTH_METRICS", "SIGNER_METRICS")
+
+
+def ops_port_env() -> dict[str, str]:
+    """Private ports for a test platform's HTTPS and metrics listeners (defaults 8443, 9101-9104)."""
+    return {f"IOTCLOUD_{name}_PORT": str(free_port()) for name in OPS_PORTS}
+
+
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory):
     """A private nx-27017 (MongoDB wire protocol) server, driven through the real pymongo."""

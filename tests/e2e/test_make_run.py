@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from iotcloud.embedded_mongo import port_open
-from tests.conftest import free_port
+from tests.conftest import free_port, ops_port_env
 from tests.http_client import Http
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +28,7 @@ def platform_process(tmp_path):
     env = {**os.environ, "IOTCLOUD_STATE_DIR": str(tmp_path / "state"), "IOTCLOUD_API_PORT": str(api_port),
            "IOTCLOUD_EMBEDDED_MONGODB_PORT": str(mongo_port), "PERSISTENCE_MODULE": "eventsourcing.sqlite",
            **{f"IOTCLOUD_{name}_PORT": str(free_port()) for name in
-              ("MQTT", "AMQP", "BROKER_AUTH", "BROKER_MANAGEMENT", "BROKER_DIST", "BROKER_EPMD")}}
+              ("MQTT", "AMQP", "BROKER_AUTH", "BROKER_MANAGEMENT", "BROKER_DIST", "BROKER_EPMD")}, **ops_port_env()}
     for key in [k for k in env if k.startswith("POSTGRES_") or k == "IOTCLOUD_MONGODB_URI"]:
         env.pop(key)
     log = open(tmp_path / "platform.log", "w+")
