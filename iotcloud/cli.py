@@ -18,6 +18,15 @@ def cmd_run(settings: Settings, args) -> int:
     return run(settings)
 
 
+def cmd_api(settings: Settings, args) -> int:
+    """The REST API alone (gunicorn, as `iotcloud run` starts it): for containers and Kubernetes pods.
+    Run `iotcloud init` (or the compose init service) first: it creates the keys and tables."""
+    import os
+    from iotcloud.supervisor import api_environment, gunicorn_command
+    command = gunicorn_command(settings)
+    os.execve(command[0], command, api_environment(settings, dict(os.environ)))
+
+
 def cmd_projector(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_projectors
     from projections.runner import run_projectors
@@ -154,6 +163,29 @@ def cmd_init(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_broker_config(settings: Settings, args) -> int:
+    from iotcloud.bootstrap import prepare_state
+    from iotcloud.broker_bundle import broker_node_files, describe
+    prepare_state(settings)
+    names = tuple(dict.fromkeys([settings.broker_tls_name, *args.hostname, "localhost"]))
+    for path in describe(broker_node_files(settings, names)):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_probe(settings: Settings, args) -> int:
+    """A container healthcheck without curl in the image: 0 when the URL answers 2xx within 5 s."""
+    import ssl
+    import urllib.request
+    context = ssl.create_default_context(cafile=args.cacert) if args.url.startswith("https:") else None
+    try:
+        with urllib.request.urlopen(args.url, timeout=5, context=context) as answer:
+            return 0 if 200 <= answer.status < 300 else 1
+    except OSError as exc:
+        print(f"{args.url}: {exc}", file=sys.stderr)
+        return 1
+
+
 def cmd_keys_rotate(settings: Settings, args) -> int:
     from iotcloud.bootstrap import token_issuer
     issuer = token_issuer(settings)
@@ -166,12 +198,22 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="iotcloud", description="iotcloud: secure remote control of devices.")
     sub = root.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start the whole platform on embedded defaults (foreground)").set_defaults(func=cmd_run)
+    sub.add_parser("api", help="run the REST API alone (gunicorn; foreground)").set_defaults(func=cmd_api)
     sub.add_parser("projector", help="run the read-model projectors (foreground)").set_defaults(func=cmd_projector)
     sub.add_parser("init", help="create the platform CA and signing keys").set_defaults(func=cmd_init)
     sub.add_parser("gateway", help="run the device gateway (foreground)").set_defaults(func=cmd_gateway)
     sub.add_parser("signer", help="run the certificate signer, the only holder of the CA key (foreground)"
                    ).set_defaults(func=cmd_signer)
     sub.add_parser("broker-auth", help="run the broker's HTTP auth backend (foreground)").set_defaults(func=cmd_broker_auth)
+    broker_config = sub.add_parser("broker-config", help="write the CA, keys and a RabbitMQ configuration for a broker "
+                                   "started elsewhere (docker-compose's init service)")
+    broker_config.add_argument("--hostname", action="append", default=[],
+                               help="a name devices use for the broker (its certificate's names)")
+    broker_config.set_defaults(func=cmd_broker_config)
+    probe = sub.add_parser("probe", help="exit 0 if a URL answers 2xx (container healthchecks)")
+    probe.add_argument("url")
+    probe.add_argument("--cacert", help="CA certificate to verify an https URL with")
+    probe.set_defaults(func=cmd_probe)
     projections = sub.add_parser("projections", help="read-model maintenance").add_subparsers(dest="action", required=True)
     rebuild = projections.add_parser("rebuild", help="replay the whole event store into fresh read models")
     rebuild.add_argument("name", nargs="*", help="projection names (default: all)")

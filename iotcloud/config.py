@@ -117,6 +117,9 @@ class Settings:
     gateway_metrics_port: int = DEFAULT_GATEWAY_METRICS_PORT
     broker_auth_metrics_port: int = DEFAULT_BROKER_AUTH_METRICS_PORT
     signer_metrics_port: int = DEFAULT_SIGNER_METRICS_PORT
+    # Secrets as files (container secrets, Kubernetes Secret volumes), never in the environment:
+    postgres_password_file: str = ""     # read into POSTGRES_PASSWORD for the event store
+    mongodb_uri_file: str = ""           # a MongoDB URI with its credentials, instead of IOTCLOUD_MONGODB_URI
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":
@@ -176,10 +179,12 @@ class Settings:
 
     @property
     def uses_embedded_mongodb(self) -> bool:
-        return not self.mongodb_uri
+        return not (self.mongodb_uri or self.mongodb_uri_file)
 
     @property
     def effective_mongodb_uri(self) -> str:
+        if self.mongodb_uri_file:
+            return Path(self.mongodb_uri_file).read_text().strip()
         return self.mongodb_uri or f"mongodb://127.0.0.1:{self.embedded_mongodb_port}/"
 
     @property
@@ -216,11 +221,18 @@ class Settings:
             env["SQLITE_LOCK_TIMEOUT"] = "10"
         elif self.persistence_module == "eventsourcing.postgres":
             env.update(self.postgres)
+            if self.postgres_password_file:
+                env["POSTGRES_PASSWORD"] = Path(self.postgres_password_file).read_text().strip()
         return env
 
     def describe(self) -> dict[str, object]:
         """Settings safe to print: no passwords."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["postgres"] = {k: ("***" if "PASSWORD" in k else v) for k, v in self.postgres.items()}
-        shown["mongodb_uri"] = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", self.mongodb_uri)
+        shown["mongodb_uri"] = redact_uri(self.mongodb_uri)
         return shown
+
+
+def redact_uri(uri: str) -> str:
+    """A URI with its password replaced by ***, fit for logs and banners."""
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", uri)

@@ -24,7 +24,7 @@ from typing import Callable, Protocol
 
 from gateways.broker.node import wait_vm_gone
 from iotcloud.bootstrap import prepare_state
-from iotcloud.config import Settings
+from iotcloud.config import Settings, redact_uri
 from iotcloud.embedded_mongo import start_embedded_mongo, wait_for_port
 
 log = logging.getLogger("iotcloud.run")
@@ -185,7 +185,7 @@ class Supervisor:
         lines = ["", "iotcloud is running", "",
                  *api_lines(s),
                  f"  event store     {store}",
-                 f"  read store      {s.effective_mongodb_uri}{'  (embedded nx-27017)' if s.uses_embedded_mongodb else ''}",
+                 f"  read store      {redact_uri(s.effective_mongodb_uri)}{'  (embedded nx-27017)' if s.uses_embedded_mongodb else ''}",
                  f"  platform CA     {s.pki_dir / 'ca.pem'}",
                  "  outbox          iotcloud outbox   (confirmation codes and notifications)",
                  *( [f"  broker          mqtts://{s.broker_host}:{s.mqtt_port}  amqps://{s.broker_host}:{s.amqp_port}"

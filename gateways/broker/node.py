@@ -164,6 +164,10 @@ class PrivateBrokerNode:
         if not self.ca_file.exists() or self.ca_file.read_text() != ca_pem:
             self.ca_file.write_text(ca_pem)
 
+    def write_files(self) -> None:
+        """The node's configuration, certificates and CRL, for a RabbitMQ started elsewhere (a container)."""
+        self._write_files()
+
     def _write_files(self) -> None:
         for folder in (self.state_dir, self.state_dir / "home", self.log_dir, self.state_dir / "mnesia"):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
