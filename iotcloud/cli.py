@@ -29,44 +29,66 @@ def cmd_api(settings: Settings, args) -> int:
 
 def cmd_projector(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_projectors
-    from projections.runner import run_projectors
+    from iotcloud.leases import lease_for, work_under
     from iotcloud.metrics import ProjectionCollector, register
+    from projections.runner import run_projectors
+    stop = stop_on_signals()
+    lease = lease_for(settings, "projector")
     projectors, mongo = build_projectors(settings)
     db = mongo[settings.mongodb_database]
     register(ProjectionCollector(projectors, db))
-    ops = ops_listener(settings, "projector", lambda: db.command("ping"))
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    run_projectors(projectors, stop, min_interval=settings.projection_interval)
-    ops.stop()
-    mongo.close()
-    return 0
+    ops = ops_listener(settings, "projector", lambda: (lease is None or lease.held) and db.command("ping"))
+    if work_under(lease, stop):
+        run_projectors(projectors, stop, min_interval=settings.projection_interval)
+    return finish(lease, ops, mongo)
 
 
 def cmd_gateway(settings: Settings, args) -> int:
     from gateways.devices.runtime import DeviceGateway
     from iotcloud.bootstrap import build_device_control, build_event_applications, connect_read_store
+    from iotcloud.leases import lease_for, work_under
+    from iotcloud.metrics import GatewayCollector, register
     from gateways.broker.topology import GATEWAY_SERVICE
     from iotcloud.broker import admin_client, service_address
     address = service_address(settings, GATEWAY_SERVICE)
     if address is None:
         print(f"no broker credentials for {GATEWAY_SERVICE} under {settings.service_credentials_dir}", file=sys.stderr)
         return 2
+    stop = stop_on_signals()
+    lease = lease_for(settings, "gateway")
+    working: list = []
+    ops = ops_listener(settings, "gateway", lambda: bool(working) and working[0].connected)
+    if not work_under(lease, stop):  # a standby gateway holds no broker link and reads nothing
+        return finish(lease, ops)
+    # Built only once the lease is held: a gateway recovers its in-flight calls from the log as it starts.
     _, fleet = build_event_applications(settings)
     mongo, db = connect_read_store(settings)
     gateway = DeviceGateway(build_device_control(settings, sole_writer=True), fleet, db, address,
                             revoke=admin_client(settings))
-    from iotcloud.metrics import GatewayCollector, register
     register(GatewayCollector(gateway))
-    ops = ops_listener(settings, "gateway", lambda: gateway.connected)
+    working.append(gateway)
+    gateway.run(stop)
+    return finish(lease, ops, mongo)
+
+
+def stop_on_signals() -> threading.Event:
+    """SIGTERM and SIGINT set the returned event; each process then finishes what it is doing and exits."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    gateway.run(stop)
+    return stop
+
+
+def finish(lease, ops, *closing) -> int:
+    """Closes a process's listener, connections and lease; 1 if it stopped because the lease was lost
+    (its supervisor or orchestrator restarts it, and it waits for the lease again)."""
+    lost = lease is not None and lease.lost.is_set()  # before release(), which sets it too
     ops.stop()
-    mongo.close()
-    return 0
+    for resource in closing:
+        resource.close()
+    if lease is not None:
+        lease.release()
+    return 1 if lost else 0
 
 
 def cmd_broker_auth(settings: Settings, args) -> int:
@@ -83,9 +105,7 @@ def cmd_broker_auth(settings: Settings, args) -> int:
                           admin=load_or_create_admin_credentials(settings.broker_dir))
     server = AuthBackendServer(app, identity, port=settings.broker_auth_port).start()
     ops = ops_listener(settings, "broker_auth")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     stop.wait()
     ops.stop()
     server.stop()
@@ -97,9 +117,7 @@ def cmd_signer(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_signer
     server = build_signer(settings).start()
     ops = ops_listener(settings, "signer")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     stop.wait()
     ops.stop()
     server.stop()
