@@ -23,38 +23,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import free_port, ops_port_env
+from tests.conftest import stop_process
+from tests.e2e.launch import start_platform
 
 pytestmark = pytest.mark.e2e
 SECURE = {"content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options"}
-
-
-def start_platform(root, extra_env: dict) -> tuple[subprocess.Popen, dict]:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "IOTCLOUD_"))},
-           "IOTCLOUD_STATE_DIR": str(root / "state"), "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-           "IOTCLOUD_ARGON2_MEMORY_KIB": "8192", "IOTCLOUD_ARGON2_TIME_COST": "1",
-           **{f"IOTCLOUD_{name}_PORT": str(free_port()) for name in
-              ("API", "EMBEDDED_MONGODB", "MQTT", "AMQP", "BROKER_AUTH", "BROKER_MANAGEMENT", "BROKER_DIST",
-               "BROKER_EPMD")}, **ops_port_env(), **extra_env}
-    log = open(root / "platform.log", "w+")
-    process = subprocess.Popen([sys.executable, "-m", "iotcloud.cli", "run"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while "Press Ctrl-C to stop." not in (root / "platform.log").read_text():
-        assert process.poll() is None, (root / "platform.log").read_text()
-        assert time.monotonic() < deadline, "the platform did not start within 120 s"
-        time.sleep(0.1)
-    return process, env
-
-
-def stop_platform(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +35,7 @@ def platform(tmp_path_factory):
     root = tmp_path_factory.mktemp("https")
     process, env = start_platform(root, {})
     yield {"env": env, "root": root, "process": process, "ca": root / "state" / "pki" / "ca.pem"}
-    stop_platform(process)
+    stop_process(process, 60)
 
 
 def get(url: str, context: ssl.SSLContext | None = None, method: str = "GET", body: dict | None = None):
@@ -221,4 +194,4 @@ def test_your_own_certificate_is_served_instead_of_the_platform_ones(tmp_path):
             get(url, ssl.create_default_context(cafile=str(tmp_path / "state" / "pki" / "ca.pem")))
         assert not (tmp_path / "state" / "pki" / "api").exists()
     finally:
-        stop_platform(process)
+        stop_process(process, 60)

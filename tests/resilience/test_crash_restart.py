@@ -236,18 +236,22 @@ def projections_caught_up(platform) -> bool:
     return status.returncode == 0 and bool(lags) and all(lag == "0" for lag in lags)
 
 
-def crash_and_restart(crash_platform, private_postgres, tmp_path, rounds: int, threads: int, pause: float):
-    started = time.monotonic()
-    platform = crash_platform
-    username = f"u{uuid.uuid4().hex[:10]}"
-    http = platform.http
+def signed_up_token(platform) -> str:
+    """A new confirmed user's access token (the platform's token lifetime outlasts these tests)."""
+    username, http = f"u{uuid.uuid4().hex[:10]}", platform.http
     assert http("POST", "/v1/auth/signup", {"username": username, "password": "correct horse",
                                             "email": f"{username}@example.com", "given_name": "C",
                                             "family_name": "R"})[0] == 201
     assert http("POST", "/v1/auth/confirm", {"username": username,
                                              "code": platform.code_for(f"{username}@example.com")})[0] == 200
-    # Long enough for the whole run: a test of restarts, not of token expiry.
-    token = http("POST", "/v1/auth/login", {"username": username, "password": "correct horse"})[1]["access_token"]
+    return http("POST", "/v1/auth/login", {"username": username, "password": "correct horse"})[1]["access_token"]
+
+
+def crash_and_restart(crash_platform, private_postgres, tmp_path, rounds: int, threads: int, pause: float):
+    started = time.monotonic()
+    platform = crash_platform
+    http = platform.http
+    token = signed_up_token(platform)
     devices, simulators = [], []
     for n in range(3):
         status, credentials = http("POST", "/v1/devices", {"name": f"dev{n}", "correlation_ids": True}, token)

@@ -23,9 +23,9 @@ import uuid
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 from tests.resilience.conftest import Platform
-from tests.resilience.test_crash_restart import Load, send, verify_calls, wait_for
+from tests.resilience.test_crash_restart import Load, send, signed_up_token, verify_calls, wait_for
 from tests.simulators.sim_helpers import SimProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.broker]
@@ -93,13 +93,7 @@ def several(tmp_path, private_postgres):
         yield platform, extra
     finally:
         for process, _ in extra.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process)
         for log in logs:
             log.close()
         platform.stop()
@@ -111,13 +105,7 @@ def test_two_of_every_process_survive_losing_the_lease_holders_and_an_api(severa
     http = platform.http
     api2_base = f"http://127.0.0.1:{extra['api'][1]['IOTCLOUD_API_PORT']}"
     wait_for(lambda: send(api2_base, "", "GET", "/healthz").status == 200, "the second API", 60)
-    username = f"u{uuid.uuid4().hex[:10]}"
-    assert http("POST", "/v1/auth/signup", {"username": username, "password": "correct horse",
-                                            "email": f"{username}@example.com", "given_name": "S",
-                                            "family_name": "I"})[0] == 201
-    assert http("POST", "/v1/auth/confirm", {"username": username,
-                                             "code": platform.code_for(f"{username}@example.com")})[0] == 200
-    token = http("POST", "/v1/auth/login", {"username": username, "password": "correct horse"})[1]["access_token"]
+    token = signed_up_token(platform)
     devices, simulators = [], []
     for n in range(DEVICES):
         status, credentials = http("POST", "/v1/devices", {"name": f"dev{n}", "correlation_ids": True}, token)
