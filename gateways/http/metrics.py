@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY, disable_created_metrics, multiprocess
 
 disable_created_metrics()  # no `_created` twin of every series: Prometheus does not use them
 UNMATCHED = "unmatched"  # 404s of any path share one series
+METHODS = frozenset(("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"))
 # From a health probe (sub-millisecond) to a device call that waits its whole 60 s timeout.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -26,7 +27,13 @@ LATENCY = Histogram("iotcloud_http_request_duration_seconds", "Time from routing
 
 
 class RequestMetrics:
-    """Counts each answered request by method, route template and status class, and times it."""
+    """Counts each answered request by method, route template and status class, and times it.
+
+    The labelled series are resolved once per (method, route, status class), a bounded set, and kept:
+    `labels()` itself costs more than the observation."""
+
+    def __init__(self):
+        self._series: dict[tuple[str, str, str], tuple] = {}
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.metrics_started = time.perf_counter()
@@ -35,10 +42,15 @@ class RequestMetrics:
         started = getattr(req.context, "metrics_started", None)
         if started is None:
             return
-        route = req.uri_template or UNMATCHED
-        method = req.method if req.method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD") else "OTHER"
-        LATENCY.labels(method, route).observe(time.perf_counter() - started)
-        REQUESTS.labels(method, route, f"{resp.status_code // 100}xx").inc()
+        method = req.method if req.method in METHODS else "OTHER"  # any other verb is one series
+        key = (method, req.uri_template or UNMATCHED, resp.status_code // 100)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series.setdefault(key, (LATENCY.labels(method, key[1]).observe,
+                                                   REQUESTS.labels(method, key[1], f"{key[2]}xx").inc))
+        observe, count = series
+        observe(time.perf_counter() - started)
+        count()
 
 
 def exposition(multiprocess_dir: Path | None) -> bytes:
