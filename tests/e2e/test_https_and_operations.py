@@ -195,3 +195,23 @@ def test_your_own_certificate_is_served_instead_of_the_platform_ones(tmp_path):
         assert not (tmp_path / "state" / "pki" / "api").exists()
     finally:
         stop_process(process, 60)
+
+
+def test_several_api_workers_share_their_metrics(tmp_path):
+    """With two gunicorn workers each keeps its own counters; /metrics sums every worker's files
+    (prometheus_client's multiprocess mode), whichever worker answers the scrape."""
+    process, env = start_platform(tmp_path, {"IOTCLOUD_BROKER": "none", "IOTCLOUD_API_WORKERS": "2"})
+    try:
+        base = f"http://127.0.0.1:{env['IOTCLOUD_API_PORT']}"
+        for _ in range(40):  # new connections each: gunicorn hands them to either worker
+            assert get(f"{base}/v1/devices/kitchen")[0] == 401
+        counted = set()
+        for _ in range(5):
+            text = get(f"{base}/metrics")[2]
+            found = re.search(r'iotcloud_http_requests_total\{method="GET",route="/v1/devices/\{name\}",status="4xx"\} (\S+)', text)
+            counted.add(float(found.group(1)))
+        assert counted == {40.0}, counted
+        files = list((tmp_path / "state" / "metrics" / "api").glob("*.db"))
+        assert len({f.name.rsplit("_", 1)[-1] for f in files}) >= 2, files  # one set of files per worker pid
+    finally:
+        stop_process(process, 60)
