@@ -25,8 +25,10 @@ from iotcloud.config import Settings
 ANY_INTERFACE = "0.0.0.0"
 
 
-def broker_node_files(settings: Settings, hostnames: tuple[str, ...]) -> PrivateBrokerNode:
-    """Writes the broker's files under IOTCLOUD_STATE_DIR/broker; returns the node they describe.
+def broker_node_files(settings: Settings, hostnames: tuple[str, ...], host: str = ANY_INTERFACE,
+                      console_log: bool = True) -> PrivateBrokerNode:
+    """Writes the broker's files under IOTCLOUD_STATE_DIR/broker; returns the node they describe
+    (which can also be started here, as a private node: tests/broker/test_broker_bundle.py).
     The auth backend is reached as localhost: it shares the broker's network namespace (a sidecar)."""
     ports = BrokerPorts(mqtts=settings.mqtt_port, amqps=settings.amqp_port,
                         management=settings.broker_management_port, dist=settings.broker_dist_port,
@@ -34,18 +36,16 @@ def broker_node_files(settings: Settings, hostnames: tuple[str, ...]) -> Private
     backend = AuthBackendIdentity.load_or_create(settings.broker_dir)
     node = PrivateBrokerNode(settings.broker_dir, CertificateAuthority.load_or_create(settings.pki_dir),
                              auth_backend_url=f"https://localhost:{settings.broker_auth_port}/{backend.secret}",
-                             auth_backend_cafile=backend.ca_file, ports=ports, host=ANY_INTERFACE,
-                             hostnames=hostnames)
+                             auth_backend_cafile=backend.ca_file, ports=ports, host=host,
+                             hostnames=hostnames, definitions_file=settings.broker_dir / "definitions.json")
+    settings.broker_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_secret(node.definitions_file, json.dumps(service_definitions(), indent=2).encode(), replace=True)
     node.write_files()
     load_or_create_admin_credentials(settings.broker_dir)  # the auth backend reads them (read-only there)
-    # In a container the log goes to the console (the container runtime keeps it), not to files.
-    conf = node.config_file.read_text().replace("log.console = false", "log.console = true") \
-        .replace("log.file.level = info", "log.file = false")
-    write_secret(node.config_file, conf.encode(), replace=True)
-    definitions = node.state_dir / "definitions.json"
-    write_secret(definitions, json.dumps(service_definitions(), indent=2).encode(), replace=True)
-    with node.config_file.open("a") as conf:
-        conf.write(f"load_definitions = {definitions}\n")
+    if console_log:  # in a container the log goes to the console (the runtime keeps it), not to files
+        conf = node.config_file.read_text().replace("log.console = false", "log.console = true") \
+            .replace("log.file.level = info", "log.file = false")
+        write_secret(node.config_file, conf.encode(), replace=True)
     for name in SERVICE_PERMISSIONS:
         credentials = node.service_credentials(name)
         folder = settings.service_credentials_dir / name
