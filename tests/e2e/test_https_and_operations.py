@@ -215,3 +215,19 @@ def test_several_api_workers_share_their_metrics(tmp_path):
         assert len({f.name.rsplit("_", 1)[-1] for f in files}) >= 2, files  # one set of files per worker pid
     finally:
         stop_process(process, 60)
+
+
+@pytest.mark.parametrize("child", ["projector", "gateway", "broker auth", "signer"])
+def test_every_process_stops_cleanly_on_sigterm(platform, child):
+    """SIGTERM makes each process finish its step, close its connections (and lease) and exit 0;
+    the supervisor then reports a clean exit (and starts it again, as after any exit)."""
+    log = platform["root"] / "platform.log"
+    pid = int(re.findall(rf"{child} \[pid (\d+)\]", log.read_text())[-1])
+    restarted = re.findall(rf'"{child} restarted \(pid (\d+)\)"', log.read_text())
+    if restarted:
+        pid = int(restarted[-1])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while f"{child} (pid {pid}) exited with code 0" not in log.read_text():
+        assert time.monotonic() < deadline, f"{child} did not exit cleanly:\n{log.read_text()[-2000:]}"
+        time.sleep(0.1)
