@@ -46,7 +46,7 @@ class Lease:
 
     def acquire(self, stop: threading.Event) -> bool:
         """Blocks until this instance holds the lease (True) or `stop` is set (False)."""
-        waiting_logged = False
+        said = None  # what the log last said, so a long wait or outage is one line, not one a second
         while not stop.is_set():
             try:
                 if self._try():
@@ -55,11 +55,15 @@ class Lease:
                     log.info("lease %s taken: this instance works", self.name, extra={"lease": self.name})
                     threading.Thread(target=self._watch, name=f"lease-{self.name}", daemon=True).start()
                     return True
+                if said != "held":
+                    log.info("lease %s is held by another instance; standing by", self.name, extra={"lease": self.name})
+                    said = "held"
             except Exception as exc:  # noqa: BLE001 - the store may be down: keep trying
-                log.warning("lease %s: cannot ask (%s); retrying", self.name, exc, extra={"lease": self.name})
-            if not waiting_logged:
-                log.info("lease %s is held by another instance; standing by", self.name, extra={"lease": self.name})
-                waiting_logged = True
+                self._close()
+                if said != "failing":
+                    log.warning("lease %s: cannot ask the store (%s); retrying every %.0f s", self.name, exc,
+                                self._retry_every, extra={"lease": self.name})
+                    said = "failing"
             stop.wait(self._retry_every)
         return False
 
