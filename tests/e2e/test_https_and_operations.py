@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import stop_process
+from tests.conftest import free_port, stop_process
 from tests.e2e.launch import start_platform
 
 pytestmark = pytest.mark.e2e
@@ -231,3 +231,27 @@ def test_every_process_stops_cleanly_on_sigterm(platform, child):
     while f"{child} (pid {pid}) exited with code 0" not in log.read_text():
         assert time.monotonic() < deadline, f"{child} did not exit cleanly:\n{log.read_text()[-2000:]}"
         time.sleep(0.1)
+
+
+def port_answers(url: str) -> bool:
+    try:
+        return get(url)[0] == 200
+    except OSError:
+        return False
+
+
+def test_the_probe_command_containers_use_for_healthchecks(platform):
+    env = platform["env"]
+    deadline = time.monotonic() + 60  # an earlier test stopped the API: the supervisor starts it again
+    while not port_answers(f"http://127.0.0.1:{env['IOTCLOUD_API_PORT']}/healthz"):
+        assert time.monotonic() < deadline, "the API is not back"
+        time.sleep(0.2)
+
+    def probe(*args):
+        return subprocess.run([sys.executable, "-m", "iotcloud.cli", "probe", *args], env=env,
+                              capture_output=True, text=True, timeout=30).returncode
+    assert probe(f"http://127.0.0.1:{env['IOTCLOUD_API_PORT']}/healthz") == 0
+    assert probe(f"https://localhost:{env['IOTCLOUD_API_HTTPS_PORT']}/healthz", "--cacert", str(platform["ca"])) == 0
+    assert probe(f"https://localhost:{env['IOTCLOUD_API_HTTPS_PORT']}/healthz") == 1  # system roots: untrusted
+    assert probe(f"http://127.0.0.1:{env['IOTCLOUD_API_PORT']}/v1/me") == 1  # 401 is not healthy
+    assert probe(f"http://127.0.0.1:{free_port()}/healthz") == 1  # nothing listens
