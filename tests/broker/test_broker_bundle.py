@@ -5,6 +5,7 @@ everything its job needs."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -38,3 +39,4 @@ def test_the_generated_configuration_boots_a_broker_the_services_can_use():
         assert "guest" not in users and "iotcloud-unused" not in users  # no default user with definitions
     finally:
         node.stop()
+        shutil.rmtree(root, ignore_errors=True)
