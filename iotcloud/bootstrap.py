@@ -30,6 +30,7 @@ from gateways.http.resources.devices import DeviceEndpoints
 from gateways.outbox import Outbox
 from gateways.signer import SignerClient, SignerServer
 from iotcloud.config import SEED_NAMES, Settings
+from iotcloud.metrics import instrument_event_store
 from projections.device_commands import DeviceCommandsProjection
 from projections.device_list import DeviceListProjection
 from projections.nudge import nudge_for
@@ -82,7 +83,7 @@ def build_event_applications(settings: Settings, ca: CertificateIssuer | None = 
     accounts = Accounts(env=settings.event_store_env("Accounts"))
     fleet = DeviceFleet(env=settings.event_store_env("DeviceFleet"), ca=ca,
                         certificate_days=settings.device_cert_days, key_type=settings.device_key_type)
-    return accounts, fleet
+    return instrument_event_store(accounts, "Accounts"), instrument_event_store(fleet, "DeviceFleet")
 
 
 def build_device_control(settings: Settings, sole_writer: bool = False) -> DeviceControl:
@@ -91,7 +92,7 @@ def build_device_control(settings: Settings, sole_writer: bool = False) -> Devic
     env = settings.event_store_env("DeviceControl")
     if sole_writer:
         env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
-    return DeviceControl(env=env, default_timeout=settings.command_timeout)
+    return instrument_event_store(DeviceControl(env=env, default_timeout=settings.command_timeout), "DeviceControl")
 
 
 def build_notifier(settings: Settings) -> Notifier:
@@ -190,7 +191,8 @@ def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[l
 def prepare_state(settings: Settings) -> None:
     """Creates the CA and signing keys once, before worker processes race to do it."""
     private_directory(settings.state_dir)
-    CertificateAuthority.load_or_create(settings.pki_dir)
+    from iotcloud.https import ensure_api_certificate
+    ensure_api_certificate(settings, CertificateAuthority.load_or_create(settings.pki_dir))
     token_issuer(settings)
     load_or_create_secret(settings.state_dir / "keys" / "code.key")
     # Create the event-store tables here, once: PostgreSQL fails "CREATE TABLE IF NOT EXISTS" run by

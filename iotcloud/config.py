@@ -53,6 +53,14 @@ DEFAULT_BROKER_MANAGEMENT_PORT = 15673
 DEFAULT_BROKER_DIST_PORT = 25673
 DEFAULT_BROKER_EPMD_PORT = 4370
 DEFAULT_COMMAND_TIMEOUT = 5.0
+DEFAULT_API_HTTPS_PORT = 8443
+DEFAULT_HSTS_SECONDS = 31536000           # a year, as browsers' preload lists ask
+# Loopback ports of the /metrics, /healthz, /readyz listener of each process that serves no HTTP API.
+DEFAULT_METRICS_HOST = "127.0.0.1"
+DEFAULT_PROJECTOR_METRICS_PORT = 9101
+DEFAULT_GATEWAY_METRICS_PORT = 9102
+DEFAULT_BROKER_AUTH_METRICS_PORT = 9103
+DEFAULT_SIGNER_METRICS_PORT = 9104
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,19 @@ class Settings:
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     signer_socket: str = ""              # empty: <state_dir>/signer/signer.sock
     direct_calls: str = "auto"           # the API's short path: auto (on with one API worker), on, off
+    api_https_port: int = DEFAULT_API_HTTPS_PORT  # 0: no HTTPS listener
+    tls_cert_file: str = ""              # bring your own API certificate (PEM chain) ...
+    tls_key_file: str = ""               # ... and key; both empty: issued by the platform CA
+    tls_names: str = ""                  # extra DNS names / IPs for the issued API certificate
+    hsts_seconds: int = DEFAULT_HSTS_SECONDS
+    metrics_host: str = DEFAULT_METRICS_HOST
+    projector_metrics_port: int = DEFAULT_PROJECTOR_METRICS_PORT  # 0: no listener
+    gateway_metrics_port: int = DEFAULT_GATEWAY_METRICS_PORT
+    broker_auth_metrics_port: int = DEFAULT_BROKER_AUTH_METRICS_PORT
+    signer_metrics_port: int = DEFAULT_SIGNER_METRICS_PORT
+    # Secrets as files (container secrets, Kubernetes Secret volumes), never in the environment:
+    postgres_password_file: str = ""     # read into POSTGRES_PASSWORD for the event store
+    mongodb_uri_file: str = ""           # a MongoDB URI with its credentials, instead of IOTCLOUD_MONGODB_URI
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":
@@ -164,15 +185,37 @@ class Settings:
 
     @property
     def uses_embedded_mongodb(self) -> bool:
-        return not self.mongodb_uri
+        return not (self.mongodb_uri or self.mongodb_uri_file)
 
     @property
     def effective_mongodb_uri(self) -> str:
+        if self.mongodb_uri_file:
+            return Path(self.mongodb_uri_file).read_text().strip()
         return self.mongodb_uri or f"mongodb://127.0.0.1:{self.embedded_mongodb_port}/"
 
     @property
     def api_url(self) -> str:
         return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def api_https_url(self) -> str:
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::") else self.api_host
+        return f"https://{host}:{self.api_https_port}" if self.api_https_port else ""
+
+    @property
+    def api_tls_files(self) -> tuple[Path, Path]:
+        """(certificate chain, key) of the HTTPS listener: yours, or the one the platform CA issues."""
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("set both IOTCLOUD_TLS_CERT_FILE and IOTCLOUD_TLS_KEY_FILE, or neither")
+        if self.tls_cert_file:
+            return Path(self.tls_cert_file), Path(self.tls_key_file)
+        return self.pki_dir / "api" / "cert.pem", self.pki_dir / "api" / "key.pem"
+
+    @property
+    def metrics_multiprocess_dir(self) -> Path | None:
+        """Several gunicorn workers share their metrics through files here (prometheus_client's
+        multiprocess mode); one worker keeps them in memory."""
+        return self.state_dir / "metrics" / "api" if self.api_workers > 1 else None
 
     def event_store_env(self, application_name: str) -> dict[str, str]:
         """The eventsourcing environment for one application (own SQLite file or own PG table)."""
@@ -184,11 +227,18 @@ class Settings:
             env["SQLITE_LOCK_TIMEOUT"] = "10"
         elif self.persistence_module == "eventsourcing.postgres":
             env.update(self.postgres)
+            if self.postgres_password_file:
+                env["POSTGRES_PASSWORD"] = Path(self.postgres_password_file).read_text().strip()
         return env
 
     def describe(self) -> dict[str, object]:
         """Settings safe to print: no passwords."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["postgres"] = {k: ("***" if "PASSWORD" in k else v) for k, v in self.postgres.items()}
-        shown["mongodb_uri"] = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", self.mongodb_uri)
+        shown["mongodb_uri"] = redact_uri(self.mongodb_uri)
         return shown
+
+
+def redact_uri(uri: str) -> str:
+    """A URI with its password replaced by ***, fit for logs and banners."""
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", uri)

@@ -72,6 +72,7 @@ def rabbitmq_conf(node) -> str:
         "loopback_users = none",
         "log.console = false",
         "log.file.level = info",
+        *([f"load_definitions = {node.definitions_file}"] if node.definitions_file else []),
         "",
     ])
 

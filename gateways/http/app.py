@@ -17,9 +17,11 @@ from gateways.http import compat_v2_devices as v2_devices
 from gateways.http import problems
 from gateways.http.bodies import bounded_loads, read_bounded
 from gateways.http.capacity import ConcurrencyLimit
+from gateways.http.metrics import Metrics, RequestMetrics
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
 from gateways.http.openapi import build_document
 from gateways.http.resources import accounts, device_control, devices, service
+from gateways.http.secure_headers import SecureHeaders
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -96,7 +98,9 @@ def routes(platform) -> list[Route]:
 
 def create_app(platform) -> falcon.App:
     public_limit = ConcurrencyLimit(platform.settings.api_shares[2])
-    app = falcon.App(middleware=[RequestContext(), PublicRequestLimit(public_limit),
+    settings = platform.settings
+    app = falcon.App(middleware=[SecureHeaders(settings.hsts_seconds), RequestMetrics(), RequestContext(),
+                                 PublicRequestLimit(public_limit),
                                  BearerAuthentication(platform.identity)], cors_enable=True)
     handler = BoundedJSONHandler(dumps=functools.partial(json.dumps, default=_json_default), loads=bounded_loads)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
@@ -107,4 +111,5 @@ def create_app(platform) -> falcon.App:
     for route in table:
         app.add_route(route.path, route.resource, **({"suffix": route.suffix} if route.suffix else {}))
     app.add_route("/openapi.json", service.OpenApi(build_document(table, platform.settings)))
+    app.add_route("/metrics", Metrics(settings.metrics_multiprocess_dir))  # Prometheus text, not in OpenAPI
     return app
