@@ -17,9 +17,11 @@ from gateways.http import compat_v2_devices as v2_devices
 from gateways.http import problems
 from gateways.http.bodies import bounded_loads, read_bounded
 from gateways.http.capacity import ConcurrencyLimit
+from gateways.http.metrics import Metrics, RequestMetrics
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
 from gateways.http.openapi import build_document
 from gateways.http.resources import accounts, device_control, devices, notifications, service
+from gateways.http.secure_headers import SecureHeaders
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -75,6 +77,7 @@ def routes(platform) -> list[Route]:
         Route("/v1/devices/_count", devices.DeviceCount(platform.devices)),
         Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw, wake_for_revocation)),
         Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, platform.device_endpoints)),
+        Route("/v1/devices/{name}/password", devices.DevicePassword(fleet, rw)),
         Route("/v1/devices/{name}/commands", device_control.DeviceCommands(platform.calls)),
         Route("/v1/commands/{command_id}", device_control.CommandStatus(platform.commands)),
         Route("/v1/devices/{name}/notifications", notifications.DeviceNotifications(platform.calls)),
@@ -98,7 +101,9 @@ def routes(platform) -> list[Route]:
 
 def create_app(platform) -> falcon.App:
     public_limit = ConcurrencyLimit(platform.settings.api_shares[2])
-    app = falcon.App(middleware=[RequestContext(), PublicRequestLimit(public_limit),
+    settings = platform.settings
+    app = falcon.App(middleware=[SecureHeaders(settings.hsts_seconds), RequestMetrics(), RequestContext(),
+                                 PublicRequestLimit(public_limit),
                                  BearerAuthentication(platform.identity)], cors_enable=True)
     handler = BoundedJSONHandler(dumps=functools.partial(json.dumps, default=_json_default), loads=bounded_loads)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
@@ -109,4 +114,5 @@ def create_app(platform) -> falcon.App:
     for route in table:
         app.add_route(route.path, route.resource, **({"suffix": route.suffix} if route.suffix else {}))
     app.add_route("/openapi.json", service.OpenApi(build_document(table, platform.settings)))
+    app.add_route("/metrics", Metrics(settings.metrics_multiprocess_dir))  # Prometheus text, not in OpenAPI
     return app

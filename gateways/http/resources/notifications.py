@@ -26,7 +26,7 @@ class DeviceNotifications:
         body = json_body(req)
         timeout = body.get("timeout")
         with as_user(req):
-            result = self._calls.call(req.context.principal.username, name, TRIGGER_API,
+            result = self._calls.call(req.context.principal.owner, name, TRIGGER_API,
                                       {"recipient": body.get("recipient"), "message": body.get("message")},
                                       timeout=timeout)
         notification_id = str(Notification.create_id(f"command:{result.command_id}"))
@@ -47,7 +47,7 @@ class NotificationList:
             if value is not None and len(value) > 200:
                 raise ValidationFailed(f"'{key}' is too long", field=key)
         limit = int(number_param(req, "limit", 50, 1, MAX_PAGE, int))
-        page, following = self._queries.list(req.context.principal.username, limit=limit, **filters)
+        page, following = self._queries.list(req.context.principal.owner, limit=limit, **filters)
         next_url = None
         if following:
             kept = {k: v for k, v in filters.items() if v and k != "cursor"}
@@ -60,7 +60,7 @@ class NotificationItem:
         self._queries = queries
 
     def on_get(self, req, resp, notification_id):
-        doc = self._queries.get(req.context.principal.username, notification_id[:64])
+        doc = self._queries.get(req.context.principal.owner, notification_id[:64])
         if doc is None:
             raise falcon.HTTPNotFound(description=f"no notification {notification_id[:64]}")
         resp.media = doc
