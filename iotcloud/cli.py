@@ -93,20 +93,20 @@ def finish(lease, ops, *closing) -> int:
 
 def cmd_notifier(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_notifier_process
+    from iotcloud.leases import lease_for, work_under
+    stop = stop_on_signals()
+    lease = lease_for(settings, "notifier")
+    if not work_under(lease, stop):  # a standby: two notifiers would both deliver what is due
+        return 0
     notifier = build_notifier_process(settings)
     try:
-        notifier.run(stopped_by_signals())
+        notifier.run(stop)
     finally:
         notifier.close()
-    return 0
-
-
-def stopped_by_signals() -> threading.Event:
-    """Set by SIGTERM or SIGINT: a foreground process's loop runs until then."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
+    lost = lease is not None and lease.lost.is_set()  # before release(), which sets it too
+    if lease is not None:
+        lease.release()
+    return 1 if lost else 0
 
 
 def cmd_broker_auth(settings: Settings, args) -> int:
