@@ -203,16 +203,22 @@ def test_several_api_workers_share_their_metrics(tmp_path):
     process, env = start_platform(tmp_path, {"IOTCLOUD_BROKER": "none", "IOTCLOUD_API_WORKERS": "2"})
     try:
         base = f"http://127.0.0.1:{env['IOTCLOUD_API_PORT']}"
-        for _ in range(40):  # new connections each: gunicorn hands them to either worker
-            assert get(f"{base}/v1/devices/kitchen")[0] == 401
+        folder = tmp_path / "state" / "metrics" / "api"
+
+        def workers_counted() -> int:  # one set of files per worker pid that has answered
+            return len({f.name.rsplit("_", 1)[-1] for f in folder.glob("*.db")})
+        sent, deadline = 0, time.monotonic() + 60
+        # The second worker may still be booting when the first answers: ask until both have answered.
+        while sent < 40 or workers_counted() < 2:
+            assert time.monotonic() < deadline, f"only {workers_counted()} worker answered {sent} requests"
+            assert get(f"{base}/v1/devices/kitchen")[0] == 401  # a new connection each: either worker
+            sent += 1
         counted = set()
         for _ in range(5):
             text = get(f"{base}/metrics")[2]
             found = re.search(r'iotcloud_http_requests_total\{method="GET",route="/v1/devices/\{name\}",status="4xx"\} (\S+)', text)
             counted.add(float(found.group(1)))
-        assert counted == {40.0}, counted
-        files = list((tmp_path / "state" / "metrics" / "api").glob("*.db"))
-        assert len({f.name.rsplit("_", 1)[-1] for f in files}) >= 2, files  # one set of files per worker pid
+        assert counted == {float(sent)}, (counted, sent)
     finally:
         stop_process(process, 60)
 
