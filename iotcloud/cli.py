@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from iotcloud import logs
+from iotcloud import audit_cli, logs
 from iotcloud.config import Settings
 
 
@@ -166,6 +166,7 @@ def parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="token-signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("rotate", help="sign new tokens with a fresh key (API processes follow within a minute)"
                     ).set_defaults(func=cmd_keys_rotate)
+    audit_cli.add_commands(sub)
     outbox = sub.add_parser("outbox", help="list emails and SMS the platform sent (newest first)")
     outbox.add_argument("--json", action="store_true", help="one JSON object per line")
     outbox.add_argument("--limit", type=int, default=20)

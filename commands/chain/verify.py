@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, Protocol
+from uuid import UUID
 
 from commands.chain.links import GENESIS, Link, link_hash
 
@@ -28,8 +29,11 @@ class Break:
     detail: str
 
     def describe(self) -> str:
+        if self.originator_version < 0:
+            return f"{self.kind} event at notification {self.notification_id}: {self.detail}"
+        aggregate = str(UUID(self.originator_id)) if len(self.originator_id) == 32 else self.originator_id
         return (f"{self.kind} event at notification {self.notification_id} "
-                f"(aggregate {self.originator_id} version {self.originator_version}): {self.detail}")
+                f"(aggregate {aggregate} revision {self.originator_version}): {self.detail}")
 
 
 @dataclass(frozen=True, slots=True)
