@@ -54,3 +54,16 @@ def small_store(make_settings, durable_store):
     store = record_small_store(make_settings(durable_store))
     yield store
     store.close()
+
+
+@pytest.fixture
+def raw_snapshots(small_store):
+    """Removes every stored snapshot, directly in the database."""
+    from raw_store import RawStore
+
+    def remove() -> None:
+        store = RawStore(small_store.settings, "DeviceFleet")
+        table = "stored_snapshots" if store.sqlite else store.events.replace("_events", "_snapshots")
+        store.execute(f"DELETE FROM {table}")
+        store.close()
+    return remove
