@@ -64,6 +64,8 @@ class Platform:
     outcomes: CommandOutcomes
     calls: DeviceCalls
     device_endpoints: DeviceEndpoints
+    audit_checkpoints: Checkpoints | None = None
+    platform_public_key: object = None  # verifies signed audit checkpoints
 
     def close(self) -> None:
         self.identity.settle()  # codes and notices still queued go out before the stores close
@@ -141,7 +143,8 @@ def build_platform(settings: Settings) -> Platform:
                     catalogue=ReadModelCatalogue(db), rw=rw, control=control, commands=CommandQueries(db),
                     outcomes=outcomes,
                     calls=DeviceCalls(control, fleet, outcomes, rw, ConcurrencyLimit(per_user, in_all), direct),
-                    device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port))
+                    device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port),
+                    audit_checkpoints=audit_checkpoints(settings), platform_public_key=platform_public_key(settings))
 
 
 def build_direct_calls(settings: Settings, control: DeviceControl, link: CommandOutcomes,

@@ -20,7 +20,7 @@ from gateways.http.bodies import bounded_loads, read_bounded
 from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
 from gateways.http.openapi import build_document
-from gateways.http.resources import accounts, device_control, devices, service
+from gateways.http.resources import accounts, audit, device_control, devices, service
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -79,6 +79,7 @@ def routes(platform) -> list[Route]:
         Route("/v1/devices/{name}/commands", device_control.DeviceCommands(platform.calls)),
         Route("/v1/commands/{command_id}", device_control.CommandStatus(platform.commands)),
         *[Route(path, resource) for path, resource in device_control.device_api_routes(platform.calls)],
+        *[Route(path, resource) for path, resource in audit.routes(platform)],
         # libpyiotcloud v2 compatibility
         Route("/user/signup", v2.UserSignUp(identity, rw)),
         Route("/user/confirm_signup", v2.UserConfirmSignUp(identity, rw)),
