@@ -11,15 +11,14 @@ never hash the same input.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from hashlib import sha256
+from typing import NamedTuple
 from uuid import UUID
 
 GENESIS = bytes(32)
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
+class Link(NamedTuple):
     """One row of the chain table: where the event sits, what it is, and the hash that binds it."""
 
     notification_id: int
@@ -35,8 +34,10 @@ def originator_text(originator_id) -> str:
 
 def link_hash(previous: bytes, notification_id: int, originator_id: str, version: int, topic: str,
               state: bytes) -> bytes:
-    return sha256(b"".join((previous, f"{notification_id}\0{originator_id}\0{version}\0{topic}\0".encode(),
-                            state))).digest()
+    digest = sha256(previous)
+    digest.update(f"{notification_id}\0{originator_id}\0{version}\0{topic}\0".encode())
+    digest.update(state)
+    return digest.digest()
 
 
 def chain_links(previous_id: int, previous: bytes, rows) -> list[Link]:

@@ -95,7 +95,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def _select(self, statement, params) -> list[tuple]:
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(statement, params, prepare=True)
+            curs.execute(statement, params, prepare=True, binary=True)  # bytea as bytes, not hex text
             return curs.fetchall()
 
     def stored_rows(self, after: int, limit: int) -> list[tuple]:
@@ -103,7 +103,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         return [(n, o, v, t, bytes(s)) for n, o, v, t, s in self._select(self._rows, (after, limit))]
 
     def links(self, after: int, upto: int | None) -> list[Link]:
-        return [Link(n, p, o, v, bytes(h)) for n, p, o, v, h in
+        return [Link(n, p, o, v, h) for n, p, o, v, h in
                 self._select(self._links, (after, 2**62 if upto is None else upto))]
 
     def link_positions(self, originator_id: str, version: int) -> list[int]:

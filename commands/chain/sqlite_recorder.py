@@ -59,9 +59,10 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     # -- reading, for verification and audit ----------------------------------------------------
 
     def _select_rows(self, c, after: int, limit: int) -> list[tuple]:
+        c.sqlite_cursor.row_factory = None  # plain tuples: verification reads every row
         c.execute(f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.events_table_name} "
                   "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit))
-        return [tuple(row) for row in c.fetchall()]
+        return c.fetchall()
 
     def stored_rows(self, after: int, limit: int) -> list[tuple]:
         """(notification id, originator id as text, version, topic, state) after `after`, in log order."""
@@ -74,8 +75,9 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         if upto is not None:
             statement, params = statement + "AND notification_id <= ? ", (after, upto)
         with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None
             c.execute(statement + "ORDER BY notification_id", params)
-            return [Link(*row) for row in c.fetchall()]
+            return list(map(Link._make, c.fetchall()))
 
     def link_positions(self, originator_id: str, version: int) -> list[int]:
         with self.datastore.transaction(commit=False) as c:
