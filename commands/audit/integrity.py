@@ -23,7 +23,7 @@ class LogReport:
                 "head_hash": self.head,
                 "checkpoint": None if self.checkpoint is None else self.checkpoint.notification_id,
                 "broken": None if self.broken is None else {
-                    "kind": self.broken.kind, "position": self.broken.notification_id,
+                    "kind": self.broken.kind, "position": self.broken.notification_id, "event": self.broken.event_type,
                     "aggregate_id": self.broken.originator_id, "revision": self.broken.originator_version,
                     "detail": self.broken.detail, "message": self.broken.describe()}}
 

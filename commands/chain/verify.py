@@ -28,12 +28,18 @@ class Break:
     originator_id: str
     originator_version: int
     detail: str
+    topic: str = ""  # of the stored event, when the store still holds it
+
+    @property
+    def event_type(self) -> str:
+        return self.topic.rpartition(":")[2]
 
     def describe(self) -> str:
         if self.originator_version < 0:
             return f"{self.kind} event at notification {self.notification_id}: {self.detail}"
         aggregate = str(UUID(self.originator_id)) if len(self.originator_id) == 32 else self.originator_id
-        return (f"{self.kind} event at notification {self.notification_id} "
+        kind = f" {self.event_type}" if self.topic else ""
+        return (f"{self.kind}{kind} event at notification {self.notification_id} "
                 f"(aggregate {aggregate} revision {self.originator_version}): {self.detail}")
 
 
@@ -78,7 +84,7 @@ def verify(recorder: ChainedRecorder, progress: Callable[[int, int], None] = lam
             if computed != link.hash:
                 return Verdict(checked, previous_id, previous, Break(
                     "altered", notification_id, originator_id, version,
-                    "its stored content (topic, state or metadata) or its link differs from what was chained"))
+                    "its stored content (topic, state or metadata) or its link differs from what was chained", topic))
             previous_id, previous, checked, last = notification_id, computed, checked + 1, row[:3]
         if j < len(links):  # links past the last stored event: the tail was removed
             return Verdict(checked, previous_id, previous, _gone(links[j]))
@@ -107,8 +113,8 @@ def _misplaced(recorder: ChainedRecorder, row: tuple, link: Link | None) -> Brea
     elsewhere = [n for n in recorder.link_positions(originator_id, version) if n != notification_id]
     if elsewhere:
         return Break("reordered", notification_id, originator_id, version,
-                     f"the chain recorded this event at notification {elsewhere[0]}")
+                     f"the chain recorded this event at notification {elsewhere[0]}", row[3])
     recorded = "" if link is None else (
         f" in place of aggregate {link.originator_id} version {link.originator_version}")
     return Break("inserted", notification_id, originator_id, version,
-                 f"the chain never recorded this event{recorded} (added, or its identity altered)")
+                 f"the chain never recorded this event{recorded} (added, or its identity altered)", row[3])

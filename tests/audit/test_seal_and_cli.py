@@ -55,7 +55,7 @@ def test_verify_exits_non_zero_naming_the_changed_event(small_store):
         store.close()
     bad = iotcloud(settings, "verify")
     assert bad.returncode == 1
-    assert "DeviceControl: BROKEN: altered event at notification 4" in bad.stdout
+    assert "DeviceControl: BROKEN: altered DeviceCommand.Requested event at notification 4" in bad.stdout
     assert "DeviceFleet: intact" in bad.stdout
 
 

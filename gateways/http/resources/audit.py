@@ -111,7 +111,7 @@ def routes(platform) -> list[tuple[str, object]]:
 
 _BROKEN = obj(["kind", "position", "detail", "message"], kind={"enum": ["altered", "missing", "inserted",
                                                                         "reordered", "checkpoint"]},
-              position={"type": "integer"}, aggregate_id=S, revision={"type": "integer"}, detail=S, message=S)
+              position={"type": "integer"}, event=S, aggregate_id=S, revision={"type": "integer"}, detail=S, message=S)
 SCHEMAS = {
     "AuditEvent": obj(["log", "position", "event", "aggregate_id", "revision", "timestamp"],
                       log=S, position={"type": "integer"}, event=S, aggregate_id=S, revision={"type": "integer"},
