@@ -50,3 +50,32 @@ def chain_links(previous_id: int, previous: bytes, rows) -> list[Link]:
         links.append(Link(notification_id, previous_id, text, version, previous))
         previous_id = notification_id
     return links
+
+
+class ChainWriter:
+    """The part of both chained recorders that works on an open transaction's cursor; each recorder
+    supplies `_head`, `_write_links` and `_rows_after` in its own SQL."""
+
+    SEAL_BATCH = 20_000
+
+    def create_table(self) -> None:
+        super().create_table()
+        self.seal()
+
+    def _link_inserted(self, cursor, notification_ids, stored_events) -> None:
+        self._append(cursor, [(n, s.originator_id, s.originator_version, s.topic, s.state)
+                              for n, s in zip(notification_ids, stored_events)])
+
+    def _append(self, cursor, rows) -> None:
+        previous_id, previous = self._head(cursor) or (0, GENESIS)
+        self._write_links(cursor, chain_links(previous_id, previous, rows))
+
+    def _seal_with(self, cursor) -> int:
+        """Links every stored event if the chain is empty (the caller holds the write lock)."""
+        if self._head(cursor) is not None:
+            return 0
+        sealed = after = 0
+        while rows := self._rows_after(cursor, after, self.SEAL_BATCH):
+            self._append(cursor, rows)
+            sealed, after = sealed + len(rows), rows[-1][0]
+        return sealed

@@ -15,12 +15,10 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from commands.chain.links import GENESIS, Link, chain_links
-
-BATCH = 20_000
+from commands.chain.links import ChainWriter, Link
 
 
-class ChainedPostgresRecorder(PostgresApplicationRecorder):
+class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
     def __init__(self, datastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         if datastore.enable_db_functions:
@@ -34,12 +32,11 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             "CREATE TABLE IF NOT EXISTS {schema}.{chain} (notification_id bigint PRIMARY KEY, "
             "previous_id bigint NOT NULL, originator_id text NOT NULL, originator_version bigint NOT NULL, "
             "hash bytea NOT NULL)").format(**names))
-        self._head = SQL("SELECT notification_id, hash FROM {schema}.{chain} "
+        self._head_query = SQL("SELECT notification_id, hash FROM {schema}.{chain} "
                          "ORDER BY notification_id DESC LIMIT 1").format(**names)
         self._insert_links = SQL("INSERT INTO {schema}.{chain} SELECT * FROM unnest("
                                  "%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bytea[])").format(**names)
         self._lock = SQL("LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE").format(**names)
-        self._any_link = SQL("SELECT 1 FROM {schema}.{chain} LIMIT 1").format(**names)
         self._rows = SQL("SELECT notification_id, replace(originator_id::text, '-', ''), originator_version, topic, "
                          "state FROM {schema}.{events} WHERE notification_id > %s "
                          "ORDER BY notification_id LIMIT %s").format(**names)
@@ -53,43 +50,29 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                            "topic, state FROM {schema}.{events} WHERE originator_id = %s AND originator_version > %s "
                            "AND originator_version <= %s ORDER BY originator_version").format(**names)
 
-    def create_table(self) -> None:
-        super().create_table()
-        self.seal()
-
     def _fetch_ids_after_insert_events(self, curs, stored_events, **kwargs):
         notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        self._append(curs, [(n, s.originator_id, s.originator_version, s.topic, s.state)
-                            for n, s in zip(notification_ids, stored_events)])
+        self._link_inserted(curs, notification_ids, stored_events)  # still under the table lock
         return notification_ids
 
-    def _append(self, curs, rows) -> None:
-        curs.execute(self._head, prepare=True)
+    def _head(self, curs) -> tuple[int, bytes] | None:
+        curs.execute(self._head_query, prepare=True)
         head = curs.fetchone()
-        previous_id, previous = (head["notification_id"], bytes(head["hash"])) if head else (0, GENESIS)
-        links = chain_links(previous_id, previous, rows)
-        curs.execute(self._insert_links, ([k.notification_id for k in links], [k.previous_id for k in links],
-                                          [k.originator_id for k in links], [k.originator_version for k in links],
-                                          [k.hash for k in links]), prepare=True)
+        return (head["notification_id"], bytes(head["hash"])) if head else None
+
+    def _write_links(self, curs, links: list[Link]) -> None:
+        curs.execute(self._insert_links, [list(column) for column in zip(*links)], prepare=True)
+
+    def _rows_after(self, curs, after: int, limit: int) -> list[tuple]:
+        curs.execute(self._rows, (after, limit))
+        return [tuple(row.values()) for row in curs.fetchall()]
 
     def seal(self) -> int:
         """Chains a store written before the chain existed, as it stands now (once: when its chain
         is empty and it has events). Returns the number of events sealed."""
-        sealed = 0
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(self._lock)
-            curs.execute(self._any_link)
-            if curs.fetchone() is not None:
-                return 0
-            after = 0
-            while True:
-                curs.execute(self._rows, (after, BATCH))
-                rows = [tuple(row.values()) for row in curs.fetchall()]
-                if not rows:
-                    return sealed
-                self._append(curs, rows)
-                sealed += len(rows)
-                after = rows[-1][0]
+            return self._seal_with(curs)
 
     # -- reading, for verification and audit ----------------------------------------------------
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from commands.chain.links import GENESIS, Link, chain_links
-
-BATCH = 20_000
+from commands.chain.links import ChainWriter, Link
 
 
-class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
+class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
     def __init__(self, datastore, events_table_name: str = "stored_events"):
         self.chain_table_name = f"{events_table_name}_chain"  # the parent builds its statements from it
         super().__init__(datastore, events_table_name)
@@ -21,44 +19,30 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
                 "previous_id INTEGER NOT NULL, originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
                 "hash BLOB NOT NULL)"]
 
-    def create_table(self) -> None:
-        super().create_table()
-        self.seal()
-
     def _insert_events(self, c, stored_events, **kwargs):
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
         # The inserts above hold the write lock: no other writer can slip in between them and the head.
-        self._append(c, [(n, s.originator_id, s.originator_version, s.topic, s.state)
-                         for n, s in zip(notification_ids, stored_events)])
+        self._link_inserted(c, notification_ids, stored_events)
         return notification_ids
 
-    def _append(self, c, rows) -> None:
+    def _head(self, c) -> tuple[int, bytes] | None:
         c.execute(f"SELECT notification_id, hash FROM {self.chain_table_name} ORDER BY notification_id DESC LIMIT 1")
         head = c.fetchone()
-        previous_id, previous = (head[0], head[1]) if head else (0, GENESIS)
-        c.executemany(f"INSERT INTO {self.chain_table_name} VALUES (?,?,?,?,?)",
-                      [(k.notification_id, k.previous_id, k.originator_id, k.originator_version, k.hash)
-                       for k in chain_links(previous_id, previous, rows)])
+        return (head[0], head[1]) if head else None
+
+    def _write_links(self, c, links: list[Link]) -> None:
+        c.executemany(f"INSERT INTO {self.chain_table_name} VALUES (?,?,?,?,?)", links)
 
     def seal(self) -> int:
         """Chains a store written before the chain existed, as it stands now (once: when its chain
         is empty and it has events). Returns the number of events sealed."""
-        sealed = 0
         with self.datastore.transaction(commit=True) as c:
             c.execute(f"DELETE FROM {self.chain_table_name} WHERE notification_id < 0")  # takes the write lock
-            c.execute(f"SELECT 1 FROM {self.chain_table_name} LIMIT 1")
-            if c.fetchone() is not None:
-                return 0
-            after = 0
-            while rows := self._select_rows(c, after, BATCH):
-                self._append(c, rows)
-                sealed += len(rows)
-                after = rows[-1][0]
-        return sealed
+            return self._seal_with(c)
 
     # -- reading, for verification and audit ----------------------------------------------------
 
-    def _select_rows(self, c, after: int, limit: int) -> list[tuple]:
+    def _rows_after(self, c, after: int, limit: int) -> list[tuple]:
         c.sqlite_cursor.row_factory = None  # plain tuples: verification reads every row
         c.execute(f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.events_table_name} "
                   "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit))
@@ -67,7 +51,7 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     def stored_rows(self, after: int, limit: int) -> list[tuple]:
         """(notification id, originator id as text, version, topic, state) after `after`, in log order."""
         with self.datastore.transaction(commit=False) as c:
-            return self._select_rows(c, after, limit)
+            return self._rows_after(c, after, limit)
 
     def links(self, after: int, upto: int | None) -> list[Link]:
         statement = f"SELECT * FROM {self.chain_table_name} WHERE notification_id > ? "
