@@ -81,41 +81,45 @@ def fresh_env(store: str, root: Path, pg: Postgres | None, name: str, chained: b
 
 
 def write_phase(store: str, root: Path, pg, threads: int, calls: int, sequential: int) -> dict:
-    result = {}
-    for chained in (False, True):
-        control = DeviceControl(env=fresh_env(store, root, pg, "DeviceControl", chained))
-        done = []
+    """Both recorders side by side, in alternating rounds, so load drifting over the run hits both alike."""
+    apps = {"plain": DeviceControl(env=fresh_env(store, root, pg, "DeviceControl", False)),
+            "chained": DeviceControl(env=fresh_env(store, root, pg, "DeviceControl", True))}
+    rounds = 4
+    figures = {key: {"events": 0, "seconds": 0.0, "latencies": []} for key in apps}
+    for _ in range(rounds):
+        for key, control in apps.items():
+            def work(worker: int, control=control) -> None:
+                for n in range(calls // threads // rounds):
+                    command = control.dispatch(DEVICE, "get_gpio", {"number": worker}, None, None, by="bench")
+                    command.record_answer(n, {"value": n})
+                    control.record_later(command).result(60)
 
-        def work(worker: int) -> None:
-            for n in range(calls // threads):
-                command = control.dispatch(DEVICE, "get_gpio", {"number": worker}, None, None, by="bench")
+            head, started = control.recorder.max_notification_id() or 0, time.perf_counter()
+            workers = [threading.Thread(target=work, args=(w,)) for w in range(threads)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            figures[key]["seconds"] += time.perf_counter() - started
+            figures[key]["events"] += (control.recorder.max_notification_id() or 0) - head
+            for n in range(sequential // rounds):  # one writer, one event per commit: the chain's cost per transaction
+                command = control.dispatch(DEVICE, "get_gpio", {"number": n % 256}, None, None, by="bench")
                 command.record_answer(n, {"value": n})
-                control.record_later(command).result(60)
-            done.append(worker)
-
-        before, started = load(), time.perf_counter()
-        workers = [threading.Thread(target=work, args=(w,)) for w in range(threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        elapsed = time.perf_counter() - started
-        events = control.recorder.max_notification_id() or 0
-        latencies = []
-        for n in range(sequential):  # one writer, one event per commit: the chain's cost per transaction
-            command = control.dispatch(DEVICE, "get_gpio", {"number": n % 256}, None, None, by="bench")
-            command.record_answer(n, {"value": n})
-            t = time.perf_counter()
-            control.record(command)
-            latencies.append((time.perf_counter() - t) * 1000)
-        key = "chained" if chained else "plain"
-        result[key] = {"events": events, "seconds": round(elapsed, 3), "events_per_s": round(events / elapsed),
-                       "single_event_commit": percentiles(latencies), "load_before": before, "load_after": load()}
-        assert not chained or verify(control.recorder).intact
-        say(f"{store} write {key}: {events} events from {threads} threads in {elapsed:.2f} s = "
-            f"{events / elapsed:,.0f} events/s; one event per commit p50 "
-            f"{result[key]['single_event_commit']['p50_ms']} ms (load {load()[0]})")
+                t = time.perf_counter()
+                control.record(command)
+                figures[key]["latencies"].append((time.perf_counter() - t) * 1000)
+    result = {}
+    for key, f in figures.items():
+        result[key] = {"events": f["events"], "seconds": round(f["seconds"], 3),
+                       "events_per_s": round(f["events"] / f["seconds"]),
+                       "single_event_commit": percentiles(f["latencies"])}
+        say(f"{store} write {key}: {f['events']} events from {threads} threads in {f['seconds']:.2f} s = "
+            f"{f['events'] / f['seconds']:,.0f} events/s; one event per commit p50 "
+            f"{result[key]['single_event_commit']['p50_ms']} ms p99 {result[key]['single_event_commit']['p99_ms']} ms")
+    assert verify(apps["chained"].recorder).intact
+    for control in apps.values():
         control.close()
+    result["load"] = load()
     result["chain_cost_pct"] = round(100 * (1 - result["chained"]["events_per_s"] / result["plain"]["events_per_s"]), 1)
     return result
 
@@ -220,7 +224,8 @@ def main() -> int:
     parser.add_argument("--verify-runs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--calls", type=int, default=1600)
-    parser.add_argument("--sequential", type=int, default=200)
+    parser.add_argument("--sequential", type=int, default=400)
+    parser.add_argument("--phases", default="write,verify,state", help="write, verify (generate + verify), state")
     args = parser.parse_args()
     out = {"name": args.name, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "cpus": os.cpu_count(), "load_at_start": load(), "stores": {}}
@@ -233,14 +238,17 @@ def main() -> int:
                 pg = Postgres(*find_postgres())
                 pg.create()
             figures = out["stores"][store] = {}
-            figures["write"] = write_phase(store, root, pg, args.threads, args.calls, args.sequential)
-            env = fresh_env(store, root, pg, "DeviceControl", True)
-            control = DeviceControl(env=env)
-            say(f"  generating {args.events:,} events")
-            figures["generate"] = generate_phase(control.recorder, args.events)
-            figures["verify"] = verify_phase(control.recorder, args.verify_runs)
-            control.close()
-            figures["state"] = state_phase(store, root, pg, args.device_events, args.samples)
+            phases = args.phases.split(",")
+            if "write" in phases:
+                figures["write"] = write_phase(store, root, pg, args.threads, args.calls, args.sequential)
+            if "verify" in phases:
+                control = DeviceControl(env=fresh_env(store, root, pg, "DeviceControl", True))
+                say(f"  generating {args.events:,} events")
+                figures["generate"] = generate_phase(control.recorder, args.events)
+                figures["verify"] = verify_phase(control.recorder, args.verify_runs)
+                control.close()
+            if "state" in phases:
+                figures["state"] = state_phase(store, root, pg, args.device_events, args.samples)
             if pg is not None:
                 pg.drop()
                 pg = None
