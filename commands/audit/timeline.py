@@ -44,10 +44,9 @@ def device_events(fleet: Application, control: Application, device_id: str) -> l
     needle = f'"device_id":"{device_id}"'
     for command_id in control.recorder.originators_mentioning(REQUESTED, needle):
         rows = control.recorder.positioned_events(command_id)
-        first = audit_line(control, rows[0]) if rows else None
-        if first is None or control.mapper.to_domain_event(stored_event(rows[0])).device_id != device_id:
-            continue
-        lines += [first, *(audit_line(control, row) for row in rows[1:])]
+        # The byte search is a filter; the decoded Requested event decides.
+        if rows and control.mapper.to_domain_event(stored_event(rows[0])).device_id == device_id:
+            lines += [audit_line(control, row) for row in rows]
     order = {fleet.name: 0, control.name: 1}
     lines.sort(key=lambda line: (line["timestamp"], order[line["log"]], line["position"]))
     return lines
