@@ -85,7 +85,7 @@ def write_phase(store: str, root: Path, pg, threads: int, calls: int, sequential
     apps = {"plain": DeviceControl(env=fresh_env(store, root, pg, "DeviceControl", False)),
             "chained": DeviceControl(env=fresh_env(store, root, pg, "DeviceControl", True))}
     rounds = 4
-    figures = {key: {"events": 0, "seconds": 0.0, "latencies": []} for key in apps}
+    figures = {key: {"events": 0, "seconds": 0.0, "cpu": 0.0, "latencies": []} for key in apps}
     for _ in range(rounds):
         for key, control in apps.items():
             def work(worker: int, control=control) -> None:
@@ -94,13 +94,14 @@ def write_phase(store: str, root: Path, pg, threads: int, calls: int, sequential
                     command.record_answer(n, {"value": n})
                     control.record_later(command).result(60)
 
-            head, started = control.recorder.max_notification_id() or 0, time.perf_counter()
+            head, started, cpu = control.recorder.max_notification_id() or 0, time.perf_counter(), time.process_time()
             workers = [threading.Thread(target=work, args=(w,)) for w in range(threads)]
             for w in workers:
                 w.start()
             for w in workers:
                 w.join()
             figures[key]["seconds"] += time.perf_counter() - started
+            figures[key]["cpu"] += time.process_time() - cpu  # this process: all of SQLite, the client side of PostgreSQL
             figures[key]["events"] += (control.recorder.max_notification_id() or 0) - head
             for n in range(sequential // rounds):  # one writer, one event per commit: the chain's cost per transaction
                 command = control.dispatch(DEVICE, "get_gpio", {"number": n % 256}, None, None, by="bench")
@@ -112,15 +113,18 @@ def write_phase(store: str, root: Path, pg, threads: int, calls: int, sequential
     for key, f in figures.items():
         result[key] = {"events": f["events"], "seconds": round(f["seconds"], 3),
                        "events_per_s": round(f["events"] / f["seconds"]),
+                       "cpu_us_per_event": round(1e6 * f["cpu"] / f["events"], 1),
                        "single_event_commit": percentiles(f["latencies"])}
         say(f"{store} write {key}: {f['events']} events from {threads} threads in {f['seconds']:.2f} s = "
-            f"{f['events'] / f['seconds']:,.0f} events/s; one event per commit p50 "
+            f"{f['events'] / f['seconds']:,.0f} events/s ({1e6 * f['cpu'] / f['events']:.0f} us CPU per event here); "
+            f"one event per commit p50 "
             f"{result[key]['single_event_commit']['p50_ms']} ms p99 {result[key]['single_event_commit']['p99_ms']} ms")
     assert verify(apps["chained"].recorder).intact
     for control in apps.values():
         control.close()
     result["load"] = load()
     result["chain_cost_pct"] = round(100 * (1 - result["chained"]["events_per_s"] / result["plain"]["events_per_s"]), 1)
+    result["chain_cpu_pct"] = round(100 * (result["chained"]["cpu_us_per_event"] / result["plain"]["cpu_us_per_event"] - 1), 1)
     return result
 
 
