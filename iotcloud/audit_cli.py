@@ -41,11 +41,14 @@ def cmd_events(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_audit_applications
     apps = build_audit_applications(settings)
     try:
-        for line in device_events(apps["DeviceFleet"], apps["DeviceControl"], args.device_id):
-            print(json.dumps(line))
+        lines = device_events(apps["DeviceFleet"], apps["DeviceControl"], args.device_id)
     finally:
         close(apps)
-    return 0
+    for line in lines:
+        print(json.dumps(line))
+    if not lines:
+        print(f"no events of device {args.device_id}", file=sys.stderr)
+    return 0 if lines else 1
 
 
 def cmd_state(settings: Settings, args) -> int:

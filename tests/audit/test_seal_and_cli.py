@@ -93,6 +93,8 @@ def test_state_and_events_from_the_command_line(small_store):
     settings = small_store.settings
     events = iotcloud(settings, "events", small_store.kitchen)
     assert events.returncode == 0 and len(events.stdout.splitlines()) == 11
+    unknown = iotcloud(settings, "events", "0" * 40)
+    assert unknown.returncode == 1 and unknown.stdout == "" and "no events" in unknown.stderr
     state = iotcloud(settings, "state", small_store.kitchen, "--revision", "4")
     assert state.returncode == 0 and '"registered": true' in state.stdout and '"revision": 4' in state.stdout
     gone = iotcloud(settings, "state", small_store.kitchen, "--at", "2999-01-01T00:00:00")
