@@ -46,6 +46,7 @@ from eventsourcing.persistence import StoredEvent  # noqa: E402
 from commands.audit.time_travel import device_at_revision, revision_at  # noqa: E402
 from commands.chain.verify import verify  # noqa: E402
 from commands.device_control import DeviceControl  # noqa: E402
+from commands.domain.device_commands import DeviceCommand  # noqa: E402
 from commands.domain.devices import Device  # noqa: E402
 from commands.fleet import DeviceFleet  # noqa: E402
 from commands.pki import CertificateAuthority  # noqa: E402
@@ -131,7 +132,9 @@ def write_phase(store: str, root: Path, pg, threads: int, calls: int, sequential
 def template_events() -> list[StoredEvent]:
     """A real call's three stored events (Requested, Sent, Succeeded), as the store holds them."""
     app = DeviceControl(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    command = app.dispatch(DEVICE, "get_gpio", {"number": 3}, None, None, by="api:bench")
+    command = DeviceCommand(device_id=DEVICE["device_id"], owner=DEVICE["owner"], device_name=DEVICE["name"],
+                            api="get_gpio", params={"number": 3}, timeout=5.0, expires_at=time.time(), correlate=False)
+    command.mark_sent(time.time(), "api:bench")
     command.record_answer(1, {"value": 1})
     stored = [app.mapper.to_stored_event(event) for event in command.collect_events()]
     app.close()
