@@ -70,6 +70,9 @@ class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
     def seal(self) -> int:
         """Chains a store written before the chain existed, as it stands now (once: when its chain
         is empty and it has events). Returns the number of events sealed."""
+        with self.datastore.transaction(commit=False) as curs:
+            if self._head(curs) is not None:
+                return 0  # the usual case, decided without locking out writers
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(self._lock)
             return self._seal_with(curs)

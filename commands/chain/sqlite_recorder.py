@@ -36,6 +36,9 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
     def seal(self) -> int:
         """Chains a store written before the chain existed, as it stands now (once: when its chain
         is empty and it has events). Returns the number of events sealed."""
+        with self.datastore.transaction(commit=False) as c:
+            if self._head(c) is not None:
+                return 0  # the usual case, decided without the write lock
         with self.datastore.transaction(commit=True) as c:
             c.execute(f"DELETE FROM {self.chain_table_name} WHERE notification_id < 0")  # takes the write lock
             return self._seal_with(c)
