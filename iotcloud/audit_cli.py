@@ -129,8 +129,11 @@ class Progress:
     def __call__(self, log: str, done: int, total: int) -> None:
         now = time.monotonic()
         if log != self.log:
-            self.log, self.started, self.shown = log, now, now
-        if now - self.shown >= 1.0 or (done == total and now - self.started >= 1.0):
+            self.log, self.started, self.shown, self.done = log, now, now, -1
+        if done == self.done:
+            return
+        self.done = done
+        if now - self.shown >= 1.0 or (done == total and now - self.started >= 1.0):  # and the last line
             self.shown = now
             rate = done / max(now - self.started, 1e-9)
             print(f"{log}: {done:,}/{total:,} events checked ({rate:,.0f}/s)", file=sys.stderr, flush=True)
