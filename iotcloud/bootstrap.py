@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from argon2 import PasswordHasher
+from cryptography import x509
 from pymongo import MongoClient
 from pymongo.database import Database
 
 from commands.accounts import Accounts
+from commands.chain.checkpoints import Checkpoints
 from commands.device_control import DeviceControl
 from commands.fleet import DeviceFleet
 from commands.identity.background import Background
@@ -63,6 +65,8 @@ class Platform:
     outcomes: CommandOutcomes
     calls: DeviceCalls
     device_endpoints: DeviceEndpoints
+    audit_checkpoints: Checkpoints | None = None
+    platform_public_key: object = None  # verifies signed audit checkpoints
 
     def close(self) -> None:
         self.identity.settle()  # codes and notices still queued go out before the stores close
@@ -155,7 +159,8 @@ def build_platform(settings: Settings) -> Platform:
                     catalogue=ReadModelCatalogue(db), rw=rw, control=control, commands=CommandQueries(db),
                     outcomes=outcomes,
                     calls=DeviceCalls(control, fleet, outcomes, rw, ConcurrencyLimit(per_user, in_all), direct),
-                    device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port))
+                    device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port),
+                    audit_checkpoints=audit_checkpoints(settings), platform_public_key=platform_public_key(settings))
 
 
 def build_direct_calls(settings: Settings, control: DeviceControl, link: CommandOutcomes,
@@ -186,6 +191,22 @@ def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[l
     batch = settings.projection_batch
     projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection())
     return [Projector(projection, sources, db, batch) for projection in projections], mongo
+
+
+def build_audit_applications(settings: Settings) -> dict:
+    """Every application log, by name, for auditors (read, and snapshots written for time travel)."""
+    accounts, fleet = build_event_applications(settings)
+    return {app.name: app for app in (accounts, fleet, build_device_control(settings))}
+
+
+def audit_checkpoints(settings: Settings) -> Checkpoints:
+    return Checkpoints(settings.state_dir / "audit" / "checkpoints.jsonl")
+
+
+def platform_public_key(settings: Settings):
+    """The CA certificate's public key, which verifies signed checkpoints (None before `iotcloud init`)."""
+    path = settings.pki_dir / "ca.pem"
+    return x509.load_pem_x509_certificate(path.read_bytes()).public_key() if path.exists() else None
 
 
 def prepare_state(settings: Settings) -> None:

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from commands.chain import chained_recorder_topic
+
 DEFAULT_STATE_DIR = ".state"
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8000
@@ -229,6 +231,9 @@ class Settings:
             env.update(self.postgres)
             if self.postgres_password_file:
                 env["POSTGRES_PASSWORD"] = Path(self.postgres_password_file).read_text().strip()
+        recorder = chained_recorder_topic(self.persistence_module)
+        if recorder:  # every durable store links its events into a tamper-evident chain
+            env["APPLICATION_RECORDER_TOPIC"] = recorder
         return env
 
     def describe(self) -> dict[str, object]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from commands.device_apis import DeviceApi
 from gateways.http.device_resources import body_fields, device_resources, selectors, v2_fields
+from gateways.http.resources import audit
 from gateways.http.openapi_schemas import NULLABLE_S, PEM, S, SCHEMAS, V2_FIELDS, device_request_schema, ref, string
 
 BODY = {400, 413, 415}       # invalid or malformed body, too large, not application/json
@@ -79,6 +80,7 @@ OPERATIONS = {
                                         CALL | {401} | (BODY if body_fields(api) else set()))
        for resource in device_resources()
        for method, api in (("get", resource.read), ("put", resource.write)) if api},
+    **audit.OPERATIONS,
 }
 
 _V2_SESSION = ("username", "token")
@@ -144,7 +146,8 @@ PATH_PARAMETERS = {"name": string(64, description="device name"),
                    **{param.name: {**param.schema, "description": param.hint}
                       for resource in DEVICE_CALLS.values() for api in (resource.read, resource.write) if api
                       for param in api.params if param.name in selectors(api)},
-                   "command_id": {"type": "string", "format": "uuid"}, "slug": {"type": "string"}}
+                   "command_id": {"type": "string", "format": "uuid"}, "slug": {"type": "string"},
+                   "device_id": audit.DEVICE_ID}
 
 
 def _answer(description: str, schema: dict | None, media: str = "application/json", headers: dict | None = None):
@@ -173,7 +176,7 @@ def _parameters(path: str, method: str) -> list[dict]:
         params += [*DEVICE_CALL_QUERY, PREFER_ASYNC]
     elif path == "/v1/devices/{name}/commands":
         params.append(PREFER_ASYNC)
-    return params
+    return params + audit.PARAMETERS.get(path, [])
 
 
 def _v2_operation(path: str, method: str) -> dict:
@@ -232,6 +235,6 @@ def build_document(routes, settings) -> dict:
                                 "routes answer with their {status, message} envelope instead."},
         "servers": [{"url": settings.api_url}],
         "paths": paths,
-        "components": {"schemas": SCHEMAS,
+        "components": {"schemas": {**SCHEMAS, **audit.SCHEMAS},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     }

@@ -34,5 +34,6 @@ def device_api_client() -> testing.TestClient:
                                hsts_seconds=0, metrics_multiprocess_dir=None)
     platform = SimpleNamespace(settings=settings, identity=AnyoneIsAlice(), calls=EchoingCalls(),
                                outcomes=SimpleNamespace(wake_gateway=lambda reason: None), catalogue=None,
-                               fleet=None, users=None, devices=None, commands=None, device_endpoints=None, rw=None)
+                               fleet=None, users=None, devices=None, commands=None, device_endpoints=None, rw=None,
+                               control=None, accounts=None, audit_checkpoints=None, platform_public_key=None)
     return testing.TestClient(create_app(platform))
