@@ -115,6 +115,39 @@ def cmd_status(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_users_role(settings: Settings, args) -> int:
+    """Grants or revokes a role. It holds from the next request on: the API checks roles against the
+    event store, where this is committed before the command answers; the users read model follows."""
+    import getpass
+    from commands.context import acting_as
+    from commands.errors import DomainError
+    from iotcloud.bootstrap import build_event_applications, connect_read_store
+    from queries.read_models import USERS, ReadModelCatalogue
+    accounts, fleet = build_event_applications(settings)
+    fleet.close()
+    try:
+        with acting_as(f"cli:{getpass.getuser()}"):
+            change = accounts.grant_role if args.action == "grant" else accounts.revoke_role
+            position = change(args.user, args.role)
+    except DomainError as error:
+        print(error.detail, file=sys.stderr)
+        return 2
+    finally:
+        accounts.close()
+    if position is None:
+        print(f"{args.user}: nothing to do ({args.role} already {'held' if args.action == 'grant' else 'absent'})")
+        return 0
+    mongo, db = connect_read_store(settings)
+    try:
+        shown = ReadModelCatalogue(db).wait_for(USERS, "Accounts", position, settings.projection_wait)
+    except Exception:  # noqa: BLE001 - the change holds already; the read model is for display
+        shown = False
+    mongo.close()
+    print(f"{args.user}: {args.role} {'granted' if args.action == 'grant' else 'revoked'} (enforced now;"
+          f" users read model {'current' if shown else 'will follow when the projector runs'})")
+    return 0
+
+
 def cmd_outbox(settings: Settings, args) -> int:
     from gateways.outbox import Outbox
     messages = Outbox(settings.state_dir / "outbox.sqlite3").messages(limit=args.limit, recipient=args.to)
@@ -149,6 +182,7 @@ def cmd_keys_rotate(settings: Settings, args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from commands.domain.accounts import ROLES
     root = argparse.ArgumentParser(prog="iotcloud", description="iotcloud: secure remote control of devices.")
     sub = root.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start the whole platform on embedded defaults (foreground)").set_defaults(func=cmd_run)
@@ -166,6 +200,12 @@ def parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="token-signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("rotate", help="sign new tokens with a fresh key (API processes follow within a minute)"
                     ).set_defaults(func=cmd_keys_rotate)
+    users = sub.add_parser("users", help="roles of user accounts").add_subparsers(dest="action", required=True)
+    for action in ("grant", "revoke"):
+        change = users.add_parser(action, help=f"{action} a role (auditor, analyst, admin); holds from the next request")
+        change.add_argument("user")
+        change.add_argument("role", choices=ROLES)
+        change.set_defaults(func=cmd_users_role)
     outbox = sub.add_parser("outbox", help="list emails and SMS the platform sent (newest first)")
     outbox.add_argument("--json", action="store_true", help="one JSON object per line")
     outbox.add_argument("--limit", type=int, default=20)

@@ -15,6 +15,7 @@ from gateways.devices.broker_link import WAKE_DEVICES
 from gateways.http import compat_v2 as v2
 from gateways.http import compat_v2_devices as v2_devices
 from gateways.http import problems
+from gateways.http.access import RoleLookup
 from gateways.http.bodies import bounded_loads, read_bounded
 from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
@@ -95,8 +96,9 @@ def routes(platform) -> list[Route]:
 
 def create_app(platform) -> falcon.App:
     public_limit = ConcurrencyLimit(platform.settings.api_shares[2])
+    roles_of = lambda username: platform.accounts.roles(username)  # noqa: E731 - looked up per request
     app = falcon.App(middleware=[RequestContext(), PublicRequestLimit(public_limit),
-                                 BearerAuthentication(platform.identity)], cors_enable=True)
+                                 BearerAuthentication(platform.identity), RoleLookup(roles_of)], cors_enable=True)
     handler = BoundedJSONHandler(dumps=functools.partial(json.dumps, default=_json_default), loads=bounded_loads)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
