@@ -32,11 +32,13 @@ from gateways.signer import SignerClient, SignerServer
 from iotcloud.config import Settings
 from projections.device_commands import DeviceCommandsProjection
 from projections.device_list import DeviceListProjection
+from projections.history import HistoryProjection
 from projections.nudge import nudge_for
 from projections.runner import Projector
 from projections.users import UsersProjection
 from queries.device_commands import CommandQueries
 from queries.devices import DeviceListQueries
+from queries.history import HistoryQueries
 from queries.read_models import ReadModelCatalogue
 from queries.users import UserQueries
 
@@ -62,6 +64,7 @@ class Platform:
     outcomes: CommandOutcomes
     calls: DeviceCalls
     device_endpoints: DeviceEndpoints
+    history: HistoryQueries
 
     def close(self) -> None:
         self.identity.settle()  # codes and notices still queued go out before the stores close
@@ -139,7 +142,8 @@ def build_platform(settings: Settings) -> Platform:
                     catalogue=ReadModelCatalogue(db), rw=rw, control=control, commands=CommandQueries(db),
                     outcomes=outcomes,
                     calls=DeviceCalls(control, fleet, outcomes, rw, ConcurrencyLimit(per_user, in_all), direct),
-                    device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port))
+                    device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port),
+                    history=HistoryQueries(db))
 
 
 def build_direct_calls(settings: Settings, control: DeviceControl, link: CommandOutcomes,
@@ -168,7 +172,8 @@ def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[l
     sources.setdefault("DeviceControl", build_device_control(settings))
     mongo, db = connect_read_store(settings)
     batch = settings.projection_batch
-    projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection())
+    projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection(),
+                   HistoryProjection(settings.history_retention_days))
     return [Projector(projection, sources, db, batch) for projection in projections], mongo
 
 

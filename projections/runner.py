@@ -21,6 +21,7 @@ from queries.read_models import ReadModelCatalogue, collection_name
 
 log = logging.getLogger("iotcloud.projections")
 DEFAULT_BATCH = 500
+TRIM_EVERY = 600.0  # seconds between two retention trims of a projection that has one (`trim`)
 
 
 class Projector:
@@ -37,6 +38,7 @@ class Projector:
         # This process's own checkpoints, so an idle step costs one query (the log), not three.
         self._positions: dict[tuple[int, str], int] = {}
         self.behind: set[str] = set()  # sources whose last batch was full: more is waiting there
+        self._trimmed = -TRIM_EVERY
 
     @property
     def sources(self) -> dict[str, Application]:
@@ -71,6 +73,10 @@ class Projector:
                 self.behind.add(source_name)
             else:
                 self.behind.discard(source_name)
+        trim = getattr(self.projection, "trim", None)
+        if trim is not None and time.monotonic() - self._trimmed > TRIM_EVERY:
+            self._trimmed = time.monotonic()
+            trim(collection)
         return applied
 
     def source_head(self, source: str) -> int:
