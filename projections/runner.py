@@ -61,12 +61,17 @@ class Projector:
                 self._positions[key] = self._catalogue.position(name, generation, source_name)
             notifications = app.recorder.select_notifications(start=self._positions[key] + 1, limit=self._batch_size)
             writer = BatchWriter(collection)
+            event = None
             for notification in notifications:
+                event = None
                 if self._consumed(notification.topic):
-                    self.projection.apply(app.mapper.to_domain_event(notification), notification.id, writer)
+                    event = app.mapper.to_domain_event(notification)
+                    self.projection.apply(event, notification.id, writer)
             writer.flush()
             if notifications:
-                self._catalogue.advance(name, generation, source_name, notifications[-1].id)
+                last = event or app.mapper.to_domain_event(notifications[-1])  # its time: the batch's lag
+                self._catalogue.advance(name, generation, source_name, notifications[-1].id,
+                                        last.timestamp.timestamp())
                 self._positions[key] = notifications[-1].id
                 applied += len(notifications)
             if len(notifications) >= self._batch_size:
@@ -157,14 +162,15 @@ def rebuild(projector: Projector, progress=None) -> int:
     return generation
 
 
-def progress_bar(stream=sys.stderr, width: int = 30):
-    """A text progress bar: `device_list [#####.....] 1200/2400 events 0.8s`."""
+def progress_bar(stream=None, width: int = 30):
+    """A text progress bar: `device_list [#####.....] 1200/2400 events 0.8s` (on stderr by default)."""
     def show(name: str, done: int, total: int, elapsed: float, final: bool) -> None:
+        out = stream or sys.stderr
         filled = int(width * done / total) if total else width
-        stream.write(f"\r{name:<12} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} events {elapsed:.1f}s")
+        out.write(f"\r{name:<12} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} events {elapsed:.1f}s")
         if final:
-            stream.write("\n")
-        stream.flush()
+            out.write("\n")
+        out.flush()
     return show
 
 

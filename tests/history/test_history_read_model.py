@@ -5,6 +5,7 @@ model only."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -100,3 +101,41 @@ def test_retention_trims_calls_and_presence_but_never_the_event_store(recorded):
 def test_retention_setting(retention):
     from iotcloud.config import Settings
     assert Settings.from_env({"IOTCLOUD_HISTORY_RETENTION_DAYS": retention}).history_retention_days == float(retention)
+
+
+def test_projection_lag_in_the_cli_and_readyz_detail(recorded, capsys):
+    from iotcloud.cli import parser
+    recorder, alice, _ = recorded
+    settings = recorder.api.running.settings
+    args = parser().parse_args(["projections", "status", "--json"])
+    assert args.func(settings, args) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    history = [r for r in rows if r["projection"] == "history"]
+    assert {r["source"] for r in history} == {"DeviceFleet", "DeviceControl"}
+    assert all(r["behind"] == 0 and r["last_lag_ms"] is not None and r["last_lag_ms"] >= 0 for r in history)
+    args = parser().parse_args(["projections", "status"])
+    assert args.func(settings, args) == 0
+    assert "last lag" in capsys.readouterr().out
+
+    assert set(recorder.api.get("/readyz", alice.token).json) == {"status"}  # the public answer stays minimal
+    args = parser().parse_args(["users", "grant", "alice", "admin"])
+    assert args.func(settings, args) == 0
+    detail = recorder.api.get("/readyz", alice.token).json["checks"]["projection_lag"]
+    assert {(r["projection"], r["source"]) for r in detail} >= {("history", "DeviceControl"), ("users", "Accounts")}
+
+
+def test_rebuild_command_covers_history(recorded, capsys):
+    from iotcloud.cli import parser
+    recorder, alice, _ = recorded
+    before = all_documents(recorder.platform.history.collection())
+    args = parser().parse_args(["projections", "rebuild", "history"])
+    assert args.func(recorder.api.running.settings, args) == 0
+    captured = capsys.readouterr()
+    assert "history: generation 2 is live" in captured.out and "events" in captured.err
+    from queries.read_models import ReadModelCatalogue
+    assert ReadModelCatalogue(recorder.platform.db).active_generation(HISTORY) == 2
+    assert all_documents(recorder.platform.db[collection_name(HISTORY, 2)]) == before
+
+
+def all_documents(collection) -> list[dict]:
+    return sorted(collection.find({}), key=lambda d: d["_id"])
