@@ -15,6 +15,7 @@ from eventsourcing.application import Application
 from pymongo.database import Database
 
 from projections.guarded import BatchWriter
+from projections.lag import LagWindow
 from projections.topics import ConsumedTopics
 from projections.wakeup import Wakeup, wakeup_for
 from queries.read_models import ReadModelCatalogue, collection_name
@@ -39,6 +40,7 @@ class Projector:
         self._positions: dict[tuple[int, str], int] = {}
         self.behind: set[str] = set()  # sources whose last batch was full: more is waiting there
         self._trimmed = -TRIM_EVERY
+        self._lags: dict[tuple[int, str], LagWindow] = {}
 
     @property
     def sources(self) -> dict[str, Application]:
@@ -61,17 +63,20 @@ class Projector:
                 self._positions[key] = self._catalogue.position(name, generation, source_name)
             notifications = app.recorder.select_notifications(start=self._positions[key] + 1, limit=self._batch_size)
             writer = BatchWriter(collection)
-            event = None
+            event, recorded = None, []
             for notification in notifications:
                 event = None
                 if self._consumed(notification.topic):
                     event = app.mapper.to_domain_event(notification)
                     self.projection.apply(event, notification.id, writer)
+                    recorded.append(event.timestamp.timestamp())
             writer.flush()
             if notifications:
                 last = event or app.mapper.to_domain_event(notifications[-1])  # its time: the batch's lag
+                window = self._lags.setdefault((generation, source_name), LagWindow())
+                window.add(time.time(), recorded)
                 self._catalogue.advance(name, generation, source_name, notifications[-1].id,
-                                        last.timestamp.timestamp())
+                                        last.timestamp.timestamp(), window.due())
                 self._positions[key] = notifications[-1].id
                 applied += len(notifications)
             if len(notifications) >= self._batch_size:

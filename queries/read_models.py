@@ -62,11 +62,12 @@ class ReadModelCatalogue:
         return int(doc["position"]) if doc else 0
 
     def advance(self, projection: str, generation: int, source: str, position: int,
-                recorded_at: float | None = None) -> None:
+                recorded_at: float | None = None, lag: dict | None = None) -> None:
         """`recorded_at`: when the event at `position` was recorded; the checkpoint keeps how long it
-        took to become visible (`lag_ms`, event recorded -> read model written) and when."""
+        took to become visible (`lag_ms`, event recorded -> read model written) and when; `lag`:
+        percentiles of recent events' lags (projections.lag.LagWindow)."""
         # One flat document per source: `$max` never moves a checkpoint backwards.
-        fields = {"collection": collection_name(projection, generation), "source": source}
+        fields = {"collection": collection_name(projection, generation), "source": source, **(lag or {})}
         if recorded_at is not None:
             now = time.time()
             fields.update(applied_at=now, lag_ms=round(max(0.0, now - recorded_at) * 1000, 3))
@@ -101,7 +102,8 @@ class ReadModelCatalogue:
             projection, _, generation = doc["collection"].rpartition("_g")
             rows.append({"collection": doc["collection"], "source": doc["source"], "position": doc["position"],
                          "active": self.active_generation(projection) == int(generation),
-                         "lag_ms": doc.get("lag_ms"), "applied_at": doc.get("applied_at")})
+                         **{k: doc.get(k) for k in ("lag_ms", "applied_at", "lag_events", "lag_p50_ms",
+                                                    "lag_p99_ms", "lag_max_ms")}})
         return rows
 
     def generations(self, projection: str) -> list[int]:

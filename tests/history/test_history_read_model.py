@@ -113,6 +113,7 @@ def test_projection_lag_in_the_cli_and_readyz_detail(recorded, capsys):
     history = [r for r in rows if r["projection"] == "history"]
     assert {r["source"] for r in history} == {"DeviceFleet", "DeviceControl"}
     assert all(r["behind"] == 0 and r["last_lag_ms"] is not None and r["last_lag_ms"] >= 0 for r in history)
+    assert all(r["lag_events"] >= 1 and 0 <= r["lag_p50_ms"] <= r["lag_p99_ms"] <= r["lag_max_ms"] for r in history)
     args = parser().parse_args(["projections", "status"])
     assert args.func(settings, args) == 0
     assert "last lag" in capsys.readouterr().out
