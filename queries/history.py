@@ -144,10 +144,7 @@ class HistoryQueries:
 def public(doc: dict) -> dict:
     doc["id"] = doc.pop("_id")
     doc.pop("key", None)
-    for name in ("at",):
-        value = doc.get(name)
-        if isinstance(value, str):
-            value = dt.datetime.fromisoformat(value)
-        if isinstance(value, dt.datetime) and value.tzinfo is None:
-            doc[name] = value.replace(tzinfo=dt.timezone.utc)
+    value = doc.get("at")
+    if isinstance(value, str):
+        doc["at"] = dt.datetime.fromisoformat(value)
     return normalised(doc)
