@@ -29,7 +29,7 @@ from queries.read_models import HISTORY
 TO_DEVICE, FROM_DEVICE = "to_device", "from_device"
 COMMAND = "command"
 LIFECYCLE = ("registered", "certificate_reissued", "unregistered")  # kept whatever the retention
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+NAIVE_EPOCH = dt.datetime(1970, 1, 1)  # UTC
 REMEMBERED = 200_000  # request times and device names kept in memory (a miss costs one find_one)
 
 # (fields, name) of every index: each query of queries/history.py is served by one of them.
@@ -61,8 +61,8 @@ def _at(epoch: float) -> str:
     text, and nx-27017 stores a BSON date given to `$set` on an existing document as a naive string
     but one in an inserted document as a date, so dates would differ between a live read model and
     a rebuild that merged the same events into fewer writes."""
-    moment = EPOCH + dt.timedelta(microseconds=_us(epoch))  # the very microsecond its key holds
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = NAIVE_EPOCH + dt.timedelta(microseconds=_us(epoch))  # the very microsecond its key holds
+    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 def _payload(value) -> str:
