@@ -8,7 +8,8 @@ line (Device.*), and device calls Requested -> Sent -> Succeeded, every 20th Tim
 
   null sink  the projection reads, decodes and applies every event, and the batch writer merges
              its writes, but the bulk writes go nowhere: what iotcloud itself costs;
-  rebuild    `projections.runner.rebuild` into a private nx-27017 through pymongo, as the CLI does;
+  rebuild    the projector's batches into a private nx-27017 through pymongo, as `iotcloud projections
+             rebuild` runs them (--rebuild-events stops it early: nx-27017 takes ~30 min for 1M);
   profile    cProfile over the first --profile-events of a rebuild (where the time goes).
 
 Prints the figures and writes bench/results/history/<name>.json.
@@ -40,7 +41,7 @@ from iotcloud.config import Settings  # noqa: E402
 from iotcloud.embedded_mongo import start_embedded_mongo  # noqa: E402
 from projections.guarded import BatchWriter  # noqa: E402
 from projections.history import HistoryProjection  # noqa: E402
-from projections.runner import Projector, rebuild  # noqa: E402
+from projections.runner import Projector  # noqa: E402
 from projections.topics import ConsumedTopics  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "history"
@@ -135,21 +136,31 @@ def null_sink(sources: dict, page: int) -> dict:
             "cpu_s": round(cpu, 2), "events_per_cpu_s": round(events / cpu)}
 
 
-def real_rebuild(sources: dict, db, page: int) -> dict:
-    projector = Projector(HistoryProjection(), sources, db, page)
-    last = [0.0]
+def cpu_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def progress(name, done, total, elapsed, final):
-        if final or elapsed - last[0] >= 10:
-            last[0] = elapsed
-            print(f"  {done}/{total} events, {elapsed:.0f} s, {done / max(elapsed, 1e-9):.0f} events/s", flush=True)
-    started, cpu = time.perf_counter(), time.process_time()
-    generation = rebuild(projector, progress)
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    events = projector.head()
+
+def real_rebuild(sources: dict, db, page: int, limit: int | None, nx_pid: int) -> dict:
+    """As `projections.runner.rebuild` (the CLI's), stopped after `limit` events if given."""
+    projector = Projector(HistoryProjection(), sources, db, page)
+    generation, done, last = 500, 0, 0.0
+    total = projector.head() if limit is None else min(limit, projector.head())
+    started, cpu, nx_cpu = time.perf_counter(), time.process_time(), cpu_of(nx_pid)
+    while done < total:
+        applied = projector.step(generation)
+        if not applied:
+            break
+        done += applied
+        elapsed = time.perf_counter() - started
+        if elapsed - last >= 10:
+            last = elapsed
+            print(f"  {done}/{total} events, {elapsed:.0f} s, {done / elapsed:.0f} events/s", flush=True)
+    seconds, cpu, nx_cpu = time.perf_counter() - started, time.process_time() - cpu, cpu_of(nx_pid) - nx_cpu
     documents = db[f"history_g{generation}"].count_documents({})
-    return {"events": events, "documents": documents, "seconds": round(seconds, 2),
-            "events_per_s": round(events / seconds), "projector_cpu_s": round(cpu, 2)}
+    return {"events": done, "documents": documents, "seconds": round(seconds, 2),
+            "events_per_s": round(done / seconds), "projector_cpu_s": round(cpu, 2),
+            "nx_27017_cpu_s": round(nx_cpu, 2)}
 
 
 def profile_rebuild(sources: dict, db, page: int, limit: int) -> list[str]:
@@ -177,6 +188,8 @@ def main(argv=None) -> int:
     p.add_argument("--profile-events", type=int, default=100_000)
     p.add_argument("--keep", action="store_true", help="keep the temporary state directory")
     p.add_argument("--skip-rebuild", action="store_true", help="the null sink only")
+    p.add_argument("--rebuild-events", type=int, default=None,
+                   help="stop the rebuild into nx-27017 after this many events (default: all)")
     args = p.parse_args(argv)
     state = Path(tempfile.mkdtemp(prefix="iotcloud-history-bench-"))
     port = free_port()
@@ -201,7 +214,7 @@ def main(argv=None) -> int:
         else:
             print("rebuild into nx-27017", flush=True)
             result["load_during"] = os.getloadavg()
-            result["rebuild"] = real_rebuild(sources, db, args.page)
+            result["rebuild"] = real_rebuild(sources, db, args.page, args.rebuild_events, nx.pid)
             print(f"  {result['rebuild']}", flush=True)
         if args.profile_events:
             print(f"profile of a rebuild's first {args.profile_events} events", flush=True)
