@@ -38,6 +38,7 @@ from projections.runner import Projector
 from projections.users import UsersProjection
 from queries.device_commands import CommandQueries
 from queries.devices import DeviceListQueries
+from queries.fleet_analytics import FleetAnalytics
 from queries.history import HistoryQueries
 from queries.read_models import ReadModelCatalogue
 from queries.users import UserQueries
@@ -65,6 +66,7 @@ class Platform:
     calls: DeviceCalls
     device_endpoints: DeviceEndpoints
     history: HistoryQueries
+    fleet_analytics: FleetAnalytics
 
     def close(self) -> None:
         self.identity.settle()  # codes and notices still queued go out before the stores close
@@ -143,7 +145,7 @@ def build_platform(settings: Settings) -> Platform:
                     outcomes=outcomes,
                     calls=DeviceCalls(control, fleet, outcomes, rw, ConcurrencyLimit(per_user, in_all), direct),
                     device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port),
-                    history=HistoryQueries(db))
+                    history=HistoryQueries(db), fleet_analytics=FleetAnalytics(db))
 
 
 def build_direct_calls(settings: Settings, control: DeviceControl, link: CommandOutcomes,

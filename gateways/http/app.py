@@ -80,7 +80,7 @@ def routes(platform) -> list[Route]:
         Route("/v1/devices/{name}/commands", device_control.DeviceCommands(platform.calls)),
         Route("/v1/commands/{command_id}", device_control.CommandStatus(platform.commands)),
         *[Route(path, resource) for path, resource in device_control.device_api_routes(platform.calls)],
-        *[Route(path, resource) for path, resource in history.routes(platform.history)],
+        *[Route(path, resource) for path, resource in history.routes(platform.history, platform.fleet_analytics)],
         # libpyiotcloud v2 compatibility
         Route("/user/signup", v2.UserSignUp(identity, rw)),
         Route("/user/confirm_signup", v2.UserConfirmSignUp(identity, rw)),

@@ -17,6 +17,7 @@ SCHEMAS = {
                        at=TIME, requested_at=TIME, sent_at=TIME, completed_at=TIME, detail={}),
     "HistoryPage": obj(["items", "next"], items=ITEMS, next={**NULLABLE_S, "description": "cursor of the next page"}),
     "AggregateRows": obj(["rows"], rows={"type": "array", "items": {"type": "object"}}),
+    "DevicesPage": obj(["items", "next"], items={"type": "array", "items": {"type": "object"}}, next=NULLABLE_S),
 }
 FILTERS = [
     {"name": "device", "in": "query", "schema": string(128), "description": "device name"},
@@ -59,10 +60,15 @@ OPERATIONS = {
                                       {200: "AggregateRows"}, {400, 403}),
     ("/v1/analytics/export", "get"): ("analytics", "Export as CSV or JSON Lines, streamed" + ANALYST, None,
                                       {200: None}, {400, 403}),
+    ("/v1/analytics/devices", "get"): ("analytics", "Devices (connection filter, paged by device id)" + ANALYST,
+                                       None, {200: "DevicesPage"}, {400, 403}),
 }
 
 
 def parameters(path: str) -> list[dict]:
+    if path == "/v1/analytics/devices":
+        return [{"name": "connection", "in": "query", "schema": {"enum": ["online", "offline"]}}, PAGING[0],
+                PAGING[1], *OWNER]
     if path not in {p for p, _ in OPERATIONS}:
         return []
     params = [] if path == "/v1/devices/{name}/history" else FILTERS[:1]

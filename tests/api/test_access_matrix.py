@@ -90,7 +90,7 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     **{(path, "get"): v1({200}, {200}) for path in ("/v1/history", "/v1/devices/{name}/history",
                                                      *(f"/v1/analytics/{kind}" for kind in (
                                                          "history", "commands", "outcomes", "latency", "online",
-                                                         "export")))},
+                                                         "export", "devices")))},
     **{(path, method): v2({200}, {200}) for path in ("/user/histories", "/devices/histories")
        for method in ("get", "post")},
 }

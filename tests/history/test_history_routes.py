@@ -74,7 +74,7 @@ def test_users_never_see_other_users_history(recorded):
     api = recorder.api
     assert {i["owner"] for i in all_pages(api, "/v1/history", bob.token)} == {"bob"}
     assert all_pages(api, "/v1/devices/kitchen/history", bob.token) == []
-    for path in ("history", "commands", "outcomes", "latency", "online", "export"):
+    for path in ("history", "commands", "outcomes", "latency", "online", "export", "devices"):
         assert_problem(api.get(f"/v1/analytics/{path}", bob.token, params={"owner": "alice"}), 403, "role-required")
         assert api.get(f"/v1/analytics/{path}", bob.token).status_code == 200
         assert api.get(f"/v1/analytics/{path}").status_code == 401
@@ -82,6 +82,7 @@ def test_users_never_see_other_users_history(recorded):
     assert {json.loads(line)["owner"] for line in own} == {"bob"}
     rows = api.get("/v1/analytics/latency", bob.token, params={"by": "device"}).json["rows"]
     assert [row["owner"] for row in rows] == ["bob"]
+    assert [d["name"] for d in all_pages(api, "/v1/analytics/devices", bob.token)] == ["shed"]
 
 
 def test_analysts_query_everyone(recorded):
@@ -91,6 +92,12 @@ def test_analysts_query_everyone(recorded):
     owners = {i["owner"] for i in all_pages(api, "/v1/analytics/history", bob.token)}
     assert owners == {"alice", "bob"}
     assert {i["owner"] for i in all_pages(api, "/v1/analytics/history", bob.token, owner="alice")} == {"alice"}
+    devices = all_pages(api, "/v1/analytics/devices", bob.token, limit=1)
+    assert sorted((d["owner"], d["name"]) for d in devices) == [("alice", "kitchen"), ("bob", "shed")]
+    assert all("pem" not in d["certificate"] for d in devices)
+    assert [d["name"] for d in all_pages(api, "/v1/analytics/devices", bob.token, connection="online")] == ["shed"]
+    for params in ({"connection": "maybe"}, {"next": "!!"}, {"limit": "0"}):
+        assert_problem(api.get("/v1/analytics/devices", bob.token, params=params), 400, "validation-failed")
 
     outcomes = {row["api"]: row for row in api.get("/v1/analytics/outcomes", bob.token).json["rows"]}
     assert outcomes["get_gpio"]["commands"] == 4

@@ -13,6 +13,7 @@ import falcon
 from commands.errors import ValidationFailed
 from gateways.http import access
 from queries.analytics import Analytics
+from queries.fleet_analytics import FleetAnalytics
 from queries.history import (DEFAULT_PAGE, MAX_PAGE, HistoryQueries, decode_cursor, history_filter,
                              parse_time)
 
@@ -141,6 +142,17 @@ class Export:
         resp.stream = _csv(documents) if kind == "csv" else _json_lines(documents)
 
 
+class AnalyticsDevices:
+    """GET /v1/analytics/devices: the device-list read model, everyone's for analysts."""
+
+    def __init__(self, fleet: FleetAnalytics):
+        self._fleet = fleet
+
+    def on_get(self, req, resp):
+        items, cursor = self._fleet.page(scope(req), _param(req, "connection"), _limit(req), _param(req, "next"))
+        resp.media = {"items": items, "next": cursor}
+
+
 def _text(value) -> str:
     if value is None:
         return ""
@@ -167,11 +179,12 @@ def _json_lines(documents):
         yield (json.dumps(doc, default=_text) + "\n").encode()
 
 
-def routes(history: HistoryQueries) -> list[tuple[str, object]]:
+def routes(history: HistoryQueries, fleet: FleetAnalytics) -> list[tuple[str, object]]:
     analytics = Analytics(history)
     return [("/v1/history", History(history)),
             ("/v1/devices/{name}/history", DeviceHistory(history)),
             ("/v1/analytics/history", AnalyticsHistory(history)),
             *[(f"/v1/analytics/{kind}", Aggregate(analytics, kind))
               for kind in ("commands", "outcomes", "latency", "online")],
-            ("/v1/analytics/export", Export(history))]
+            ("/v1/analytics/export", Export(history)),
+            ("/v1/analytics/devices", AnalyticsDevices(fleet))]
