@@ -6,7 +6,7 @@ LOCK := requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | md5sum | cut -c1-12)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test venv lock clean
+.PHONY: run test venv lock clean firmware
 
 # Every Python package comes from requirements.lock, pinned with hashes: a tampered or substituted
 # wheel fails the install. The project itself is installed on top of it, without dependencies.
@@ -24,10 +24,17 @@ venv: $(STAMP)
 run: venv
 	@$(VENV)/bin/iotcloud run
 
-test: venv simulators/node/node_modules/.installed
+test: venv simulators/node/node_modules/.installed firmware
 	@bash deploy/system-packages.sh test
+	@echo "==> firmware: host unit tests (ASan/UBSan), cppcheck, differential check, fuzz smoke run, Cortex-M3 in QEMU"
+	@$(MAKE) -s -C firmware test PYTHON=$(abspath $(PY))
 	@bash deploy/test-services.sh .state/test-services
 	@eval "$$(bash deploy/test-postgres.sh .state/test-pg)" && $(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The C device (firmware/README.md): the platform's device tests run it beside the simulators.
+firmware:
+	@bash deploy/system-packages.sh test
+	@$(MAKE) -s -C firmware all build/replay
 
 simulators/node/node_modules/.installed: simulators/node/package-lock.json
 	@bash deploy/system-packages.sh test

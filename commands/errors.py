@@ -84,6 +84,11 @@ class DeviceNotFound(DomainError):
     problem, status, title = "device-not-found", 404, "No such device"
 
 
+class PasswordLoginNotEnabled(DomainError):
+    problem, status, title = "password-login-not-enabled", 409, \
+        "The device was not registered for password login; it logs in with its certificate only"
+
+
 class InvalidCertificateRequest(DomainError):
     problem, status, title = "invalid-csr", 400, "The certificate signing request cannot be used"
 
@@ -102,6 +107,10 @@ class DeviceTimeout(DomainError):
 
 class DeviceCallFailed(DomainError):
     problem, status, title = "device-call-failed", 502, "The device call failed"
+
+
+class IdentityProviderUnavailable(DomainError):
+    problem, status, title = "identity-provider-unavailable", 503, "The identity provider cannot be reached; retry later"
 
 
 class SignerUnavailable(DomainError):

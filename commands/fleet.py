@@ -9,9 +9,11 @@ from typing import Protocol
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
+from commands.broker_passwords import new_broker_password
 from commands.domain.device_ids import new_device_id
 from commands.domain.devices import Device, DeviceNameClaim
-from commands.errors import ConcurrentChange, DeviceNameTaken, DeviceNotFound, InvalidCertificateRequest, ValidationFailed
+from commands.errors import (ConcurrentChange, DeviceNameTaken, DeviceNotFound, InvalidCertificateRequest,
+                             PasswordLoginNotEnabled, ValidationFailed)
 from commands.pki import CertificateAuthority, InvalidCSR, IssuedCertificate
 
 DEVICE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}\Z")  # \Z: "$" also matches before a final newline
@@ -26,6 +28,7 @@ class DeviceCredentials:
     ca_pem: str
     certificate: IssuedCertificate
     position: int
+    broker_password: str | None = None  # devices registered for password login: shown once, stored hashed
 
 
 class CertificateRevocation(Protocol):
@@ -51,7 +54,7 @@ class DeviceFleet(Application):
         self.revocation = revocation
 
     def register_device(self, owner: str, name: str, csr_pem: str | None = None,
-                        correlation_ids: bool = False) -> DeviceCredentials:
+                        correlation_ids: bool = False, password_login: bool = False) -> DeviceCredentials:
         check_device_name(name)
         claim = self._existing_claim(owner, name)
         if claim is not None and claim.device_id is not None:
@@ -60,6 +63,10 @@ class DeviceFleet(Application):
         issued = self._issue(device_id, csr_pem)
         device = Device(device_id=device_id, owner=owner, name=name, certificate=certificate_record(issued),
                         correlation_ids=bool(correlation_ids))
+        password = None
+        if password_login:
+            password, password_hash = new_broker_password()
+            device.set_broker_password(password_hash=password_hash)
         if claim is None:
             claim = DeviceNameClaim(owner=owner, name=name, device_id=device_id)
         else:
@@ -68,7 +75,22 @@ class DeviceFleet(Application):
             recordings = self.save(device, claim)
         except IntegrityError:
             raise DeviceNameTaken(f"device '{name}' is already registered") from None
-        return DeviceCredentials(device_id, name, self._ca.certificate_pem, issued, recordings[-1].notification.id)
+        return DeviceCredentials(device_id, name, self._ca.certificate_pem, issued, recordings[-1].notification.id,
+                                 password)
+
+    def rotate_broker_password(self, owner: str, name: str) -> tuple[str, str, int]:
+        """A new broker password for a password-login device: (device id, the password, position). Returns once the
+        old password is refused and the connections it opened are closed."""
+        device, _ = self._owned_device(owner, name)
+        if device.broker_password_hash is None:
+            raise PasswordLoginNotEnabled(f"device '{name}' logs in with its certificate only")
+        password, password_hash = new_broker_password()
+        device.set_broker_password(password_hash=password_hash)
+        position = self._save_or_conflict(device)
+        # The auth backend reads the log on every login, so the old password is refused from the save on;
+        # connections it opened before are closed here, as a revocation closes a certificate's.
+        self._enforce_revocation(device.device_id, all_connections=False)
+        return device.device_id, password, position
 
     def unregister_device(self, owner: str, name: str) -> int:
         device, claim = self._owned_device(owner, name)

@@ -15,6 +15,19 @@ if [[ "$purpose" == test ]]; then
   have_cmd npm || need+=(npm)
   have_cmd mosquitto || [[ -x /usr/sbin/mosquitto ]] || need+=(mosquitto)
   [[ -x /usr/lib/postgresql/15/bin/initdb || -n "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ]] || need+=(postgresql)
+  # firmware/: the POSIX device (libmosquitto, OpenSSL), its fuzzers (clang 14 + libFuzzer runtime,
+  # llvm-14 for coverage), cppcheck, and the Cortex-M build tested in QEMU.
+  have_cmd gcc || need+=(gcc)
+  have_cmd make || need+=(make)
+  [[ -f /usr/include/mosquitto.h ]] || need+=(libmosquitto-dev)
+  [[ -f /usr/include/openssl/ssl.h ]] || need+=(libssl-dev)
+  have_cmd clang-14 || need+=(clang-14)
+  [[ -n "$(ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)" ]] || need+=(libclang-rt-14-dev)
+  have_cmd llvm-cov-14 || need+=(llvm-14)
+  have_cmd cppcheck || need+=(cppcheck)
+  have_cmd arm-none-eabi-gcc || need+=(gcc-arm-none-eabi)
+  [[ -f /usr/lib/arm-none-eabi/newlib/thumb/v7-m/nofp/libc_nano.a || -d /usr/lib/arm-none-eabi/newlib ]] || need+=(libnewlib-arm-none-eabi)
+  have_cmd qemu-system-arm || need+=(qemu-system-arm)
 fi
 
 if ((${#need[@]})); then

@@ -8,16 +8,28 @@ waits on the worker's poller until it has sent something, and `GET /healthz` is 
 poller itself, so a liveness probe never queues behind busy threads. Every other request goes to
 the pool as before. (A client that sends slowly after its first byte still holds a thread until
 it finishes: expose the API through a buffering reverse proxy.)
+
+The HTTPS listener is TLS-wrapped here, per listener, rather than by gunicorn's `certfile` (which
+would wrap every listener): one worker serves the HTTPS port and the loopback HTTP port, so the
+API's short path (one process owning the device lines) works on both. Each worker loads the
+certificate when it starts (gunicorn's HUP restarts workers: that is how a renewed certificate is
+taken up without dropping the listeners).
 """
 
 from __future__ import annotations
 
+import errno
 import selectors
 import socket
+import ssl
 import time
 from functools import partial
 
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn import http
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from iotcloud.config import Settings
+from iotcloud.https import server_context
 
 PROBE = b"GET /healthz "
 HEALTHY = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n"
@@ -25,14 +37,64 @@ HEALTHY = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length
 PEEK = 2048  # a probe's request head fits; anything longer goes to the pool
 
 
+HANDSHAKE_SECONDS = 10.0
+
+
+class TlsConn(TConn):
+    """A connection on the HTTPS listener: the TLS handshake runs on the request thread (bounded),
+    after the client's first bytes arrived on the poller, like any request."""
+
+    def __init__(self, cfg, sock, client, server, context: ssl.SSLContext):
+        super().__init__(cfg, sock, client, server)
+        self.context = context
+
+    def init(self):
+        if self.initialized:
+            return
+        self.initialized = True
+        raw = self.sock
+        raw.setblocking(True)
+        raw.settimeout(HANDSHAKE_SECONDS)
+        try:
+            wrapped = self.context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+            wrapped.do_handshake()
+        except (ssl.SSLError, OSError) as failed:
+            # A scanner, a client that distrusts the certificate, a stalled handshake: close quietly.
+            raise OSError(errno.ENOTCONN, f"TLS handshake failed: {failed}") from None
+        wrapped.settimeout(None)
+        self.sock = wrapped
+        self.parser = http.get_parser(self.cfg, self.sock, self.client)
+
+
 class ApiWorker(ThreadWorker):
+    def init_process(self) -> None:
+        settings = Settings.from_env()
+        self.tls_port = settings.api_https_port
+        self.tls_context = server_context(settings) if self.tls_port else None
+        super().init_process()
+
+    def accept(self, listener) -> None:
+        """gunicorn's accept, with a TLS connection for the HTTPS listener's clients."""
+        address = listener.getsockname()
+        if self.tls_context is None or address[1] != self.tls_port:
+            return super().accept(listener)
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return None
+        self.nr_conns += 1
+        self.enqueue_req(TlsConn(self.cfg, client_sock, client_addr, address, self.tls_context))
+        return None
+
     def enqueue_req(self, conn) -> None:
         if not conn.initialized:
             head = _peek(conn)
             if head is None and not conn.data_ready and self._can_park():
                 self._park(conn)
                 return
-            if head and _answered_probe(conn, head):
+            if head and not isinstance(conn, TlsConn) and _answered_probe(conn, head):
                 self.nr_conns -= 1
                 return
         super().enqueue_req(conn)

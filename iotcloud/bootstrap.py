@@ -29,7 +29,8 @@ from gateways.http.outcomes import CommandOutcomes
 from gateways.http.resources.devices import DeviceEndpoints
 from gateways.outbox import Outbox
 from gateways.signer import SignerClient, SignerServer
-from iotcloud.config import Settings
+from iotcloud.config import SEED_NAMES, Settings
+from iotcloud.metrics import instrument_event_store
 from projections.device_commands import DeviceCommandsProjection
 from projections.device_list import DeviceListProjection
 from projections.history import HistoryProjection
@@ -57,7 +58,7 @@ class Platform:
     mongo: MongoClient
     db: Database
     devices: DeviceListQueries
-    users: UserQueries
+    users: UserQueries  # or, with Cognito, the provider itself: both answer profile(username)
     catalogue: ReadModelCatalogue
     rw: ReadYourWrites
     control: DeviceControl
@@ -87,7 +88,7 @@ def build_event_applications(settings: Settings, ca: CertificateIssuer | None = 
     accounts = Accounts(env=settings.event_store_env("Accounts"))
     fleet = DeviceFleet(env=settings.event_store_env("DeviceFleet"), ca=ca,
                         certificate_days=settings.device_cert_days, key_type=settings.device_key_type)
-    return accounts, fleet
+    return instrument_event_store(accounts, "Accounts"), instrument_event_store(fleet, "DeviceFleet")
 
 
 def build_device_control(settings: Settings, sole_writer: bool = False) -> DeviceControl:
@@ -96,7 +97,7 @@ def build_device_control(settings: Settings, sole_writer: bool = False) -> Devic
     env = settings.event_store_env("DeviceControl")
     if sole_writer:
         env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
-    return DeviceControl(env=env, default_timeout=settings.command_timeout)
+    return instrument_event_store(DeviceControl(env=env, default_timeout=settings.command_timeout), "DeviceControl")
 
 
 def build_notifier(settings: Settings) -> Notifier:
@@ -110,14 +111,20 @@ def token_issuer(settings: Settings) -> TokenIssuer:
     return TokenIssuer.load_or_create(settings.state_dir / "keys" / "token-signing.pem", settings.access_token_ttl)
 
 
-def build_platform(settings: Settings) -> Platform:
-    # The internet-facing API never opens the CA key: certificates come from the signer process.
-    ca = SignerClient(settings.signer_socket_path)
-    accounts, fleet = build_event_applications(settings, ca)
-    notifier = build_notifier(settings)
-    if settings.identity_provider != "local":
-        raise ValueError(f"unknown IOTCLOUD_IDENTITY_PROVIDER {settings.identity_provider!r} (supported: local)")
-    identity = LocalIdentityProvider(
+def build_identity(settings: Settings, accounts: Accounts, notifier: Notifier) -> IdentityProvider:
+    if settings.identity == "cognito":
+        from gateways.cognito.provider import CognitoIdentityProvider, cognito_client
+        missing = [name for name in ("cognito_client_id", "cognito_userpool_id", "cognito_userpool_region")
+                   if not getattr(settings, name)]
+        if missing:
+            raise ValueError(f"IOTCLOUD_IDENTITY=cognito needs {', '.join(SEED_NAMES[m] for m in missing)}")
+        return CognitoIdentityProvider(
+            cognito_client(settings.cognito_userpool_region), settings.cognito_userpool_id,
+            settings.cognito_client_id, settings.cognito_userpool_region, notifier,
+            max_failures=settings.login_max_failures, max_delay=settings.login_max_delay, defer=Background())
+    if settings.identity != "local":
+        raise ValueError(f"unknown IOTCLOUD_IDENTITY {settings.identity!r} (supported: local, cognito)")
+    return LocalIdentityProvider(
         accounts, token_issuer(settings),
         notifier, load_or_create_secret(settings.state_dir / "keys" / "code.key"),
         refresh_ttl=settings.refresh_token_ttl, code_ttl=settings.code_ttl,
@@ -125,6 +132,14 @@ def build_platform(settings: Settings) -> Platform:
         hasher=PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
                               parallelism=1),
         defer=Background())
+
+
+def build_platform(settings: Settings) -> Platform:
+    # The internet-facing API never opens the CA key: certificates come from the signer process.
+    ca = SignerClient(settings.signer_socket_path)
+    accounts, fleet = build_event_applications(settings, ca)
+    notifier = build_notifier(settings)
+    identity = build_identity(settings, accounts, notifier)
     mongo, db = connect_read_store(settings)
     from gateways.broker.topology import API_SERVICE
     from iotcloud.broker import certificate_revocation, service_address
@@ -140,7 +155,8 @@ def build_platform(settings: Settings) -> Platform:
     # On PostgreSQL a waiting write nudges the projector (every application shares one database).
     rw = ReadYourWrites(ReadModelCatalogue(db), settings.projection_wait, nudge_for(control))
     return Platform(settings=settings, ca=ca, accounts=accounts, fleet=fleet, identity=identity,
-                    notifier=notifier, mongo=mongo, db=db, devices=devices, users=UserQueries(db),
+                    notifier=notifier, mongo=mongo, db=db, devices=devices,
+                    users=identity if settings.identity == "cognito" else UserQueries(db),
                     catalogue=ReadModelCatalogue(db), rw=rw, control=control, commands=CommandQueries(db),
                     outcomes=outcomes,
                     calls=DeviceCalls(control, fleet, outcomes, rw, ConcurrencyLimit(per_user, in_all), direct),
@@ -182,7 +198,8 @@ def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[l
 def prepare_state(settings: Settings) -> None:
     """Creates the CA and signing keys once, before worker processes race to do it."""
     private_directory(settings.state_dir)
-    CertificateAuthority.load_or_create(settings.pki_dir)
+    from iotcloud.https import ensure_api_certificate
+    ensure_api_certificate(settings, CertificateAuthority.load_or_create(settings.pki_dir))
     token_issuer(settings)
     load_or_create_secret(settings.state_dir / "keys" / "code.key")
     # Create the event-store tables here, once: PostgreSQL fails "CREATE TABLE IF NOT EXISTS" run by

@@ -10,6 +10,7 @@ import threading
 
 from iotcloud import logs
 from iotcloud.config import Settings
+from iotcloud.ops_server import ops_listener
 
 
 def cmd_run(settings: Settings, args) -> int:
@@ -17,37 +18,77 @@ def cmd_run(settings: Settings, args) -> int:
     return run(settings)
 
 
+def cmd_api(settings: Settings, args) -> int:
+    """The REST API alone (gunicorn, as `iotcloud run` starts it): for containers and Kubernetes pods.
+    Run `iotcloud init` (or the compose init service) first: it creates the keys and tables."""
+    import os
+    from iotcloud.supervisor import api_environment, gunicorn_command
+    command = gunicorn_command(settings)
+    os.execve(command[0], command, api_environment(settings, dict(os.environ)))
+
+
 def cmd_projector(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_projectors
+    from iotcloud.leases import lease_for, work_under
+    from iotcloud.metrics import ProjectionCollector, register
     from projections.runner import run_projectors
+    stop = stop_on_signals()
+    lease = lease_for(settings, "projector")
     projectors, mongo = build_projectors(settings)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    run_projectors(projectors, stop, min_interval=settings.projection_interval)
-    mongo.close()
-    return 0
+    db = mongo[settings.mongodb_database]
+    register(ProjectionCollector(projectors, db))
+    ops = ops_listener(settings, "projector", lambda: (lease is None or lease.held) and db.command("ping"))
+    if work_under(lease, stop):
+        run_projectors(projectors, stop, min_interval=settings.projection_interval)
+    return finish(lease, ops, mongo)
 
 
 def cmd_gateway(settings: Settings, args) -> int:
     from gateways.devices.runtime import DeviceGateway
     from iotcloud.bootstrap import build_device_control, build_event_applications, connect_read_store
+    from iotcloud.leases import lease_for, work_under
+    from iotcloud.metrics import GatewayCollector, register
     from gateways.broker.topology import GATEWAY_SERVICE
     from iotcloud.broker import admin_client, service_address
     address = service_address(settings, GATEWAY_SERVICE)
     if address is None:
         print(f"no broker credentials for {GATEWAY_SERVICE} under {settings.service_credentials_dir}", file=sys.stderr)
         return 2
+    stop = stop_on_signals()
+    lease = lease_for(settings, "gateway")
+    working: list = []
+    ops = ops_listener(settings, "gateway", lambda: bool(working) and working[0].connected)
+    if not work_under(lease, stop):  # a standby gateway holds no broker link and reads nothing
+        return finish(lease, ops)
+    # Built only once the lease is held: a gateway recovers its in-flight calls from the log as it starts.
     _, fleet = build_event_applications(settings)
     mongo, db = connect_read_store(settings)
     gateway = DeviceGateway(build_device_control(settings, sole_writer=True), fleet, db, address,
                             revoke=admin_client(settings))
+    register(GatewayCollector(gateway))
+    working.append(gateway)
+    gateway.run(stop)
+    return finish(lease, ops, mongo)
+
+
+def stop_on_signals() -> threading.Event:
+    """SIGTERM and SIGINT set the returned event; each process then finishes what it is doing and exits."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    gateway.run(stop)
-    mongo.close()
-    return 0
+    return stop
+
+
+def finish(lease, ops, *closing) -> int:
+    """Closes a process's listener, connections and lease; 1 if it stopped because the lease was lost
+    (its supervisor or orchestrator restarts it, and it waits for the lease again)."""
+    lost = lease is not None and lease.lost.is_set()  # before release(), which sets it too
+    ops.stop()
+    for resource in closing:
+        resource.close()
+    if lease is not None:
+        lease.release()
+    return 1 if lost else 0
 
 
 def cmd_broker_auth(settings: Settings, args) -> int:
@@ -63,10 +104,10 @@ def cmd_broker_auth(settings: Settings, args) -> int:
     app = create_auth_app(registry, tuple(SERVICE_ACCESS), secret=identity.secret,
                           admin=load_or_create_admin_credentials(settings.broker_dir))
     server = AuthBackendServer(app, identity, port=settings.broker_auth_port).start()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    ops = ops_listener(settings, "broker_auth")
+    stop = stop_on_signals()
     stop.wait()
+    ops.stop()
     server.stop()
     fleet.close()
     return 0
@@ -75,10 +116,10 @@ def cmd_broker_auth(settings: Settings, args) -> int:
 def cmd_signer(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_signer
     server = build_signer(settings).start()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    ops = ops_listener(settings, "signer")
+    stop = stop_on_signals()
     stop.wait()
+    ops.stop()
     server.stop()
     return 0
 
@@ -169,6 +210,29 @@ def cmd_init(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_broker_config(settings: Settings, args) -> int:
+    from iotcloud.bootstrap import prepare_state
+    from iotcloud.broker_bundle import broker_node_files, describe
+    prepare_state(settings)
+    names = tuple(dict.fromkeys([settings.broker_tls_name, *args.hostname, "localhost"]))
+    for path in describe(broker_node_files(settings, names)):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_probe(settings: Settings, args) -> int:
+    """A container healthcheck without curl in the image: 0 when the URL answers 2xx within 5 s."""
+    import ssl
+    import urllib.request
+    context = ssl.create_default_context(cafile=args.cacert) if args.url.startswith("https:") else None
+    try:
+        with urllib.request.urlopen(args.url, timeout=5, context=context) as answer:
+            return 0 if 200 <= answer.status < 300 else 1
+    except OSError as exc:
+        print(f"{args.url}: {exc}", file=sys.stderr)
+        return 1
+
+
 def cmd_keys_rotate(settings: Settings, args) -> int:
     from iotcloud.bootstrap import token_issuer
     issuer = token_issuer(settings)
@@ -182,12 +246,22 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="iotcloud", description="iotcloud: secure remote control of devices.")
     sub = root.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start the whole platform on embedded defaults (foreground)").set_defaults(func=cmd_run)
+    sub.add_parser("api", help="run the REST API alone (gunicorn; foreground)").set_defaults(func=cmd_api)
     sub.add_parser("projector", help="run the read-model projectors (foreground)").set_defaults(func=cmd_projector)
     sub.add_parser("init", help="create the platform CA and signing keys").set_defaults(func=cmd_init)
     sub.add_parser("gateway", help="run the device gateway (foreground)").set_defaults(func=cmd_gateway)
     sub.add_parser("signer", help="run the certificate signer, the only holder of the CA key (foreground)"
                    ).set_defaults(func=cmd_signer)
     sub.add_parser("broker-auth", help="run the broker's HTTP auth backend (foreground)").set_defaults(func=cmd_broker_auth)
+    broker_config = sub.add_parser("broker-config", help="write the CA, keys and a RabbitMQ configuration for a broker "
+                                   "started elsewhere (docker-compose's init service)")
+    broker_config.add_argument("--hostname", action="append", default=[],
+                               help="a name devices use for the broker (its certificate's names)")
+    broker_config.set_defaults(func=cmd_broker_config)
+    probe = sub.add_parser("probe", help="exit 0 if a URL answers 2xx (container healthchecks)")
+    probe.add_argument("url")
+    probe.add_argument("--cacert", help="CA certificate to verify an https URL with")
+    probe.set_defaults(func=cmd_probe)
     projections = sub.add_parser("projections", help="read-model maintenance").add_subparsers(dest="action", required=True)
     rebuild = projections.add_parser("rebuild", help="replay the whole event store into fresh read models")
     rebuild.add_argument("name", nargs="*", help="projection names (default: all)")

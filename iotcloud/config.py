@@ -36,6 +36,9 @@ DEFAULT_PROJECTION_WAIT = 2.0             # seconds a write waits for its read m
 # Seconds from one projector batch to the next: the events of that interval share one write per document.
 DEFAULT_PROJECTION_INTERVAL = 0.05
 DEFAULT_IDENTITY_PROVIDER = "local"
+# Settings read under the names other tools or libpyiotcloud gave them rather than IOTCLOUD_*.
+SEED_NAMES = {"persistence_module": "PERSISTENCE_MODULE", "cognito_client_id": "AWS_COGNITO_CLIENT_ID",
+              "cognito_userpool_id": "AWS_COGNITO_USERPOOL_ID", "cognito_userpool_region": "AWS_COGNITO_USERPOOL_REGION"}
 DEFAULT_NOTIFIER = "outbox"
 DEFAULT_LOG_LEVEL = "INFO"
 # Argon2id at OWASP's recommended floor (19 MiB, 2 passes): about 50 ms per hash on a 2-core box.
@@ -50,6 +53,14 @@ DEFAULT_BROKER_MANAGEMENT_PORT = 15673
 DEFAULT_BROKER_DIST_PORT = 25673
 DEFAULT_BROKER_EPMD_PORT = 4370
 DEFAULT_COMMAND_TIMEOUT = 5.0
+DEFAULT_API_HTTPS_PORT = 8443
+DEFAULT_HSTS_SECONDS = 31536000           # a year, as browsers' preload lists ask
+# Loopback ports of the /metrics, /healthz, /readyz listener of each process that serves no HTTP API.
+DEFAULT_METRICS_HOST = "127.0.0.1"
+DEFAULT_PROJECTOR_METRICS_PORT = 9101
+DEFAULT_GATEWAY_METRICS_PORT = 9102
+DEFAULT_BROKER_AUTH_METRICS_PORT = 9103
+DEFAULT_SIGNER_METRICS_PORT = 9104
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,10 @@ class Settings:
     projection_batch: int = DEFAULT_PROJECTION_BATCH
     projection_interval: float = DEFAULT_PROJECTION_INTERVAL
     history_retention_days: float = 0.0  # 0: keep all history; else calls and presence older than this leave the read model
-    identity_provider: str = DEFAULT_IDENTITY_PROVIDER
+    identity: str = DEFAULT_IDENTITY_PROVIDER      # local or cognito
+    cognito_client_id: str = ""                   # the seed's AWS_COGNITO_* names (see SEED_NAMES)
+    cognito_userpool_id: str = ""
+    cognito_userpool_region: str = ""
     notifier: str = DEFAULT_NOTIFIER
     log_level: str = DEFAULT_LOG_LEVEL
     argon2_memory_kib: int = DEFAULT_ARGON2_MEMORY_KIB
@@ -100,6 +114,19 @@ class Settings:
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     signer_socket: str = ""              # empty: <state_dir>/signer/signer.sock
     direct_calls: str = "auto"           # the API's short path: auto (on with one API worker), on, off
+    api_https_port: int = DEFAULT_API_HTTPS_PORT  # 0: no HTTPS listener
+    tls_cert_file: str = ""              # bring your own API certificate (PEM chain) ...
+    tls_key_file: str = ""               # ... and key; both empty: issued by the platform CA
+    tls_names: str = ""                  # extra DNS names / IPs for the issued API certificate
+    hsts_seconds: int = DEFAULT_HSTS_SECONDS
+    metrics_host: str = DEFAULT_METRICS_HOST
+    projector_metrics_port: int = DEFAULT_PROJECTOR_METRICS_PORT  # 0: no listener
+    gateway_metrics_port: int = DEFAULT_GATEWAY_METRICS_PORT
+    broker_auth_metrics_port: int = DEFAULT_BROKER_AUTH_METRICS_PORT
+    signer_metrics_port: int = DEFAULT_SIGNER_METRICS_PORT
+    # Secrets as files (container secrets, Kubernetes Secret volumes), never in the environment:
+    postgres_password_file: str = ""     # read into POSTGRES_PASSWORD for the event store
+    mongodb_uri_file: str = ""           # a MongoDB URI with its credentials, instead of IOTCLOUD_MONGODB_URI
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":
@@ -111,7 +138,7 @@ class Settings:
             if f.name == "postgres":
                 values["postgres"] = {k: v for k, v in environ.items() if k.startswith("POSTGRES_")}
                 continue
-            name = "PERSISTENCE_MODULE" if f.name == "persistence_module" else f"IOTCLOUD_{f.name.upper()}"
+            name = SEED_NAMES.get(f.name, f"IOTCLOUD_{f.name.upper()}")
             raw = environ.get(name)
             if raw:
                 default = f.default
@@ -159,15 +186,37 @@ class Settings:
 
     @property
     def uses_embedded_mongodb(self) -> bool:
-        return not self.mongodb_uri
+        return not (self.mongodb_uri or self.mongodb_uri_file)
 
     @property
     def effective_mongodb_uri(self) -> str:
+        if self.mongodb_uri_file:
+            return Path(self.mongodb_uri_file).read_text().strip()
         return self.mongodb_uri or f"mongodb://127.0.0.1:{self.embedded_mongodb_port}/"
 
     @property
     def api_url(self) -> str:
         return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def api_https_url(self) -> str:
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::") else self.api_host
+        return f"https://{host}:{self.api_https_port}" if self.api_https_port else ""
+
+    @property
+    def api_tls_files(self) -> tuple[Path, Path]:
+        """(certificate chain, key) of the HTTPS listener: yours, or the one the platform CA issues."""
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("set both IOTCLOUD_TLS_CERT_FILE and IOTCLOUD_TLS_KEY_FILE, or neither")
+        if self.tls_cert_file:
+            return Path(self.tls_cert_file), Path(self.tls_key_file)
+        return self.pki_dir / "api" / "cert.pem", self.pki_dir / "api" / "key.pem"
+
+    @property
+    def metrics_multiprocess_dir(self) -> Path | None:
+        """Several gunicorn workers share their metrics through files here (prometheus_client's
+        multiprocess mode); one worker keeps them in memory."""
+        return self.state_dir / "metrics" / "api" if self.api_workers > 1 else None
 
     def event_store_env(self, application_name: str) -> dict[str, str]:
         """The eventsourcing environment for one application (own SQLite file or own PG table)."""
@@ -179,11 +228,18 @@ class Settings:
             env["SQLITE_LOCK_TIMEOUT"] = "10"
         elif self.persistence_module == "eventsourcing.postgres":
             env.update(self.postgres)
+            if self.postgres_password_file:
+                env["POSTGRES_PASSWORD"] = Path(self.postgres_password_file).read_text().strip()
         return env
 
     def describe(self) -> dict[str, object]:
         """Settings safe to print: no passwords."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["postgres"] = {k: ("***" if "PASSWORD" in k else v) for k, v in self.postgres.items()}
-        shown["mongodb_uri"] = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", self.mongodb_uri)
+        shown["mongodb_uri"] = redact_uri(self.mongodb_uri)
         return shown
+
+
+def redact_uri(uri: str) -> str:
+    """A URI with its password replaced by ***, fit for logs and banners."""
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", uri)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -22,7 +24,7 @@ from typing import Callable, Protocol
 
 from gateways.broker.node import wait_vm_gone
 from iotcloud.bootstrap import prepare_state
-from iotcloud.config import Settings
+from iotcloud.config import Settings, redact_uri
 from iotcloud.embedded_mongo import start_embedded_mongo, wait_for_port
 
 log = logging.getLogger("iotcloud.run")
@@ -156,7 +158,7 @@ class Supervisor:
             specs.append(ChildSpec("broker", self._start_broker, f"mqtts://{s.broker_host}:{s.mqtt_port}"))
         if s.broker != "none":
             specs.append(ChildSpec("gateway", spawner([*cli, "gateway"], env)))
-        specs.append(ChildSpec("api", spawner(gunicorn_command(s), env), s.api_url))
+        specs.append(ChildSpec("api", spawner(gunicorn_command(s), api_environment(s, env)), s.api_https_url or s.api_url))
         return specs
 
     def start(self) -> None:
@@ -167,7 +169,7 @@ class Supervisor:
             if spec.name == "broker":
                 print("starting the broker (RabbitMQ; about 10 s on first start)...", flush=True)
             self.children.append(Child(spec, spec.start()))
-        wait_until_healthy(self.settings.api_url + "/healthz", self.children[-1].process)
+        wait_until_healthy(*health_url(self.settings), self.children[-1].process)
 
     def _start_broker(self) -> BrokerNodeProcess:
         from iotcloud.broker import embedded_node, issue_service_credentials
@@ -181,13 +183,13 @@ class Supervisor:
         store = (f"SQLite files in {s.state_dir}" if s.persistence_module == "eventsourcing.sqlite"
                  else s.persistence_module)
         lines = ["", "iotcloud is running", "",
-                 f"  REST API        {s.api_url}   (OpenAPI: {s.api_url}/openapi.json)",
+                 *api_lines(s),
                  f"  event store     {store}",
-                 f"  read store      {s.effective_mongodb_uri}{'  (embedded nx-27017)' if s.uses_embedded_mongodb else ''}",
+                 f"  read store      {redact_uri(s.effective_mongodb_uri)}{'  (embedded nx-27017)' if s.uses_embedded_mongodb else ''}",
                  f"  platform CA     {s.pki_dir / 'ca.pem'}",
                  "  outbox          iotcloud outbox   (confirmation codes and notifications)",
                  *( [f"  broker          mqtts://{s.broker_host}:{s.mqtt_port}  amqps://{s.broker_host}:{s.amqp_port}"
-                     f"  (private RabbitMQ, client certificates)"] if s.broker == "embedded" else []),
+                     f"  (private RabbitMQ, client certificates or device passwords)"] if s.broker == "embedded" else []),
                  f"  state           {s.state_dir}", "",
                  "  processes: " + ", ".join(f"{c.name} [pid {c.process.pid}]" for c in self.children),
                  "", "Press Ctrl-C to stop.", ""]
@@ -324,23 +326,58 @@ def die_with_parent() -> None:
         pass
 
 
+def api_environment(settings: Settings, env: dict) -> dict:
+    """With several workers their metrics meet in files (prometheus_client's multiprocess mode, which
+    reads this variable itself); a fresh directory per start, so a dead run's counters do not add up."""
+    folder = settings.metrics_multiprocess_dir
+    if folder is None:
+        return env
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, mode=0o700)
+    return {**env, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+
+
 def gunicorn_command(settings: Settings) -> list[str]:
     # ApiWorker: gthread whose threads never wait for idle clients and that answers /healthz
     # without a thread; keep-alive 5 s is how long an idle connection may stay (no thread held).
+    # The HTTPS listener is TLS-wrapped by ApiWorker (not gunicorn's certfile, which would wrap both);
+    # no sendfile, which would write a file's plain bytes past TLS.
+    binds = [f"{settings.api_host}:{port}" for port in (settings.api_port, settings.api_https_port) if port]
     return [sys.executable, "-m", "gunicorn", "iotcloud.wsgi:app",
-            "--bind", f"{settings.api_host}:{settings.api_port}",
+            *[arg for bind in binds for arg in ("--bind", bind)], "--no-sendfile",
             "--workers", str(settings.api_workers), "--worker-class", "iotcloud.api_worker.ApiWorker",
             "--threads", str(settings.api_threads), "--keep-alive", "5", "--no-control-socket",
             "--graceful-timeout", "10", "--log-level", "warning"]
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+def api_lines(s: Settings) -> list[str]:
+    lines = []
+    if s.api_https_port:
+        trust = f"your certificate {s.tls_cert_file}" if s.tls_cert_file else f"curl --cacert {s.pki_dir / 'ca.pem'}"
+        lines.append(f"  REST API        {s.api_https_url}   ({trust})")
+    if s.api_port:
+        lines.append(f"  REST API        {s.api_url}   (plain HTTP, for loopback; OpenAPI: /openapi.json)")
+    return lines
+
+
+def health_url(s: Settings) -> tuple[str, ssl.SSLContext | None]:
+    """Where the supervisor checks the API: plain HTTP when it listens, else HTTPS."""
+    if s.api_port:
+        return f"http://127.0.0.1:{s.api_port}/healthz", None
+    cafile = None if s.tls_cert_file else str(s.pki_dir / "ca.pem")
+    context = ssl.create_default_context(cafile=cafile)
+    context.check_hostname = False  # a certificate you brought names your host, not the loopback address
+    return f"https://127.0.0.1:{s.api_https_port}/healthz", context
+
+
+def wait_until_healthy(url: str, context: ssl.SSLContext | None, process: subprocess.Popen,
+                       timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the API exited with {process.returncode} during start-up")
         try:
-            with urllib.request.urlopen(url, timeout=1) as answer:
+            with urllib.request.urlopen(url, timeout=1, context=context) as answer:
                 if answer.status == 200:
                     return
         except OSError:

@@ -1,5 +1,7 @@
 """gunicorn entry point: `gunicorn iotcloud.wsgi:app`."""
 
+import atexit
+
 from gateways.http.app import create_app
 from iotcloud import logs
 from iotcloud.bootstrap import build_platform
@@ -7,4 +9,8 @@ from iotcloud.config import Settings
 
 settings = Settings.from_env()
 logs.configure(settings.log_level)
-app = create_app(build_platform(settings))
+platform = build_platform(settings)
+app = create_app(platform)
+# A worker stopped by SIGTERM first finishes its requests (gunicorn's graceful timeout), then exits
+# normally: outcomes queued for the next shared commit and codes still to send go out before it does.
+atexit.register(platform.close)

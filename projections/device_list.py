@@ -53,6 +53,12 @@ class DeviceListProjection:
                     {"certificate": _public_certificate(event.certificate), "updated_at": event.timestamp})
 
     @apply.register
+    def _(self, event: Device.BrokerPasswordSet, position: int, devices: BatchWriter) -> None:
+        # Never the hash: the owner sees only that the device accepts a password, and since when.
+        devices.set(str(event.originator_id), position, {"login": "password", "password_set_at": event.timestamp,
+                                                         "updated_at": event.timestamp})
+
+    @apply.register
     def _(self, event: Device.Connected, position: int, devices: BatchWriter) -> None:
         devices.set(str(event.originator_id), position,
                     {"connection": "online", "protocol": event.protocol, "last_seen": event.timestamp})

@@ -1,8 +1,8 @@
 """An in-memory read model of which device ids are registered, for the broker's auth backend.
 
 The broker asks about a device several times per connect; a fleet reconnecting at once asks
-thousands of times a second. A set kept current by tailing the DeviceFleet log (Registered and
-Unregistered only) answers in microseconds and keeps the read store out of the connect path.
+thousands of times a second. A set kept current by tailing the DeviceFleet log (Registered,
+Unregistered and BrokerPasswordSet only) answers in microseconds and keeps the read store out of the connect path.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from eventsourcing.utils import get_topic
 from commands.domain.devices import Device
 
 log = logging.getLogger("iotcloud.projections.registered")
-TOPICS = [get_topic(Device.Registered), get_topic(Device.Unregistered)]
+TOPICS = [get_topic(Device.Registered), get_topic(Device.Unregistered), get_topic(Device.BrokerPasswordSet)]
 PAGE = 5000
 
 
@@ -28,6 +28,7 @@ class RegisteredDevices:
         self._position = 0
         self._by_aggregate: dict[str, str] = {}
         self._registered: set[str] = set()
+        self._password_hashes: dict[str, str] = {}  # device id -> hash, for devices registered for password login
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -44,6 +45,10 @@ class RegisteredDevices:
     def is_registered(self, device_id: str) -> bool:
         return device_id in self._registered
 
+    def password_hash(self, device_id: str) -> str | None:
+        """The current broker-password hash of a registered password-login device, else None."""
+        return self._password_hashes.get(device_id)
+
     def catch_up(self) -> int:
         applied = 0
         while True:
@@ -55,8 +60,13 @@ class RegisteredDevices:
                     if isinstance(event, Device.Registered):
                         self._by_aggregate[aggregate] = event.device_id
                         self._registered.add(event.device_id)
+                    elif isinstance(event, Device.BrokerPasswordSet):
+                        if aggregate in self._by_aggregate:
+                            self._password_hashes[self._by_aggregate[aggregate]] = event.password_hash
                     else:
-                        self._registered.discard(self._by_aggregate.pop(aggregate, ""))
+                        device_id = self._by_aggregate.pop(aggregate, "")
+                        self._registered.discard(device_id)
+                        self._password_hashes.pop(device_id, None)
                     self._position = notification.id
             applied += len(page)
             if len(page) < PAGE:

@@ -21,6 +21,10 @@ def add_credentials_arguments(parser: argparse.ArgumentParser, protocol: str) ->
     g.add_argument("--key-file", "--USE_DEVICE_PKEY", dest="key_file", metavar="PEM", help="device private key file")
     g.add_argument("--host", "--USE_HOST", dest="host", help="broker host (overrides the file)")
     g.add_argument("--port", "--USE_PORT", dest="port", type=int, help=f"broker {protocol.upper()} port (overrides the file)")
+    g.add_argument("--username", "--USE_USERNAME", dest="username", metavar="NAME",
+                   help="broker username: the device id, for a device registered for password login")
+    g.add_argument("--password", "--USE_PASSWORD", dest="password", metavar="SECRET",
+                   help="broker password (registration's broker_password); no client certificate is then used")
     add_common_arguments(parser)
 
 
@@ -48,11 +52,15 @@ def credentials_from_args(parser: argparse.ArgumentParser, args: argparse.Namesp
             certificate=_read(args.cert_file, "certificate file"),
             private_key=_read(args.key_file, "key file"),
             notification_recipient=args.notification_recipient,
+            username=args.username,
+            password=args.password,
         )
         overrides[f"{protocol}_port"] = args.port
         if args.credentials:
             return load_credentials(args.credentials).with_overrides(**overrides)
-        if not args.device_id:
+        if not args.device_id and args.username and args.password:
+            overrides["device_id"] = args.username  # a password device needs only host, port, username, password
+        elif not args.device_id:
             parser.error("give --credentials FILE (or --USE_DEVICE_ID with --USE_DEVICE_CA/--USE_DEVICE_CERT/--USE_DEVICE_PKEY)")
         return Credentials(**{k: v for k, v in overrides.items() if v is not None}, source="command line")
     except CredentialsError as exc:

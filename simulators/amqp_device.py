@@ -37,9 +37,13 @@ def connection_parameters(creds: Credentials, heartbeat: int = HEARTBEAT) -> pik
     common = dict(host=creds.host, port=creds.port("amqp"), heartbeat=heartbeat, connection_attempts=1,
                   socket_timeout=10, blocked_connection_timeout=60)
     if creds.tls:
+        # PLAIN over TLS for a device registered for password login (as libpyiotcloud's AMQP device), else
+        # EXTERNAL: the broker reads the device id from the client certificate.
+        login = (pika.PlainCredentials(creds.username, creds.password) if creds.password_login
+                 else pika.credentials.ExternalCredentials())
         return pika.ConnectionParameters(
             ssl_options=pika.SSLOptions(creds.ssl_context(), server_hostname=creds.host),
-            credentials=pika.credentials.ExternalCredentials(),
+            credentials=login,
             **common,
         )
     return pika.ConnectionParameters(

@@ -12,9 +12,12 @@ Optional keys:
 
 * ``tls`` (default ``true``).  ``false`` connects in plain text and then the
   PEM keys are not needed -- only for tests against a local plain broker.
-* ``username`` / ``password``: used **only** when ``tls`` is false (the AMQP
-  simulator then defaults to ``guest``/``guest``).  With TLS the device never
-  sends a username or password: the broker logs it in by its certificate CN.
+* ``username`` / ``password`` (or the registration answer's ``broker_password``):
+  with TLS, a device registered with ``"login": "password"`` logs in with them
+  (username = its device id) and presents no client certificate; ``ca`` is then
+  optional (without it the broker is not verified, as libpyiotcloud's devices
+  did).  Without them the device logs in by its certificate CN.  With ``tls``
+  false they are the plain test broker's login (AMQP defaults to guest/guest).
 * ``notification_recipient``: recipient of the keyword notification that
   ``write_uart`` emits when the text contains ``Hello World``.
 
@@ -96,11 +99,16 @@ class Credentials:
             raise CredentialsError(
                 f"device_id must be 1-128 characters of [A-Za-z0-9_-:] (no '/', '.', '+', '#'), got {self.device_id!r}"
             )
-        if self.tls:
+        if self.tls and not self.password_login:
             missing = [k for k in ("ca", "certificate", "private_key") if not getattr(self, k)]
             if missing:
                 where = f" in {self.source}" if self.source else ""
                 raise CredentialsError(f"TLS needs {', '.join(missing)}{where} (or set \"tls\": false for a plain test broker)")
+
+    @property
+    def password_login(self) -> bool:
+        """TLS without a client certificate, logging in with username (the device id) and password."""
+        return self.tls and bool(self.username) and bool(self.password)
 
     @property
     def looks_like_registered_id(self) -> bool:
@@ -117,8 +125,16 @@ class Credentials:
         """Client context: TLS 1.2+, broker verified against ``ca`` with hostname checking, client cert/key loaded."""
         if not self.tls:
             raise CredentialsError("ssl_context() called for plain (tls=false) credentials")
+        if self.password_login and not self.ca:
+            # libpyiotcloud's devices were configured with host, port, username and password only.
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            return ctx
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=self.ca)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.password_login:
+            ctx.check_hostname = True
+            return ctx
         # create_default_context already sets CERT_REQUIRED and check_hostname=True; keep them explicit.
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.check_hostname = True
@@ -156,7 +172,7 @@ class Credentials:
             amqp_port=_as_port(data.get("amqp_port"), "amqp_port"),
             tls=_as_bool(data.get("tls", True)),
             username=data.get("username"),
-            password=data.get("password"),
+            password=data.get("password") or data.get("broker_password"),
             notification_recipient=data.get("notification_recipient"),
             source=source,
         )

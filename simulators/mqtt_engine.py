@@ -87,10 +87,10 @@ class MqttDevice:
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=creds.device_id, clean_session=False,
                         protocol=mqtt.MQTTv311, userdata=self)
         if creds.tls:
-            # TLS 1.2+, client cert, broker verified against the CA with hostname checking.  No username/password:
-            # the broker logs the device in by its certificate CN.
+            # TLS 1.2+, broker verified against the CA with hostname checking; the broker logs the device in by
+            # its certificate CN, or (a device registered for password login) by username = its id and password.
             c.tls_set_context(creds.ssl_context())
-        elif creds.username:
+        if creds.username and (creds.password_login or not creds.tls):
             c.username_pw_set(creds.username, creds.password)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -25,6 +26,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen, grace: float = 30) -> None:
+    """SIGTERM, and SIGKILL if it is still there after `grace` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+OPS_PORTS = ("API_HTTPS", "PROJECTOR_METRICS", "GATEWAY_METRICS", "BROKER_AUTH_METRICS", "SIGNER_METRICS")
+
+
+def ops_port_env() -> dict[str, str]:
+    """Private ports for a test platform's HTTPS and metrics listeners (defaults 8443, 9101-9104)."""
+    return {f"IOTCLOUD_{name}_PORT": str(free_port()) for name in OPS_PORTS}
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,13 @@ class Device(AuditedAggregate):
         self.correlation_ids = correlation_ids
         self.registered = True
         self.online = False
+        self.broker_password_hash: str | None = None  # set only for devices registered for password login
+
+    @event("BrokerPasswordSet")
+    def set_broker_password(self, password_hash: str) -> None:
+        """Password login enabled (at registration) or its password rotated; the old one stops working."""
+        self.check_registered()
+        self.broker_password_hash = password_hash
 
     @event("CertificateReissued")
     def reissue_certificate(self, certificate: dict) -> None:

@@ -22,6 +22,12 @@ def run_now(job: Callable[[], None]) -> None:
     job()
 
 
+def settle_deferred(defer, timeout: float) -> bool:
+    """True once the work `defer` queued so far has run (at once for `run_now`)."""
+    wait_idle = getattr(defer, "wait_idle", None)
+    return wait_idle(timeout) if wait_idle else True
+
+
 class Background:
     """One daemon thread running jobs in order; a failing job is logged and costs only itself."""
 

@@ -20,9 +20,9 @@ from commands.accounts import Accounts
 from commands.domain.accounts import RESET, SIGNUP, EmailClaim, UserAccount
 from commands.errors import (ConcurrentChange, EmailTaken, InvalidCode, InvalidCredentials, InvalidToken,
                              NotConfirmed, TooManyAttempts, UnknownUser, UsernameTaken, ValidationFailed)
-from commands.identity.background import run_now
+from commands.identity.background import run_now, settle_deferred
 from commands.identity.port import IdentityProvider, Notifier, Principal, TokenSet
-from commands.identity.throttle import CodeLimits, LoginBackoff, RateLimit
+from commands.identity.throttle import CodeIssueThrottle, CodeLimits, LoginBackoff, RateLimit
 from commands.identity.tokens import TokenIssuer, new_refresh_token, parse_refresh_token
 
 SESSION_CHECK = 5.0  # seconds an access token's session is trusted without re-reading the account
@@ -59,8 +59,7 @@ class LocalIdentityProvider(IdentityProvider):
         # Runs what only happens for existing accounts (store a code, email it) after the answer.
         self._defer = defer
         self._logins = LoginBackoff(max_failures, max_delay, clock)
-        self._issue_per_key = RateLimit(code_limits.issue_per_key, clock)
-        self._issue_overall = RateLimit(code_limits.issue_overall, clock)
+        self._issue = CodeIssueThrottle(code_limits, clock)
         self._issue_per_account = RateLimit(code_limits.issue_per_key, clock)
         self._guess_per_key = RateLimit(code_limits.guess_per_key, clock)
         self._guess_overall = RateLimit(code_limits.guess_overall, clock)
@@ -72,12 +71,7 @@ class LocalIdentityProvider(IdentityProvider):
         self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
 
     def sign_up(self, username, password, email, given_name, family_name) -> int:
-        check_username(username)
-        check_password(password)
-        check_email(email)
-        for field, value in (("given_name", given_name), ("family_name", family_name)):
-            if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
-                raise ValidationFailed(f"{field} must be 1-{MAX_NAME} characters", field=field)
+        check_sign_up(username, password, email, given_name, family_name)
         email = email.strip()
         self._throttle_issue("signup", email)
         # Hashed before anything is looked up, so a taken name or address costs the same time.
@@ -102,10 +96,7 @@ class LocalIdentityProvider(IdentityProvider):
         self._defer(lambda: self._send_new_code(username, None, SIGNUP))
 
     def login(self, username, password, client: str = "") -> TokenSet:
-        if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
-            raise ValidationFailed("username and password are required")
-        check_field("username", username)
-        check_field("password", password)
+        check_login(username, password)
         key = (username.lower(), client)
         self._logins.check(key)  # before the password is looked at: a throttled guess is no guess
         try:
@@ -165,19 +156,13 @@ class LocalIdentityProvider(IdentityProvider):
         self._update(principal.username, end)
 
     def forgot_password(self, username=None, email=None) -> None:
-        if email is not None:
-            check_field("email", email)
-        elif username is not None:
-            check_field("username", username)
-        else:
-            raise ValidationFailed("username or email is required")
+        check_account_named(username, email)
         self._throttle_issue("reset", email or username)
         self._defer(lambda: self._send_new_code(username, email, RESET))
 
     def settle(self, timeout: float = 10.0) -> bool:
         """Waits until deferred codes and notices have been sent (tests, shutdown)."""
-        wait_idle = getattr(self._defer, "wait_idle", None)
-        return wait_idle(timeout) if wait_idle else True
+        return settle_deferred(self._defer, timeout)
 
     def confirm_forgot_password(self, username, code, new_password, email=None) -> None:
         check_password(new_password)
@@ -242,8 +227,7 @@ class LocalIdentityProvider(IdentityProvider):
         self._send_code(account, code, purpose)
 
     def _throttle_issue(self, purpose: str, identifier: str) -> None:
-        self._issue_per_key.take((purpose, identifier.strip().lower()))
-        self._issue_overall.take(purpose)
+        self._issue.take(purpose, identifier)
 
     def _redeem(self, username, email, purpose: str, code, apply) -> tuple[str, int]:
         """Checks a code and applies its effect. Each guess is first recorded as an attempt (retried
@@ -342,6 +326,33 @@ def check_field(field: str, value) -> None:
         raise ValidationFailed(f"{field} is required", field=field)
     if len(value) > FIELD_LIMITS[field]:
         raise ValidationFailed(f"{field} is longer than {FIELD_LIMITS[field]} characters", field=field)
+
+
+def check_sign_up(username, password, email, given_name, family_name) -> None:
+    """Every sign-up field, as both providers check them before anything else."""
+    check_username(username)
+    check_password(password)
+    check_email(email)
+    for field, value in (("given_name", given_name), ("family_name", family_name)):
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
+            raise ValidationFailed(f"{field} must be 1-{MAX_NAME} characters", field=field)
+
+
+def check_login(username, password) -> None:
+    if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+        raise ValidationFailed("username and password are required")
+    check_field("username", username)
+    check_field("password", password)
+
+
+def check_account_named(username, email) -> None:
+    """A password reset names its account by email, else by username."""
+    if email is not None:
+        check_field("email", email)
+    elif username is not None:
+        check_field("username", username)
+    else:
+        raise ValidationFailed("username or email is required")
 
 
 def check_username(username) -> None:

@@ -19,10 +19,21 @@ class TokenSet:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller of a request."""
+    """The authenticated caller of a request. `user_id` is the provider's immutable id where it has one
+    (Cognito's `sub`); the local provider's usernames are immutable already and are the id."""
 
     username: str
     session_id: str
+    user_id: str = ""
+
+    def __post_init__(self):
+        if not self.user_id:
+            object.__setattr__(self, "user_id", self.username)
+
+    @property
+    def owner(self) -> str:
+        """The key devices are owned by."""
+        return self.user_id
 
 
 class Notifier(ABC):

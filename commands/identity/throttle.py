@@ -122,3 +122,15 @@ class LoginBackoff:
             del self._failures[key]
         while len(self._failures) >= MAX_KEYS:
             del self._failures[next(iter(self._failures))]
+
+
+class CodeIssueThrottle:
+    """How often codes may be sent, per typed identifier (username or email) and per purpose overall."""
+
+    def __init__(self, limits: CodeLimits, clock=time.time):
+        self._per_key = RateLimit(limits.issue_per_key, clock)
+        self._overall = RateLimit(limits.issue_overall, clock)
+
+    def take(self, purpose: str, identifier: str) -> None:
+        self._per_key.take((purpose, identifier.strip().lower()))
+        self._overall.take(purpose)

@@ -183,8 +183,11 @@ class _User(_Endpoint):
     def decide(self, fields):
         username = _required(fields, "username")
         password = fields.get("password")
-        registered = not password and username not in self.identities.services and self.registered(username)
-        return user_decision(username, password, self.identities, registered)
+        if username in self.identities.services or self.identities.reserved(username):
+            return user_decision(username, password, self.identities, False)
+        registered = self.registered(username)
+        password_hash = self.directory.password_hash(username) if password is not None and registered else None
+        return user_decision(username, password, self.identities, registered, password_hash)
 
 
 class _Vhost(_Endpoint):

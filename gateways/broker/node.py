@@ -79,7 +79,8 @@ class PrivateBrokerNode:
                  auth_backend_url: str, auth_backend_cafile: str | os.PathLike | None = None,
                  ports: BrokerPorts = BrokerPorts(),
                  node_name: str = "iotcloud", host: str = "127.0.0.1",
-                 hostnames: tuple[str, ...] = ("localhost",), start_timeout: float = 90.0):
+                 hostnames: tuple[str, ...] = ("localhost",), start_timeout: float = 90.0,
+                 definitions_file: str | os.PathLike | None = None):
         self.state_dir = Path(state_dir)
         self.authority = authority
         self.auth_backend_url = auth_backend_url.rstrip("/")
@@ -91,6 +92,8 @@ class PrivateBrokerNode:
         self.host = host
         self.hostnames = hostnames
         self.start_timeout = start_timeout
+        # Users and permissions loaded at boot (a broker the platform cannot provision over its API).
+        self.definitions_file = Path(definitions_file) if definitions_file else None
         self.certs_dir = self.state_dir / "certs"
         self.services_dir = self.state_dir / "services"
         self.log_dir = self.state_dir / "log"
@@ -163,6 +166,10 @@ class PrivateBrokerNode:
         ca_pem = self.authority.certificate_pem
         if not self.ca_file.exists() or self.ca_file.read_text() != ca_pem:
             self.ca_file.write_text(ca_pem)
+
+    def write_files(self) -> None:
+        """The node's configuration, certificates and CRL, for a RabbitMQ started elsewhere (a container)."""
+        self._write_files()
 
     def _write_files(self) -> None:
         for folder in (self.state_dir, self.state_dir / "home", self.log_dir, self.state_dir / "mnesia"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 
+from commands.broker_passwords import broker_password_matches
 from commands.domain.device_ids import is_device_id
 from gateways.broker.topology import (ANSWER_WORD, PERMISSIONS, READ, TOPIC_EXCHANGE, VHOST, WRITE, device_queue_names,
                                       service_may_use_exchange, service_may_use_queue, service_may_use_topic)
@@ -38,12 +39,18 @@ class Identities:
         return name in self.services or name == self.admin_username
 
 
-def user_decision(username: str, password: str | None, ids: Identities, registered: bool) -> str:
-    """Login. Certificates carry no password; a password is accepted only for the management admin."""
-    if password:
-        if (ids.admin_username is not None and ids.admin_password and username == ids.admin_username
+def user_decision(username: str, password: str | None, ids: Identities, registered: bool,
+                  password_hash: str | None = None) -> str:
+    """Login. Certificates carry no password (`password` None); a password is accepted for the management
+    admin and for a registered device registered for password login (`password_hash`), as itself only.
+    An empty password is a password (PLAIN may send one) and never passes for a certificate login."""
+    if password is not None:
+        if (password and ids.admin_username is not None and ids.admin_password and username == ids.admin_username
                 and hmac.compare_digest(password.encode(), ids.admin_password.encode())):
             return f"{ALLOW} administrator"
+        if (registered and not ids.reserved(username) and is_device_id(username)
+                and broker_password_matches(password_hash, password)):
+            return ALLOW
         return DENY
     if username in ids.services:
         return ALLOW

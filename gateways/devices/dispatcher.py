@@ -264,6 +264,11 @@ class Dispatcher:
     def is_online(self, device_id: str) -> bool:
         return bool(self._connections.get(device_id))
 
+    def online_devices(self) -> int:
+        """How many devices have a live connection (read by the metrics scrape, from another thread:
+        a snapshot of the values, taken without iterating the live dict in Python)."""
+        return sum(1 for connections in list(self._connections.values()) if connections)
+
     # -- internals ------------------------------------------------------------------------------
 
     def _pump(self, device_ids) -> None:

@@ -66,6 +66,10 @@ class DeviceGateway:
         self._last_resweep = 0.0
         self._reconcile_at = ReconcileSchedule()
 
+    @property
+    def connected(self) -> bool:
+        return self._link is not None
+
     def recover(self) -> list[DeviceCommand]:
         """Finds the commands left open by an earlier run: queued ones are to be sent, sent ones awaited."""
         catalogue = ReadModelCatalogue(self._db)

@@ -19,9 +19,11 @@ from gateways.http import problems
 from gateways.http.access import RoleLookup
 from gateways.http.bodies import bounded_loads, read_bounded
 from gateways.http.capacity import ConcurrencyLimit
+from gateways.http.metrics import Metrics, RequestMetrics
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
 from gateways.http.openapi import build_document
 from gateways.http.resources import accounts, device_control, devices, history, service
+from gateways.http.secure_headers import SecureHeaders
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -77,6 +79,7 @@ def routes(platform) -> list[Route]:
         Route("/v1/devices/_count", devices.DeviceCount(platform.devices)),
         Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw, wake_for_revocation)),
         Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, platform.device_endpoints)),
+        Route("/v1/devices/{name}/password", devices.DevicePassword(fleet, rw)),
         Route("/v1/devices/{name}/commands", device_control.DeviceCommands(platform.calls)),
         Route("/v1/commands/{command_id}", device_control.CommandStatus(platform.commands)),
         *[Route(path, resource) for path, resource in device_control.device_api_routes(platform.calls)],
@@ -100,8 +103,10 @@ def routes(platform) -> list[Route]:
 
 def create_app(platform) -> falcon.App:
     public_limit = ConcurrencyLimit(platform.settings.api_shares[2])
+    settings = platform.settings
     roles_of = lambda username: platform.accounts.roles(username)  # noqa: E731 - looked up per request
-    app = falcon.App(middleware=[RequestContext(), PublicRequestLimit(public_limit),
+    app = falcon.App(middleware=[SecureHeaders(settings.hsts_seconds), RequestMetrics(), RequestContext(),
+                                 PublicRequestLimit(public_limit),
                                  BearerAuthentication(platform.identity), RoleLookup(roles_of)], cors_enable=True)
     handler = BoundedJSONHandler(dumps=functools.partial(json.dumps, default=_json_default), loads=bounded_loads)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
@@ -112,4 +117,5 @@ def create_app(platform) -> falcon.App:
     for route in table:
         app.add_route(route.path, route.resource, **({"suffix": route.suffix} if route.suffix else {}))
     app.add_route("/openapi.json", service.OpenApi(build_document(table, platform.settings)))
+    app.add_route("/metrics", Metrics(settings.metrics_multiprocess_dir))  # Prometheus text, not in OpenAPI
     return app

@@ -7,6 +7,7 @@ from commands.device_apis import DeviceApi
 from commands.errors import DeviceCallFailed, DeviceOffline, DeviceTimeout
 from commands.fleet import DeviceFleet
 from commands.identity.port import IdentityProvider
+from gateways.http.resources.devices import password_login
 from gateways.http.compat_v2 import V2Error, V2Resource, text_fields
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.device_calls import DeviceCalls
@@ -25,7 +26,7 @@ class DeviceList(V2Resource):
 
     def on_post(self, req, resp):
         def action(body, principal):
-            devices = self._devices.list_devices(principal.username, limit=100)
+            devices = self._devices.list_devices(principal.owner, limit=100)
             return "Devices queried successfully", {"devices": [_v2_device(d) for d in devices]}
         self.respond(req, resp, action)
 
@@ -42,18 +43,21 @@ class DeviceItem(V2Resource):
     def on_post(self, req, resp):
         def action(body, principal):
             (name,) = text_fields(body, "devicename")
-            credentials = self._fleet.register_device(principal.username, name)
+            # The seed had no such field; v2 clients add `"login": "password"` as modern ones do.
+            credentials = self._fleet.register_device(principal.owner, name, password_login=password_login(body))
             self._rw.devices(None, credentials.position)
             device = {"devicename": name, "deviceid": credentials.device_id,
                       "cert": credentials.certificate.certificate_pem,
                       "pkey": credentials.certificate.private_key_pem, "ca": credentials.ca_pem}
+            if credentials.broker_password:
+                device.update(username=credentials.device_id, password=credentials.broker_password)
             return "Device registered successfully", {"device": device}
         self.respond(req, resp, action)
 
     def on_delete(self, req, resp):
         def action(body, principal):
             (name,) = text_fields(body, "devicename")
-            position = self._fleet.unregister_device(principal.username, name)
+            position = self._fleet.unregister_device(principal.owner, name)
             self._wake_gateway()
             self._rw.devices(None, position)
             return "Device unregistered successfully", {}
@@ -62,7 +66,7 @@ class DeviceItem(V2Resource):
     def on_patch(self, req, resp):
         def action(body, principal):
             (name,) = text_fields(body, "devicename")
-            device = self._devices.get_device(principal.username, name)
+            device = self._devices.get_device(principal.owner, name)
             return "Device queried successfully", {"device": _v2_device(device)}
         self.respond(req, resp, action)
 
@@ -89,7 +93,7 @@ class DeviceAccess(V2Resource):
             (name,) = text_fields(body, "devicename")
             params = {field: body[field] for field in v2_fields(api) if field in body}
             try:
-                result = self._calls.call(principal.username, name, api.name, params)
+                result = self._calls.call(principal.owner, name, api.name, params)
             except (DeviceOffline, DeviceTimeout, DeviceCallFailed) as error:
                 raise V2Error(error.status, DEVICE_UNREACHABLE) from None
             return "Device accessed successfully.", {"value": result.value}

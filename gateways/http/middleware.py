@@ -35,7 +35,8 @@ class RequestContext:
         resp.set_header("X-Request-ID", req.context.request_id)
         principal = getattr(req.context, "principal", None)
         log.info("request", extra={
-            "request_id": req.context.request_id, "method": req.method, "path": req.path,
+            "request_id": req.context.request_id, "correlation_id": req.context.correlation_id,
+            "method": req.method, "path": req.path,
             "status": resp.status_code, "user": principal.username if principal else None,
             "duration_ms": round((time.perf_counter() - req.context.started) * 1000, 2)})
 

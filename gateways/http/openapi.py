@@ -68,6 +68,9 @@ OPERATIONS = {
                                        {204: None}, {401, 404, 409}),
     ("/v1/devices/{name}/certificate", "post"): ("devices", "Reissue the device certificate", "Reissue",
                                                  {200: "DeviceCredentials"}, BODY | {401, 404, 409}),
+    ("/v1/devices/{name}/password", "post"): ("devices", "Rotate a password-login device's broker password (shown"
+                                              " once); the old one is refused and its connections closed",
+                                              None, {200: "BrokerPassword"}, {401, 404, 409}),
     ("/v1/devices/{name}/commands", "post"): ("control", "Call any device API (api, params, timeout, wait, ttl)",
                                               "Command", {200: "CallResult", 202: "CallResult"}, BODY | CALL | {401}),
     ("/v1/commands/{command_id}", "get"): ("control", "Status of a device call: queued, sent, succeeded, failed, "
@@ -105,8 +108,9 @@ V2 = {
                            {"devices": {"type": "array", "items": {"type": "object"}}}, V2_DEVICE),
     ("/devices", "get"): ("List devices (credentials in a GET body)", _V2_SESSION, (),
                           {"devices": {"type": "array", "items": {"type": "object"}}}, V2_DEVICE),
-    ("/devices/device", "post"): ("Register device; answers device {devicename, deviceid, cert, pkey, ca}",
-                                  (*_V2_SESSION, "devicename"), (), {"device": {"type": "object"}}, V2_DEVICE),
+    ("/devices/device", "post"): ("Register device; answers device {devicename, deviceid, cert, pkey, ca} (with"
+                                  " login \"password\": also username and password, shown once)",
+                                  (*_V2_SESSION, "devicename"), ("login",), {"device": {"type": "object"}}, V2_DEVICE),
     ("/devices/device", "delete"): ("Unregister device", (*_V2_SESSION, "devicename"), (), {}, V2_DEVICE),
     ("/devices/device", "patch"): ("Get device; answers device {devicename, deviceid, cert, pkey}",
                                    (*_V2_SESSION, "devicename"), (), {"device": {"type": "object"}}, V2_DEVICE),

@@ -61,6 +61,8 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("/v1/devices/{name}", "get"): v1({200}, {404}),
     ("/v1/devices/{name}", "delete"): v1({204}, {404}),
     ("/v1/devices/{name}/certificate", "post"): v1({200}, {404}),
+    # The matrix device logs in by certificate: its owner is told so, anyone else that it does not exist.
+    ("/v1/devices/{name}/password", "post"): v1({409}, {404}),
     ("/v1/devices/{name}/commands", "post"): v1({202}, {404}, {"api": "get_status", "wait": False}),
     ("/v1/commands/{command_id}", "get"): v1({200}, {404}),
     **{(f"/v1/devices/{{name}}/{api}", "get"): v1({202}, {404}, query=ASYNC)

@@ -93,6 +93,20 @@ def amqp_parameters(node: PrivateBrokerNode, cert_file: Path | None, key_file: P
                                      socket_timeout=TIMEOUT)
 
 
+def libpyiotcloud_amqp_device(connection, gateway_channel, device_id: str) -> tuple:
+    """What libpyiotcloud's AMQP device declares (amq.topic, queue `mqtt-subscription-<id>qos1` bound with
+    `<id>.#`), plus a gateway queue for its answers: (device channel, its queue, the answers queue)."""
+    channel = connection.channel()
+    channel.exchange_declare("amq.topic", exchange_type="topic", durable=True, auto_delete=False)
+    own_queue = f"mqtt-subscription-{device_id}qos1"
+    channel.queue_declare(own_queue, auto_delete=True)
+    channel.queue_bind(own_queue, "amq.topic", routing_key=f"{device_id}.#")
+    answers = f"iotcloud.gateway.test-replies-{device_id}"
+    gateway_channel.queue_declare(answers, exclusive=True)
+    gateway_channel.queue_bind(answers, "amq.topic", routing_key=f"server.{device_id}.#")
+    return channel, own_queue, answers
+
+
 _consumers: dict = {}
 
 

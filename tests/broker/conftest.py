@@ -74,6 +74,9 @@ class EitherDirectory:
     def is_registered(self, device_id: str) -> bool:
         return any(directory.is_registered(device_id) for directory in self._directories)
 
+    def password_hash(self, device_id: str) -> str | None:
+        return next(filter(None, (directory.password_hash(device_id) for directory in self._directories)), None)
+
 
 @pytest.fixture(scope="session")
 def broker_state_dir(tmp_path_factory) -> Path:

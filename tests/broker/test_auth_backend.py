@@ -51,6 +51,26 @@ def test_client_id_takeover_is_refused_at_connection_open(client):
     assert post(client, "vhost", username=DEV, vhost="/", ip="127.0.0.1", tags="", client_id="b2" * 20) == "deny"
 
 
+def test_an_empty_password_is_never_a_certificate_login(client):
+    # PLAIN may send an empty password; only the absence of the field means a certificate (EXTERNAL, MQTT).
+    assert post(client, "user", username=DEV) == "allow"
+    assert post(client, "user", username=DEV, password="") == "deny"
+    assert post(client, "user", username="iotcloud-gateway", password="") == "deny"
+
+
+def test_a_password_device_logs_in_with_its_password_only():
+    from commands.broker_passwords import new_broker_password
+    password, password_hash = new_broker_password()
+    directory = InMemoryDeviceDirectory([DEV])
+    directory.register("b2" * 20, password_hash)
+    client = testing.TestClient(create_auth_app(directory, ["iotcloud-gateway"], secret=SECRET))
+    assert post(client, "user", username="b2" * 20, password=password) == "allow"
+    assert post(client, "user", username="b2" * 20, password="x" + password[1:]) == "deny"
+    assert post(client, "user", username=DEV, password=password) == "deny"  # a certificate device
+    directory.unregister("b2" * 20)
+    assert post(client, "user", username="b2" * 20, password=password) == "deny"
+
+
 def test_admin_password_login(client):
     assert post(client, "user", username="iotcloud-admin", password="pw") == "allow administrator"
     assert post(client, "user", username="iotcloud-admin", password="no") == "deny"

@@ -12,7 +12,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from broker_testkit import TIMEOUT, DeviceCert, next_message
+from broker_testkit import TIMEOUT, DeviceCert, amqp_parameters, libpyiotcloud_amqp_device, next_message
 
 pytestmark = pytest.mark.broker
 
@@ -92,16 +92,15 @@ class TestRefusedConnections:
         with pytest.raises(pika.exceptions.AMQPConnectionError):
             amqp_connect(device.cert_file, device.key_file)
 
-    def test_tls_without_client_certificate_fails(self, broker_node):
-        context = ssl.create_default_context(cafile=str(broker_node.ca_file))
-        for port in (broker_node.ports.mqtts, broker_node.ports.amqps):
-            with socket.create_connection(("localhost", port), timeout=TIMEOUT) as raw:
-                with pytest.raises((ssl.SSLError, ConnectionError)):
-                    with context.wrap_socket(raw, server_hostname="localhost") as tls:
-                        # TLS 1.3: the server's certificate_required alert arrives on the first read.
-                        tls.sendall(b"\x10\x00")
-                        if not tls.recv(1):
-                            raise ConnectionResetError("closed by broker")
+    def test_without_a_client_certificate_only_a_password_login_can_succeed(self, broker_node, mqtt_device,
+                                                                              make_device, broker_ca):
+        # TLS is accepted without a client certificate (password devices), but no login follows from it:
+        # MQTT without credentials, and AMQP's EXTERNAL (which needs the certificate), are refused.
+        certificate_device = make_device()
+        anonymous = mqtt_device(None, client_id=certificate_device.device_id)
+        assert anonymous.wait_connack() is False
+        with pytest.raises(pika.exceptions.AMQPConnectionError):
+            pika.BlockingConnection(amqp_parameters(broker_node, None, None))
 
     def test_certificate_from_another_ca_fails(self, broker_node, tmp_path, device_directory):
         from commands.pki import CertificateAuthority
@@ -130,13 +129,8 @@ class TestDeviceOverAmqp:
     def test_libpyiotcloud_amqp_simulator_flow(self, make_device, amqp_connect, gateway_connection):
         device = make_device()
         connection = amqp_connect(device.cert_file, device.key_file)
-        channel = connection.channel()
-        channel.exchange_declare("amq.topic", exchange_type="topic", durable=True, auto_delete=False)
-        own_queue = f"mqtt-subscription-{device.device_id}qos1"
-        channel.queue_declare(own_queue, auto_delete=True)
-        channel.queue_bind(own_queue, "amq.topic", routing_key=f"{device.device_id}.#")
         gateway = gateway_connection.channel()
-        replies = _reply_queue(gateway, device.device_id)
+        channel, own_queue, replies = libpyiotcloud_amqp_device(connection, gateway, device.device_id)
 
         gateway.basic_publish("amq.topic", f"{device.device_id}.get_gpio", b'{"number": 1}')
         method, _, body = next_message(channel, own_queue)

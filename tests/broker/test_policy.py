@@ -170,3 +170,25 @@ class TestApiServiceRole:
         assert self.allowed("exchange", "iotcloud.results", "write", user="iotcloud-gateway")
         assert self.allowed("exchange", "iotcloud.control", "read", user="iotcloud-gateway")
 
+
+
+class TestPasswordDevices:
+    """A password is accepted for a registered device registered for password login, as itself only."""
+
+    def test_its_own_password_logs_it_in(self):
+        from commands.broker_passwords import new_broker_password
+        password, password_hash = new_broker_password()
+        assert user_decision(DEV, password, IDS, registered=True, password_hash=password_hash) == "allow"
+        assert user_decision(DEV, password + "x", IDS, registered=True, password_hash=password_hash) == "deny"
+        assert user_decision(DEV, "", IDS, registered=True, password_hash=password_hash) == "deny"
+        assert user_decision(DEV, password, IDS, registered=False, password_hash=password_hash) == "deny"
+
+    def test_a_certificate_device_never_logs_in_by_password(self):
+        for password in ("", "anything", "s3cret"):
+            assert user_decision(DEV, password, IDS, registered=True, password_hash=None) == "deny"
+
+    def test_reserved_names_and_non_device_ids_never_log_in_as_password_devices(self):
+        from commands.broker_passwords import new_broker_password
+        password, password_hash = new_broker_password()
+        for name in ("iotcloud-gateway", "iotcloud-admin", "dev-A", DEV.upper()):
+            assert user_decision(name, password, IDS, registered=True, password_hash=password_hash) == "deny"

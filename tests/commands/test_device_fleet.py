@@ -111,3 +111,30 @@ class TestReissueCertificate:
     def test_unknown_device(self, fleet):
         with pytest.raises(DeviceNotFound):
             fleet.reissue_certificate("alice", "ghost")
+
+
+class TestPasswordLogin:
+    def test_the_password_is_answered_once_and_only_its_hash_is_stored(self, fleet):
+        from commands.broker_passwords import broker_password_matches
+        credentials = fleet.register_device("alice", "pw", password_login=True)
+        assert len(credentials.broker_password) >= 43  # 32 random bytes, urlsafe base64
+        for notification in fleet.recorder.select_notifications(start=1, limit=100):
+            assert credentials.broker_password.encode() not in notification.state
+        device = fleet.repository.get(Device.create_id(credentials.device_id))
+        assert broker_password_matches(device.broker_password_hash, credentials.broker_password)
+        assert not broker_password_matches(device.broker_password_hash, credentials.broker_password + "x")
+        assert fleet.register_device("alice", "certificate-only").broker_password is None
+
+    def test_rotation_replaces_the_hash_and_only_for_password_devices(self, fleet):
+        from commands.broker_passwords import broker_password_matches
+        from commands.errors import PasswordLoginNotEnabled
+        first = fleet.register_device("alice", "pw", password_login=True)
+        device_id, second, _ = fleet.rotate_broker_password("alice", "pw")
+        assert device_id == first.device_id and second != first.broker_password
+        stored = fleet.repository.get(Device.create_id(device_id)).broker_password_hash
+        assert broker_password_matches(stored, second) and not broker_password_matches(stored, first.broker_password)
+        fleet.register_device("alice", "cert")
+        with pytest.raises(PasswordLoginNotEnabled):
+            fleet.rotate_broker_password("alice", "cert")
+        with pytest.raises(DeviceNotFound):
+            fleet.rotate_broker_password("mallory", "pw")

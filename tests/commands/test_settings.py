@@ -23,3 +23,16 @@ def test_every_variable_is_read_and_cast():
     assert settings.event_store_env("DeviceFleet") == {"PERSISTENCE_MODULE": "eventsourcing.postgres",
                                                        "POSTGRES_HOST": "pg", "POSTGRES_PASSWORD": "secret"}
     assert settings.describe()["postgres"]["POSTGRES_PASSWORD"] == "***"
+
+
+def test_secrets_can_come_from_files_and_are_not_shown(tmp_path):
+    (tmp_path / "pg").write_text("pg-secret\n")
+    (tmp_path / "uri").write_text("mongodb://iotcloud:mongo-secret@mongo:27017/?authSource=admin\n")
+    settings = Settings.from_env({"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_HOST": "db",
+                                  "IOTCLOUD_POSTGRES_PASSWORD_FILE": str(tmp_path / "pg"),
+                                  "IOTCLOUD_MONGODB_URI_FILE": str(tmp_path / "uri"), "IOTCLOUD_STATE_DIR": str(tmp_path)})
+    assert settings.event_store_env("Accounts")["POSTGRES_PASSWORD"] == "pg-secret"
+    assert settings.effective_mongodb_uri == "mongodb://iotcloud:mongo-secret@mongo:27017/?authSource=admin"
+    assert not settings.uses_embedded_mongodb
+    shown = repr(settings.describe())
+    assert "pg-secret" not in shown and "mongo-secret" not in shown

@@ -19,9 +19,9 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from iotcloud.config import Settings
-from tests.conftest import free_port
+from tests.conftest import free_port, ops_port_env
 from tests.http_client import Http
-from tests.simulators.sim_helpers import SimProcess
+from tests.simulators.sim_helpers import FIRMWARE, SimProcess
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,7 @@ class RunningPlatform:
                     "IOTCLOUD_BROKER_AUTH_PORT": str(ports["auth"]),
                     "IOTCLOUD_BROKER_MANAGEMENT_PORT": str(ports["mgmt"]),
                     "IOTCLOUD_BROKER_DIST_PORT": str(ports["dist"]), "IOTCLOUD_BROKER_EPMD_PORT": str(ports["epmd"]),
-                    "IOTCLOUD_ARGON2_MEMORY_KIB": "8192", "IOTCLOUD_ARGON2_TIME_COST": "1"}
+                    "IOTCLOUD_ARGON2_MEMORY_KIB": "8192", "IOTCLOUD_ARGON2_TIME_COST": "1", **ops_port_env()}
         self.log_path = root / "platform.log"
         self.log = open(self.log_path, "w+")
         self.process = subprocess.Popen([sys.executable, "-m", "iotcloud.cli", "run"], env=self.env, cwd=REPO,
@@ -191,7 +191,10 @@ def simulator(tmp_path):
         command = {"mqtt": [sys.executable, "-m", "simulators.mqtt_device", "--credentials", str(credentials)],
                    "amqp": [sys.executable, "-m", "simulators.amqp_device", "--credentials", str(credentials)],
                    "node": ["node", str(REPO / "simulators/node/device_simulator.js"), "--credentials",
-                            str(credentials)]}[kind]
+                            str(credentials)],
+                   "firmware": [str(FIRMWARE), "--credentials", str(credentials)]}[kind]
+        if kind == "firmware":
+            assert FIRMWARE.is_file(), "`make test` builds firmware/build/iotcloud-device"
         sim = SimProcess(command)
         started.append(sim)
         return sim

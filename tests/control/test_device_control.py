@@ -56,7 +56,7 @@ def exercise_every_api(platform, user, name: str) -> None:
     assert status == 200 and body["status"] == "OK"
 
 
-@pytest.mark.parametrize("kind", ["mqtt", "amqp", "node"])
+@pytest.mark.parametrize("kind", ["mqtt", "amqp", "node", "firmware"])
 def test_every_device_api_through_each_simulator_and_both_rest_flavours(platform, user, simulator, tmp_path, kind):
     if kind == "node":
         assert (REPO / "simulators/node/node_modules").exists(), "`make test` runs npm ci in simulators/node"
@@ -184,10 +184,11 @@ def test_unregistering_disconnects_the_device_and_refuses_it(platform, user, raw
     assert time.monotonic() - started < 1.0
 
 
-def test_broker_restart_loses_no_accepted_command(platform, user, simulator, tmp_path):
+@pytest.mark.parametrize("kind", ["mqtt", "firmware"])
+def test_broker_restart_loses_no_accepted_command(platform, user, simulator, tmp_path, kind):
     from iotcloud.broker import embedded_node
     name, credentials = user.device(tmp_path, correlation_ids=True)
-    simulator("mqtt", credentials)
+    simulator(kind, credentials)
     user.wait_for_connection(name, "online")
     accepted = []
     node = embedded_node(platform.settings)
@@ -209,6 +210,38 @@ def test_broker_restart_loses_no_accepted_command(platform, user, simulator, tmp
     final = [user.wait_for_status(cid, {"succeeded", "failed", "timed_out", "expired"}, timeout=90) for cid in accepted]
     assert len(final) == 25
     assert final[-1]["status"] == "succeeded", "the gateway did not reconnect by itself"
+
+
+@pytest.mark.parametrize("kind", ["mqtt", "firmware"])
+def test_an_unregistered_device_is_cut_off_and_cannot_reconnect(platform, user, simulator, tmp_path, kind):
+    name, credentials = user.device(tmp_path)
+    device = simulator(kind, credentials)
+    user.wait_for_connection(name, "online")
+    device.wait_for(r"subscribed to [0-9a-f]{40}/# \(QoS 1\)")
+    mark = device.mark()
+    assert user("DELETE", f"/v1/devices/{name}")[0] == 204
+    device.wait_for(r"connection lost|disconnected", start=mark)
+    retry = device.mark()
+    # It tries again (backoff from 1 s) and the broker refuses it, attempt after attempt.
+    device.wait_for(r"refused|failed|connection lost|disconnected", start=retry, timeout=30)
+    assert "subscribed to" not in "\n".join(device.lines[mark:])
+    assert user("GET", f"/v1/devices/{name}")[0] == 404
+
+
+@pytest.mark.parametrize("kind", ["mqtt", "node", "firmware"])
+def test_a_malformed_request_is_refused_and_the_device_carries_on(platform, user, simulator, tmp_path, kind):
+    name, credentials = user.device(tmp_path)
+    simulator(kind, credentials)
+    user.wait_for_connection(name, "online")
+    for body in ({"api": "set_gpio", "params": {"number": "x", "value": 1}}, {"api": "set_gpio", "params": "[]"},
+                 {"api": "get_gpio"}):
+        status, problem = user("POST", f"/v1/devices/{name}/commands", body)
+        assert status == 400 and problem["type"] == "/problems/validation-failed", problem
+    status, body = platform.http("PUT", "/devices/device/gpio", {**v2_auth(platform, user), "devicename": name,
+                                                                 "number": "seven", "value": "1"})
+    assert status >= 400 and body["status"] == "NG", body
+    status, answer = user("PUT", f"/v1/devices/{name}/gpio/9", {"value": 1})
+    assert status == 200 and answer["value"] == 1, answer
 
 
 @pytest.mark.parametrize("service,exchange,routing_key", [

@@ -16,7 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from iotcloud.embedded_mongo import port_open
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
+from tests.e2e.launch import start_platform
 from tests.http_client import Http
 
 pytestmark = pytest.mark.e2e
@@ -25,29 +26,11 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def platform_process(tmp_path):
     api_port, mongo_port = free_port(), free_port()
-    env = {**os.environ, "IOTCLOUD_STATE_DIR": str(tmp_path / "state"), "IOTCLOUD_API_PORT": str(api_port),
-           "IOTCLOUD_EMBEDDED_MONGODB_PORT": str(mongo_port), "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-           **{f"IOTCLOUD_{name}_PORT": str(free_port()) for name in
-              ("MQTT", "AMQP", "BROKER_AUTH", "BROKER_MANAGEMENT", "BROKER_DIST", "BROKER_EPMD")}}
-    for key in [k for k in env if k.startswith("POSTGRES_") or k == "IOTCLOUD_MONGODB_URI"]:
-        env.pop(key)
-    log = open(tmp_path / "platform.log", "w+")
-    process = subprocess.Popen([sys.executable, "-m", "iotcloud.cli", "run"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 90
-    while "Press Ctrl-C to stop." not in (tmp_path / "platform.log").read_text():
-        assert process.poll() is None, (tmp_path / "platform.log").read_text()
-        assert time.monotonic() < deadline, "the platform did not start within 90 s"
-        time.sleep(0.1)
+    process, env = start_platform(tmp_path, {"IOTCLOUD_API_PORT": str(api_port),
+                                             "IOTCLOUD_EMBEDDED_MONGODB_PORT": str(mongo_port)})
     yield {"process": process, "http": Http(f"http://127.0.0.1:{api_port}"), "env": env, "log": tmp_path / "platform.log",
            "state": tmp_path / "state", "mongo_port": mongo_port, "api_port": api_port}
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()  # its children follow it (PR_SET_PDEATHSIG)
-            process.wait()
+    stop_process(process)  # its children follow it (PR_SET_PDEATHSIG)
 
 
 def child_pids(pid: int) -> list[int]:

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from iotcloud.config import Settings
-from tests.conftest import free_port
+from tests.conftest import free_port, ops_port_env
 from tests.http_client import Http
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,14 +90,15 @@ def children_of(pid: int) -> list[tuple[int, str]]:
 class Platform:
     """`iotcloud run` on PostgreSQL, with every port private to this run."""
 
-    def __init__(self, root: Path, postgres: PrivatePostgres):
+    def __init__(self, root: Path, postgres: PrivatePostgres, extra_env: dict | None = None):
         self.root, self.state = root, root / "state"
         ports = {name: free_port() for name in ("API", "EMBEDDED_MONGODB", "MQTT", "AMQP", "BROKER_AUTH",
                                                 "BROKER_MANAGEMENT", "BROKER_DIST", "BROKER_EPMD")}
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "IOTCLOUD_"))},
                     **postgres.env(), "IOTCLOUD_STATE_DIR": str(self.state),
                     **{f"IOTCLOUD_{name}_PORT": str(port) for name, port in ports.items()},
-                    "IOTCLOUD_ARGON2_MEMORY_KIB": "8192", "IOTCLOUD_ARGON2_TIME_COST": "1"}
+                    "IOTCLOUD_ARGON2_MEMORY_KIB": "8192", "IOTCLOUD_ARGON2_TIME_COST": "1", **ops_port_env(),
+                    **(extra_env or {})}
         self.settings = Settings.from_env(self.env)
         self.log_path = root / "platform.log"
         self._log = open(self.log_path, "w+")

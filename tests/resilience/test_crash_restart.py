@@ -236,18 +236,22 @@ def projections_caught_up(platform) -> bool:
     return bool(rows) and all(row["behind"] == 0 for row in rows)
 
 
-def crash_and_restart(crash_platform, private_postgres, tmp_path, rounds: int, threads: int, pause: float):
-    started = time.monotonic()
-    platform = crash_platform
-    username = f"u{uuid.uuid4().hex[:10]}"
-    http = platform.http
+def signed_up_token(platform) -> str:
+    """A new confirmed user's access token (the platform's token lifetime outlasts these tests)."""
+    username, http = f"u{uuid.uuid4().hex[:10]}", platform.http
     assert http("POST", "/v1/auth/signup", {"username": username, "password": "correct horse",
                                             "email": f"{username}@example.com", "given_name": "C",
                                             "family_name": "R"})[0] == 201
     assert http("POST", "/v1/auth/confirm", {"username": username,
                                              "code": platform.code_for(f"{username}@example.com")})[0] == 200
-    # Long enough for the whole run: a test of restarts, not of token expiry.
-    token = http("POST", "/v1/auth/login", {"username": username, "password": "correct horse"})[1]["access_token"]
+    return http("POST", "/v1/auth/login", {"username": username, "password": "correct horse"})[1]["access_token"]
+
+
+def crash_and_restart(crash_platform, private_postgres, tmp_path, rounds: int, threads: int, pause: float):
+    started = time.monotonic()
+    platform = crash_platform
+    http = platform.http
+    token = signed_up_token(platform)
     devices, simulators = [], []
     for n in range(3):
         status, credentials = http("POST", "/v1/devices", {"name": f"dev{n}", "correlation_ids": True}, token)
@@ -269,94 +273,105 @@ def crash_and_restart(crash_platform, private_postgres, tmp_path, rounds: int, t
             run.one_round()
         time.sleep(1)  # a little load on the recovered platform, so the last restart is exercised too
         calls = load.stop()
-
-        # Every command the platform recorded ends exactly once, in the store and in the API.
-        def all_terminal():
-            events = command_events(private_postgres)
-            return events if all(any(kind in TERMINAL_EVENTS for kind, _ in evs) for evs in events.values()) else None
-        events = wait_for(all_terminal, "every recorded command reaching a terminal state", 60, 1)
-        terminal = {cid: [TERMINAL_EVENTS[k] for k, _ in evs if k in TERMINAL_EVENTS] for cid, evs in events.items()}
-        twice_ended = {cid: ends for cid, ends in terminal.items() if len(ends) != 1}
-
-        accepted = [c for c in calls if c.command_id]
-        unknown_to_store = [c.command_id for c in accepted if c.command_id not in terminal]
-        wait_for(lambda: projections_caught_up(platform), "the projector catching up", 60, 1)
-        api_disagrees = {}
-        for call in accepted:
-            answer = send(http.base, token, "GET", f"/v1/commands/{call.command_id}")
-            if answer.status != 200 or answer.body["status"] != terminal.get(call.command_id, [None])[0]:
-                api_disagrees[call.command_id] = (answer.status, answer.body, terminal.get(call.command_id))
-
-        # Rejected calls got a clear error in time; none hung. A process killed with -9 cannot answer the
-        # calls it was serving: only while an API process is being killed may a connection be refused or cut.
-        rejected = [c for c in calls if not c.command_id]
-        cut = [c for c in rejected if c.transport_error and {"api", "api worker"} & set(c.phases)]
-        unclear = [(c.status, c.content_type, c.body, c.transport_error, c.phases) for c in rejected
-                   if not (c.status in (502, 503) and c.content_type.startswith(PROBLEM_JSON)) and c not in cut]
-        hung = [(c.status, c.elapsed, c.transport_error) for c in calls if c.elapsed > HTTP_BUDGET]
-
-        # Devices count executions by the marker each call carries.
-        executions = collections.Counter(m.group(1) for sim in simulators for line in sim.output().splitlines()
-                                         if (m := MARKER.search(line)))
-        duplicates = {marker: count for marker, count in executions.items() if count > 1}
-        marker_of = {}
-        for cid, evs in events.items():
-            found = re.search(rb"m:([0-9a-f]{32})", evs[0][1])
-            if found:
-                marker_of[cid] = found.group(1).decode()
-        succeeded_not_run = [cid for cid, ends in terminal.items() if ends == ["succeeded"]
-                             and executions[marker_of.get(cid, "")] != 1 and cid in marker_of]
-        rejected_but_run = [c.marker for c in rejected if c.status and executions[c.marker]]
-
-        # Every read model equals a fresh rebuild of the store (the rebuild becomes the live generation).
-        for _ in range(5):
-            wait_for(lambda: projections_caught_up(platform), "the projector catching up", 60, 1)
-            head = store_head(private_postgres)
-            live = read_models(platform)
-            rebuilt_run = platform.cli("projections", "rebuild")
-            assert rebuilt_run.returncode == 0, rebuilt_run.stderr
-            rebuilt = read_models(platform)
-            if store_head(private_postgres) == head:
-                break
-        differing = {name: (len(live[name]), len(rebuilt[name])) for name in ("device_list", "users", "commands")
-                     if live[name] != rebuilt[name]}
-        for name in differing:
-            (tmp_path / f"{name}.live.json").write_text(json.dumps(live[name], default=str, indent=1))
-            (tmp_path / f"{name}.rebuilt.json").write_text(json.dumps(rebuilt[name], default=str, indent=1))
-
-        by_kind = collections.Counter(ends[0] for ends in terminal.values() if ends)
-        report = {"calls": len(calls), "accepted": len(accepted),
-                  "accepted_waiting": sum(1 for c in accepted if c.wait),
-                  "rejected": collections.Counter(f"{c.status or c.transport_error.split(':')[0]}" for c in rejected),
-                  "cut_by_api_kill": len(cut),
-                  "commands_in_store": len(terminal), "terminal_states": dict(by_kind),
-                  "executions": sum(executions.values()), "duplicates": len(duplicates),
-                  "read_models_equal_rebuild": not differing, "restarts": dict(run.restarts_seen),
-                  "supervisor_restarts_logged": platform.restarts(),
-                  "max_call_seconds": round(max(c.elapsed for c in calls), 2),
-                  "duration_seconds": round(time.monotonic() - started, 1)}
-        print("\ncrash/restart report: " + json.dumps(report, default=dict))
-        (tmp_path / "report.json").write_text(json.dumps(report, default=dict))
-
-        assert len(accepted) >= 50, report
-        assert not duplicates, f"executed more than once: {duplicates}"
-        assert not twice_ended, f"commands with other than one terminal state: {twice_ended}"
-        assert not unknown_to_store, f"accepted calls the store does not know: {unknown_to_store}"
-        assert not api_disagrees, f"GET /v1/commands disagrees with the store: {list(api_disagrees.items())[:5]}"
-        assert not succeeded_not_run, f"succeeded without one execution: {succeeded_not_run}"
-        assert not rejected_but_run, f"rejected calls a device executed: {rejected_but_run}"
-        assert not unclear, f"rejections without a clear 502/503 problem: {unclear[:5]}"
-        assert not hung, f"calls past their {HTTP_BUDGET} s budget: {hung[:5]}"
-        assert not differing, f"read models differ from a rebuild: {differing}"
-        # Children racing to create the event-store tables at start-up failed on PostgreSQL.
-        assert "tuple concurrently updated" not in platform.log()
-        # A command recorded as sent while the gateway had no broker link was never delivered.
-        assert "no attribute 'publish_request'" not in platform.log(), "a command was marked sent, never published"
-        assert platform.process.poll() is None, "the supervisor gave up:\n" + platform.log()[-3000:]
+        verify_calls(platform, private_postgres, tmp_path, token, calls, simulators,
+                     {"restarts": dict(run.restarts_seen), "supervisor_restarts_logged": platform.restarts(),
+                      "started": started})
     finally:
         for n, sim in enumerate(simulators):
             sim.kill()
             (tmp_path / f"dev{n}.out").write_text(sim.output())
+
+
+def verify_calls(platform, postgres, tmp_path, token, calls, simulators, extra: dict, title: str = "crash/restart",
+                 min_accepted: int = 50) -> dict:
+    """What every failure test must show afterwards: each accepted call ended exactly once (store and
+    API agree), none ran twice on a device, rejections were clear and in time, and the read models
+    equal a fresh rebuild of the store."""
+    private_postgres, http = postgres, platform.http
+    # Every command the platform recorded ends exactly once, in the store and in the API.
+    def all_terminal():
+        events = command_events(private_postgres)
+        return events if all(any(kind in TERMINAL_EVENTS for kind, _ in evs) for evs in events.values()) else None
+    events = wait_for(all_terminal, "every recorded command reaching a terminal state", 60, 1)
+    terminal = {cid: [TERMINAL_EVENTS[k] for k, _ in evs if k in TERMINAL_EVENTS] for cid, evs in events.items()}
+    twice_ended = {cid: ends for cid, ends in terminal.items() if len(ends) != 1}
+
+    accepted = [c for c in calls if c.command_id]
+    unknown_to_store = [c.command_id for c in accepted if c.command_id not in terminal]
+    wait_for(lambda: projections_caught_up(platform), "the projector catching up", 60, 1)
+    api_disagrees = {}
+    for call in accepted:
+        answer = send(http.base, token, "GET", f"/v1/commands/{call.command_id}")
+        if answer.status != 200 or answer.body["status"] != terminal.get(call.command_id, [None])[0]:
+            api_disagrees[call.command_id] = (answer.status, answer.body, terminal.get(call.command_id))
+
+    # Rejected calls got a clear error in time; none hung. A process killed with -9 cannot answer the
+    # calls it was serving: only while an API process is being killed may a connection be refused or cut.
+    rejected = [c for c in calls if not c.command_id]
+    cut = [c for c in rejected if c.transport_error and {"api", "api worker"} & set(c.phases)]
+    unclear = [(c.status, c.content_type, c.body, c.transport_error, c.phases) for c in rejected
+               if not (c.status in (502, 503) and c.content_type.startswith(PROBLEM_JSON)) and c not in cut]
+    hung = [(c.status, c.elapsed, c.transport_error) for c in calls if c.elapsed > HTTP_BUDGET]
+
+    # Devices count executions by the marker each call carries.
+    executions = collections.Counter(m.group(1) for sim in simulators for line in sim.output().splitlines()
+                                     if (m := MARKER.search(line)))
+    duplicates = {marker: count for marker, count in executions.items() if count > 1}
+    marker_of = {}
+    for cid, evs in events.items():
+        found = re.search(rb"m:([0-9a-f]{32})", evs[0][1])
+        if found:
+            marker_of[cid] = found.group(1).decode()
+    succeeded_not_run = [cid for cid, ends in terminal.items() if ends == ["succeeded"]
+                         and executions[marker_of.get(cid, "")] != 1 and cid in marker_of]
+    rejected_but_run = [c.marker for c in rejected if c.status and executions[c.marker]]
+
+    # Every read model equals a fresh rebuild of the store (the rebuild becomes the live generation).
+    for _ in range(5):
+        wait_for(lambda: projections_caught_up(platform), "the projector catching up", 60, 1)
+        head = store_head(private_postgres)
+        live = read_models(platform)
+        rebuilt_run = platform.cli("projections", "rebuild")
+        assert rebuilt_run.returncode == 0, rebuilt_run.stderr
+        rebuilt = read_models(platform)
+        if store_head(private_postgres) == head:
+            break
+    differing = {name: (len(live[name]), len(rebuilt[name])) for name in ("device_list", "users", "commands")
+                 if live[name] != rebuilt[name]}
+    for name in differing:
+        (tmp_path / f"{name}.live.json").write_text(json.dumps(live[name], default=str, indent=1))
+        (tmp_path / f"{name}.rebuilt.json").write_text(json.dumps(rebuilt[name], default=str, indent=1))
+
+    by_kind = collections.Counter(ends[0] for ends in terminal.values() if ends)
+    report = {"calls": len(calls), "accepted": len(accepted),
+              "accepted_waiting": sum(1 for c in accepted if c.wait),
+              "rejected": collections.Counter(f"{c.status or c.transport_error.split(':')[0]}" for c in rejected),
+              "cut_by_api_kill": len(cut),
+              "commands_in_store": len(terminal), "terminal_states": dict(by_kind),
+              "executions": sum(executions.values()), "duplicates": len(duplicates),
+              "read_models_equal_rebuild": not differing,
+              **{k: v for k, v in extra.items() if k != "started"},
+              "max_call_seconds": round(max(c.elapsed for c in calls), 2),
+              "duration_seconds": round(time.monotonic() - extra["started"], 1)}
+    print(f"\n{title} report: " + json.dumps(report, default=dict))
+    (tmp_path / "report.json").write_text(json.dumps(report, default=dict))
+
+    assert len(accepted) >= min_accepted, report
+    assert not duplicates, f"executed more than once: {duplicates}"
+    assert not twice_ended, f"commands with other than one terminal state: {twice_ended}"
+    assert not unknown_to_store, f"accepted calls the store does not know: {unknown_to_store}"
+    assert not api_disagrees, f"GET /v1/commands disagrees with the store: {list(api_disagrees.items())[:5]}"
+    assert not succeeded_not_run, f"succeeded without one execution: {succeeded_not_run}"
+    assert not rejected_but_run, f"rejected calls a device executed: {rejected_but_run}"
+    assert not unclear, f"rejections without a clear 502/503 problem: {unclear[:5]}"
+    assert not hung, f"calls past their {HTTP_BUDGET} s budget: {hung[:5]}"
+    assert not differing, f"read models differ from a rebuild: {differing}"
+    # Children racing to create the event-store tables at start-up failed on PostgreSQL.
+    assert "tuple concurrently updated" not in platform.log()
+    # A command recorded as sent while the gateway had no broker link was never delivered.
+    assert "no attribute 'publish_request'" not in platform.log(), "a command was marked sent, never published"
+    assert platform.process.poll() is None, "the supervisor gave up:\n" + platform.log()[-3000:]
+    return report
 
 
 def test_every_accepted_call_ends_once_across_crashes_and_restarts(crash_platform, private_postgres, tmp_path):

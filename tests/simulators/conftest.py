@@ -15,6 +15,7 @@ import pytest
 from sim_helpers import (
     AMQP_HOST,
     AMQP_PORT,
+    FIRMWARE,
     MQTT_HOST,
     MQTT_PORT,
     NODE_DIR,
@@ -100,6 +101,13 @@ def node_ready() -> Path:
     if not (NODE_DIR / "node_modules" / "mqtt").is_dir():
         pytest.fail("simulators/node/node_modules is missing: `make test` runs `npm ci` in simulators/node")
     return NODE_DIR
+
+
+@pytest.fixture(scope="session")
+def firmware_ready() -> Path:
+    if not FIRMWARE.is_file():
+        pytest.fail(f"{FIRMWARE} is missing: `make test` builds it (make -C firmware)")
+    return FIRMWARE
 
 
 # ---------------------------------------------------------------------------------------------

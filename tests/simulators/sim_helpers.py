@@ -23,6 +23,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 PYTHON = sys.executable
 NODE_DIR = REPO / "simulators" / "node"
+FIRMWARE = REPO / "firmware" / "build" / "iotcloud-device"  # the C device (firmware/), built by `make test`
 MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
 AMQP_HOST, AMQP_PORT = "127.0.0.1", 5672
 

@@ -137,6 +137,30 @@ def test_flags_override_file(tmp_path):
     assert (c.host, c.port("amqp"), c.port("mqtt"), c.notification_recipient) == ("h2", 5999, 1883, "me@x")
 
 
+@pytest.mark.parametrize("module, protocol", [(mqtt_device, "mqtt"), (amqp_device, "amqp")])
+def test_seed_username_and_password_flags_alone_make_a_password_device(module, protocol):
+    """libpyiotcloud's devices ran with host, port, username and password only: no certificate, no CA."""
+    parser = module.build_parser()
+    args = parser.parse_args(["--USE_HOST", "localhost", "--USE_PORT", "5999", "--USE_USERNAME", DEV,
+                              "--USE_PASSWORD", "s3cret"])
+    c = credentials_from_args(parser, args, protocol)
+    assert (c.device_id, c.username, c.password, c.port(protocol), c.password_login) == (DEV, DEV, "s3cret", 5999, True)
+    context = c.ssl_context()
+    assert context.verify_mode == ssl.CERT_NONE and not context.check_hostname  # as the seed's devices
+    if module is amqp_device:
+        assert isinstance(amqp_device.connection_parameters(c).credentials, amqp_device.pika.PlainCredentials)
+
+
+def test_a_saved_password_registration_logs_in_by_password_and_verifies_the_broker(tmp_path, pki):
+    data = {"device_id": DEV, "ca": pki.ca_pem, "certificate": "unused", "private_key": "unused",
+            "login": "password", "username": DEV, "broker_password": "s3cret"}
+    (tmp_path / "d.json").write_text(json.dumps(data))
+    c = load_credentials(tmp_path / "d.json")
+    assert c.password_login and c.password == "s3cret"
+    context = c.ssl_context()  # no client certificate loaded (the PEMs above would not load)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+
 def test_missing_credentials_is_a_usage_error(capsys):
     parser = mqtt_device.build_parser()
     with pytest.raises(SystemExit) as exc:

@@ -30,7 +30,8 @@ class AnyoneIsAlice:
 
 def device_api_client() -> testing.TestClient:
     """Only what device calls need is real; every other collaborator is absent (None)."""
-    settings = SimpleNamespace(api_url="http://test", projection_wait=1.0, api_shares=(10, 10, 100))
+    settings = SimpleNamespace(api_url="http://test", projection_wait=1.0, api_shares=(10, 10, 100),
+                               hsts_seconds=0, metrics_multiprocess_dir=None)
     platform = SimpleNamespace(settings=settings, identity=AnyoneIsAlice(), calls=EchoingCalls(),
                                outcomes=SimpleNamespace(wake_gateway=lambda reason: None), catalogue=None,
                                fleet=None, users=None, devices=None, commands=None, device_endpoints=None, rw=None,

@@ -46,7 +46,7 @@ class DeviceCommands:
         body = json_body(req)
         timeout, ttl = body.get("timeout"), body.get("ttl")
         with as_user(req):
-            result = self._calls.call(req.context.principal.username, name, body.get("api"), body.get("params"),
+            result = self._calls.call(req.context.principal.owner, name, body.get("api"), body.get("params"),
                                       timeout=timeout, wait=_flag(body.get("wait"), "wait"), ttl=ttl,
                                       defer_when_busy=prefers_async(req))
         answer(resp, result)
@@ -57,7 +57,7 @@ class CommandStatus:
         self._commands = commands
 
     def on_get(self, req, resp, command_id):
-        resp.media = self._commands.get_command(req.context.principal.username, command_id)
+        resp.media = self._commands.get_command(req.context.principal.owner, command_id)
 
 
 class DeviceApiRoute:
@@ -72,7 +72,7 @@ class DeviceApiRoute:
 
     def _call(self, req, resp, name, api, params):
         with as_user(req):
-            result = self._calls.call(req.context.principal.username, name, api, params,
+            result = self._calls.call(req.context.principal.owner, name, api, params,
                                       timeout=number_param(req, "timeout", None, 0, MAX_TIMEOUT, float),
                                       wait=_flag(req.get_param("wait"), "wait"),
                                       ttl=number_param(req, "ttl", None, 0, MAX_TTL, float),

@@ -1,4 +1,4 @@
-"""/v1/devices: register, list, count, get, unregister devices and reissue their certificates."""
+"""/v1/devices: register, list, count, get, unregister devices, reissue their certificates, rotate broker passwords."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def device_view(doc: dict) -> dict:
     return {"device_id": doc["device_id"], "name": doc["name"], "status": doc.get("status", "registered"),
             "connection": doc.get("connection", "offline"), "last_seen": doc.get("last_seen"),
             "correlation_ids": doc.get("correlation_ids", False),
+            "login": doc.get("login", "certificate"), "password_set_at": doc.get("password_set_at"),
             "registered_at": doc.get("registered_at"), "updated_at": doc.get("updated_at"),
             "certificate": doc.get("certificate")}
 
@@ -46,7 +47,17 @@ def credentials_body(credentials: DeviceCredentials, endpoints: DeviceEndpoints)
         "certificate_info": {"serial": issued.serial, "fingerprint_sha256": issued.fingerprint_sha256,
                              "not_before": issued.not_before.isoformat(), "not_after": issued.not_after.isoformat()},
         "host": endpoints.host, "mqtt_port": endpoints.mqtt_port, "amqp_port": endpoints.amqp_port,
+        **({"login": "password", "username": credentials.device_id, "broker_password": credentials.broker_password}
+           if credentials.broker_password else {}),
     }
+
+
+def password_login(body: dict) -> bool:
+    """`"login": "password"` registers a device that may also log in with username (its id) and a password."""
+    login = body.get("login", "certificate")
+    if login not in ("certificate", "password"):
+        raise ValidationFailed("'login' must be \"certificate\" or \"password\"", field="login")
+    return login == "password"
 
 
 class Devices:
@@ -54,7 +65,7 @@ class Devices:
         self._fleet, self._devices, self._rw, self._endpoints = fleet, devices, rw, endpoints
 
     def on_get(self, req, resp):
-        owner = req.context.principal.username
+        owner = req.context.principal.owner
         limit = number_param(req, "limit", 50, 1, MAX_PAGE)
         offset = number_param(req, "offset", 0, 0, 10**9)
         items = [device_view(d) for d in self._devices.list_devices(owner, limit, offset)]
@@ -71,7 +82,8 @@ class Devices:
         if not isinstance(correlation_ids, bool):
             raise ValidationFailed("'correlation_ids' must be true or false", field="correlation_ids")
         with as_user(req):
-            credentials = self._fleet.register_device(req.context.principal.username, name, csr, correlation_ids)
+            credentials = self._fleet.register_device(req.context.principal.owner, name, csr, correlation_ids,
+                                                      password_login(body))
         self._rw.devices(resp, credentials.position)
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/devices/{quote(name)}"
@@ -83,7 +95,7 @@ class DeviceCount:
         self._devices = devices
 
     def on_get(self, req, resp):
-        resp.media = {"count": self._devices.count_devices(req.context.principal.username)}
+        resp.media = {"count": self._devices.count_devices(req.context.principal.owner)}
 
 
 class Device:
@@ -92,11 +104,11 @@ class Device:
         self._wake_gateway = wake_gateway or (lambda: None)
 
     def on_get(self, req, resp, name):
-        resp.media = device_view(self._devices.get_device(req.context.principal.username, name))
+        resp.media = device_view(self._devices.get_device(req.context.principal.owner, name))
 
     def on_delete(self, req, resp, name):
         with as_user(req):
-            position = self._fleet.unregister_device(req.context.principal.username, name)
+            position = self._fleet.unregister_device(req.context.principal.owner, name)
         self._wake_gateway()  # it closes the device's live connections
         self._rw.devices(resp, position)
         resp.status = falcon.HTTP_204
@@ -109,9 +121,23 @@ class DeviceCertificate:
     def on_post(self, req, resp, name):
         csr = text_field(json_body(req, required=False), "csr", required=False, max_length=16384)
         with as_user(req):
-            credentials = self._fleet.reissue_certificate(req.context.principal.username, name, csr)
+            credentials = self._fleet.reissue_certificate(req.context.principal.owner, name, csr)
         self._rw.devices(resp, credentials.position)
         resp.media = credentials_body(credentials, self._endpoints)
+
+
+class DevicePassword:
+    """POST /v1/devices/{name}/password: a new broker password, shown once; the old one is refused and the
+    connections it opened are closed before the answer."""
+
+    def __init__(self, fleet: DeviceFleet, rw: ReadYourWrites):
+        self._fleet, self._rw = fleet, rw
+
+    def on_post(self, req, resp, name):
+        with as_user(req):
+            device_id, password, position = self._fleet.rotate_broker_password(req.context.principal.owner, name)
+        self._rw.devices(resp, position)
+        resp.media = {"device_id": device_id, "name": name, "username": device_id, "broker_password": password}
 
 
 class CertificateAuthorityCertificate:
