@@ -28,7 +28,7 @@ from queries.read_models import HISTORY
 
 TO_DEVICE, FROM_DEVICE = "to_device", "from_device"
 COMMAND = "command"
-LIFECYCLE = ("registered", "certificate_reissued", "unregistered")  # kept whatever the retention
+LIFECYCLE = ("registered", "certificate_reissued", "broker_password_set", "unregistered")  # kept whatever the retention
 NAIVE_EPOCH = dt.datetime(1970, 1, 1)  # UTC
 REMEMBERED = 200_000  # request times and device names kept in memory (a miss costs one find_one)
 
@@ -172,6 +172,12 @@ class HistoryProjection:
         self._device_event(event, position, history, "certificate_reissued", event.timestamp.timestamp(),
                            "reissued", {"serial": event.certificate.get("serial"),
                                         "not_after": event.certificate.get("not_after")})
+
+    @apply.register
+    def _(self, event: Device.BrokerPasswordSet, position: int, history: BatchWriter) -> None:
+        # That it happened, never the hash.
+        self._device_event(event, position, history, "broker_password_set", event.timestamp.timestamp(),
+                           "password_set")
 
     @apply.register
     def _(self, event: Device.Unregistered, position: int, history: BatchWriter) -> None:

@@ -37,7 +37,7 @@ class FleetAnalytics:
         docs = docs[:limit]
         following = base64.urlsafe_b64encode(docs[-1]["device_id"].encode()).decode().rstrip("=") if more else None
         for doc in docs:
-            doc.get("certificate", {}).pop("pem", None)  # analysts see the certificate's facts, not its text
+            (doc.get("certificate") or {}).pop("pem", None)  # analysts see the certificate's facts, not its text
         return [normalised(doc) for doc in docs], following
 
 

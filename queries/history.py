@@ -22,7 +22,7 @@ from queries.timestamps import normalised
 
 DIRECTIONS = ("to_device", "from_device")
 STATES = (QUEUED, SENT, SUCCEEDED, FAILED, TIMED_OUT, EXPIRED, "online", "offline", "registered", "reissued",
-          "unregistered")
+          "password_set", "unregistered")
 DEFAULT_PAGE, MAX_PAGE = 50, 500
 KEY = re.compile(r"^[0-9]{17}:[0-9a-f:-]{1,80}$")
 NAME = re.compile(r"^[^\x00-\x1f$]{1,128}$")

@@ -8,8 +8,8 @@ from queries.history import DIRECTIONS, MAX_PAGE, STATES
 ITEMS = {"type": "array", "items": ref("HistoryItem")}
 SCHEMAS = {
     "HistoryItem": obj(["id", "event", "device_name", "device_id", "at"], id=S,
-                       event={"enum": ["command", "registered", "certificate_reissued", "unregistered", "connected",
-                                       "disconnected"]},
+                       event={"enum": ["command", "registered", "certificate_reissued", "broker_password_set",
+                                       "unregistered", "connected", "disconnected"]},
                        owner=S, device_name=S, device_id=S, api=NULLABLE_S,
                        direction={"enum": [*DIRECTIONS, None]}, state={"enum": list(STATES)},
                        request={}, request_payload=NULLABLE_S, answer={}, answer_payload=NULLABLE_S, result={},

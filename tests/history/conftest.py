@@ -28,10 +28,11 @@ class Recorder:
         self.api = api
         self.platform = api.platform
 
-    def owner(self, username: str, *device_names: str) -> Owner:
+    def owner(self, username: str, *device_names: str, password_login: tuple[str, ...] = ()) -> Owner:
         owner = Owner(username, self.api.signed_in(username))
         for name in device_names:
-            answer = self.api.post("/v1/devices", {"name": name}, owner.token)
+            body = {"name": name, **({"login": "password"} if name in password_login else {})}
+            answer = self.api.post("/v1/devices", body, owner.token)
             assert answer.status_code == 201, answer.text
             owner.devices[name] = answer.json["device_id"]
         return owner
@@ -65,7 +66,7 @@ class Recorder:
 
 def record_a_run(recorder: Recorder) -> tuple[Owner, Owner]:
     alice = recorder.owner("alice", "kitchen", "garage")
-    bob = recorder.owner("bob", "shed")
+    bob = recorder.owner("bob", "shed", "vault", password_login=("vault",))
     recorder.presence(alice, "kitchen", True)
     recorder.call(alice, "kitchen", "get_gpio", {"number": 1}, value=1)
     recorder.call(alice, "kitchen", "set_gpio", {"number": 2, "value": 0}, value=0)

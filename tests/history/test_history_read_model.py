@@ -70,7 +70,7 @@ def test_a_rebuild_reproduces_the_live_read_model(recorded):
     platform = recorder.platform
     db = platform.db
     live = sorted(db[collection_name(HISTORY, 1)].find({}), key=lambda d: d["_id"])
-    assert len(live) == 14  # 6 calls, 3 registrations, 3 presence changes, a reissue, an unregistration
+    assert len(live) == 16  # 6 calls, 4 registrations, 3 presence changes, a reissue, a password, an unregistration
     projector = Projector(HistoryProjection(), {"DeviceFleet": platform.fleet, "DeviceControl": platform.control},
                           db, batch_size=7)
     generation = rebuild(projector)
@@ -92,7 +92,7 @@ def test_retention_trims_calls_and_presence_but_never_the_event_store(recorded):
     trimmed = HistoryProjection(retention_days=1, clock=in_two_days).trim(history)
     left = list(history.find({}))
     assert trimmed == len(before) - len(left) > 0
-    assert {d["event"] for d in left} == {"registered", "certificate_reissued", "unregistered"}
+    assert {d["event"] for d in left} == {"registered", "certificate_reissued", "broker_password_set", "unregistered"}
     assert platform.control.recorder.max_notification_id() == head
     assert len(list(platform.control.recorder.select_notifications(start=1, limit=1000))) == head
 

@@ -82,7 +82,10 @@ def test_users_never_see_other_users_history(recorded):
     assert {json.loads(line)["owner"] for line in own} == {"bob"}
     rows = api.get("/v1/analytics/latency", bob.token, params={"by": "device"}).json["rows"]
     assert [row["owner"] for row in rows] == ["bob"]
-    assert [d["name"] for d in all_pages(api, "/v1/analytics/devices", bob.token)] == ["shed"]
+    assert sorted(d["name"] for d in all_pages(api, "/v1/analytics/devices", bob.token)) == ["shed", "vault"]
+    vault = all_pages(api, "/v1/devices/vault/history", bob.token)
+    assert [i["event"] for i in vault] == ["broker_password_set", "registered"]
+    assert not any("hash" in key or "password" in json.dumps(i.get("detail")) for i in vault for key in i)
 
 
 def test_analysts_query_everyone(recorded):
@@ -93,7 +96,7 @@ def test_analysts_query_everyone(recorded):
     assert owners == {"alice", "bob"}
     assert {i["owner"] for i in all_pages(api, "/v1/analytics/history", bob.token, owner="alice")} == {"alice"}
     devices = all_pages(api, "/v1/analytics/devices", bob.token, limit=1)
-    assert sorted((d["owner"], d["name"]) for d in devices) == [("alice", "kitchen"), ("bob", "shed")]
+    assert sorted((d["owner"], d["name"]) for d in devices) == [("alice", "kitchen"), ("bob", "shed"), ("bob", "vault")]
     assert all("pem" not in d["certificate"] for d in devices)
     assert [d["name"] for d in all_pages(api, "/v1/analytics/devices", bob.token, connection="online")] == ["shed"]
     for params in ({"connection": "maybe"}, {"next": "!!"}, {"limit": "0"}):
