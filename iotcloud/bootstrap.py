@@ -35,11 +35,14 @@ from iotcloud.config import SEED_NAMES, Settings
 from iotcloud.metrics import instrument_event_store
 from projections.device_commands import DeviceCommandsProjection
 from projections.device_list import DeviceListProjection
+from projections.history import HistoryProjection
 from projections.nudge import nudge_for
 from projections.runner import Projector
 from projections.users import UsersProjection
 from queries.device_commands import CommandQueries
 from queries.devices import DeviceListQueries
+from queries.fleet_analytics import FleetAnalytics
+from queries.history import HistoryQueries
 from queries.read_models import ReadModelCatalogue
 from queries.users import UserQueries
 
@@ -65,6 +68,8 @@ class Platform:
     outcomes: CommandOutcomes
     calls: DeviceCalls
     device_endpoints: DeviceEndpoints
+    history: HistoryQueries
+    fleet_analytics: FleetAnalytics
     audit_checkpoints: Checkpoints | None = None
     platform_public_key: object = None  # verifies signed audit checkpoints
 
@@ -160,6 +165,7 @@ def build_platform(settings: Settings) -> Platform:
                     outcomes=outcomes,
                     calls=DeviceCalls(control, fleet, outcomes, rw, ConcurrencyLimit(per_user, in_all), direct),
                     device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port),
+                    history=HistoryQueries(db), fleet_analytics=FleetAnalytics(db),
                     audit_checkpoints=audit_checkpoints(settings), platform_public_key=platform_public_key(settings))
 
 
@@ -189,7 +195,8 @@ def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[l
     sources.setdefault("DeviceControl", build_device_control(settings))
     mongo, db = connect_read_store(settings)
     batch = settings.projection_batch
-    projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection())
+    projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection(),
+                   HistoryProjection(settings.history_retention_days))
     return [Projector(projection, sources, db, batch) for projection in projections], mongo
 
 

@@ -142,16 +142,12 @@ def cmd_rebuild(settings: Settings, args) -> int:
 
 def cmd_status(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_projectors
+    from projections.lag import format_report, lag_report
     from queries.read_models import ReadModelCatalogue
     projectors, mongo = build_projectors(settings)
-    catalogue = ReadModelCatalogue(mongo[settings.mongodb_database])
-    for projector in projectors:
-        name = projector.projection.name
-        generation = catalogue.active_generation(name)
-        for source in projector.projection.sources:
-            position = catalogue.position(name, generation, source)
-            head = projector.source_head(source)
-            print(f"{name:<12} g{generation}  {source:<12} {position}/{head}  lag {head - position}")
+    sources = {name: app for projector in projectors for name, app in projector.sources.items()}
+    rows = lag_report(ReadModelCatalogue(mongo[settings.mongodb_database]), sources)
+    print("\n".join(json.dumps(row) for row in rows) if args.json else "\n".join(format_report(rows)))
     mongo.close()
     return 0
 
@@ -270,7 +266,9 @@ def parser() -> argparse.ArgumentParser:
     rebuild = projections.add_parser("rebuild", help="replay the whole event store into fresh read models")
     rebuild.add_argument("name", nargs="*", help="projection names (default: all)")
     rebuild.set_defaults(func=cmd_rebuild)
-    projections.add_parser("status", help="positions and lag of each read model").set_defaults(func=cmd_status)
+    status = projections.add_parser("status", help="positions and lag of each read model")
+    status.add_argument("--json", action="store_true", help="one JSON object per projection and source")
+    status.set_defaults(func=cmd_status)
     keys = sub.add_parser("keys", help="token-signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("rotate", help="sign new tokens with a fresh key (API processes follow within a minute)"
                     ).set_defaults(func=cmd_keys_rotate)

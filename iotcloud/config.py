@@ -94,6 +94,7 @@ class Settings:
     projection_wait: float = DEFAULT_PROJECTION_WAIT
     projection_batch: int = DEFAULT_PROJECTION_BATCH
     projection_interval: float = DEFAULT_PROJECTION_INTERVAL
+    history_retention_days: float = 0.0  # 0: keep all history; else calls and presence older than this leave the read model
     identity: str = DEFAULT_IDENTITY_PROVIDER      # local or cognito
     cognito_client_id: str = ""                   # the seed's AWS_COGNITO_* names (see SEED_NAMES)
     cognito_userpool_id: str = ""

@@ -14,6 +14,7 @@ import falcon.media
 from gateways.devices.broker_link import WAKE_DEVICES
 from gateways.http import compat_v2 as v2
 from gateways.http import compat_v2_devices as v2_devices
+from gateways.http import compat_v2_history as v2_history
 from gateways.http import problems
 from gateways.http.access import RoleLookup
 from gateways.http.bodies import bounded_loads, read_bounded
@@ -21,7 +22,7 @@ from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.metrics import Metrics, RequestMetrics
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
 from gateways.http.openapi import build_document
-from gateways.http.resources import accounts, audit, device_control, devices, service
+from gateways.http.resources import accounts, audit, device_control, devices, history, service
 from gateways.http.secure_headers import SecureHeaders
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -83,6 +84,7 @@ def routes(platform) -> list[Route]:
         Route("/v1/commands/{command_id}", device_control.CommandStatus(platform.commands)),
         *[Route(path, resource) for path, resource in device_control.device_api_routes(platform.calls)],
         *[Route(path, resource) for path, resource in audit.routes(platform)],
+        *[Route(path, resource) for path, resource in history.routes(platform.history, platform.fleet_analytics)],
         # libpyiotcloud v2 compatibility
         Route("/user/signup", v2.UserSignUp(identity, rw)),
         Route("/user/confirm_signup", v2.UserConfirmSignUp(identity, rw)),
@@ -95,6 +97,8 @@ def routes(platform) -> list[Route]:
         Route("/devices", v2_devices.DeviceList(identity, rw, platform.devices)),
         Route("/devices/device", v2_devices.DeviceItem(identity, rw, fleet, platform.devices, wake_for_revocation)),
         *[Route(path, resource) for path, resource in v2_devices.device_access_routes(identity, rw, platform.calls)],
+        Route("/user/histories", v2_history.UserHistories(identity, rw, platform.history)),
+        Route("/devices/histories", v2_history.DeviceHistories(identity, rw, platform.history)),
     ]
 
 

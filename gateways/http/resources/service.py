@@ -6,6 +6,7 @@ import falcon
 
 from commands.errors import DomainError
 from gateways.http import access, problems
+from projections.lag import lag_report
 
 
 class Health:
@@ -28,7 +29,7 @@ class Ready:
         self._platform = platform
 
     def on_get(self, req, resp):
-        checks, ok = {}, True
+        checks, ok, detail = {}, True, self._operator(req)
         for name, app in (("accounts", self._platform.accounts), ("device_fleet", self._platform.fleet)):
             try:
                 checks[f"event_store.{name}"] = {"ok": True, "head": app.recorder.max_notification_id() or 0}
@@ -37,11 +38,15 @@ class Ready:
         try:
             self._platform.db.command("ping")
             checks["read_store"] = {"ok": True, "projections": self._platform.catalogue.status()}
+            if detail:  # event recorded -> visible, per projection and source
+                checks["projection_lag"] = lag_report(self._platform.catalogue, {
+                    "Accounts": self._platform.accounts, "DeviceFleet": self._platform.fleet,
+                    "DeviceControl": self._platform.control})
         except Exception as exc:  # noqa: BLE001
             ok, checks["read_store"] = False, {"ok": False, "error": type(exc).__name__}
         resp.status = falcon.HTTP_200 if ok else falcon.HTTP_503
         resp.media = {"status": "ready" if ok else "unavailable"}
-        if self._operator(req):
+        if detail:
             resp.media["checks"] = checks
         resp.cache_control = ["no-store"]
 
