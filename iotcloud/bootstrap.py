@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from argon2 import PasswordHasher
+from cryptography import x509
 from pymongo import MongoClient
 from pymongo.database import Database
 
 from commands.accounts import Accounts
+from commands.chain.checkpoints import Checkpoints
 from commands.device_control import DeviceControl
 from commands.fleet import DeviceFleet
 from commands.notifications import Notifications
@@ -36,11 +38,14 @@ from iotcloud.metrics import instrument_event_store
 from projections.device_commands import DeviceCommandsProjection
 from projections.device_list import DeviceListProjection
 from projections.notifications import NotificationsProjection
+from projections.history import HistoryProjection
 from projections.nudge import nudge_for
 from projections.runner import Projector
 from projections.users import UsersProjection
 from queries.device_commands import CommandQueries
 from queries.devices import DeviceListQueries
+from queries.fleet_analytics import FleetAnalytics
+from queries.history import HistoryQueries
 from queries.notifications import NotificationQueries
 from queries.read_models import ReadModelCatalogue
 from queries.users import UserQueries
@@ -67,8 +72,12 @@ class Platform:
     outcomes: CommandOutcomes
     calls: DeviceCalls
     device_endpoints: DeviceEndpoints
+    history: HistoryQueries
+    fleet_analytics: FleetAnalytics
+    audit_checkpoints: Checkpoints | None = None
     notifications: Notifications | None = None
     notification_queries: NotificationQueries | None = None
+    platform_public_key: object = None  # verifies signed audit checkpoints
 
     def close(self) -> None:
         self.identity.settle()  # codes and notices still queued go out before the stores close
@@ -198,6 +207,8 @@ def build_platform(settings: Settings) -> Platform:
                     calls=DeviceCalls(control, fleet, outcomes, rw, ConcurrencyLimit(per_user, in_all), direct,
                                       guard=NotificationGuard(notifications)),
                     device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port),
+                    history=HistoryQueries(db), fleet_analytics=FleetAnalytics(db),
+                    audit_checkpoints=audit_checkpoints(settings), platform_public_key=platform_public_key(settings),
                     notifications=notifications, notification_queries=NotificationQueries(db))
 
 
@@ -228,8 +239,25 @@ def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[l
     sources.setdefault("Notifications", Notifications(env=settings.event_store_env("Notifications")))
     mongo, db = connect_read_store(settings)
     batch = settings.projection_batch
-    projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection(), NotificationsProjection())
+    projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection(),
+                   HistoryProjection(settings.history_retention_days), NotificationsProjection())
     return [Projector(projection, sources, db, batch) for projection in projections], mongo
+
+
+def build_audit_applications(settings: Settings) -> dict:
+    """Every application log, by name, for auditors (read, and snapshots written for time travel)."""
+    accounts, fleet = build_event_applications(settings)
+    return {app.name: app for app in (accounts, fleet, build_device_control(settings))}
+
+
+def audit_checkpoints(settings: Settings) -> Checkpoints:
+    return Checkpoints(settings.state_dir / "audit" / "checkpoints.jsonl")
+
+
+def platform_public_key(settings: Settings):
+    """The CA certificate's public key, which verifies signed checkpoints (None before `iotcloud init`)."""
+    path = settings.pki_dir / "ca.pem"
+    return x509.load_pem_x509_certificate(path.read_bytes()).public_key() if path.exists() else None
 
 
 def prepare_state(settings: Settings) -> None:

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from commands.chain import chained_recorder_topic
+
 DEFAULT_STATE_DIR = ".state"
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8000
@@ -93,6 +95,7 @@ class Settings:
     projection_wait: float = DEFAULT_PROJECTION_WAIT
     projection_batch: int = DEFAULT_PROJECTION_BATCH
     projection_interval: float = DEFAULT_PROJECTION_INTERVAL
+    history_retention_days: float = 0.0  # 0: keep all history; else calls and presence older than this leave the read model
     identity: str = DEFAULT_IDENTITY_PROVIDER      # local or cognito
     cognito_client_id: str = ""                   # the seed's AWS_COGNITO_* names (see SEED_NAMES)
     cognito_userpool_id: str = ""
@@ -246,6 +249,9 @@ class Settings:
             env.update(self.postgres)
             if self.postgres_password_file:
                 env["POSTGRES_PASSWORD"] = Path(self.postgres_password_file).read_text().strip()
+        recorder = chained_recorder_topic(self.persistence_module)
+        if recorder:  # every durable store links its events into a tamper-evident chain
+            env["APPLICATION_RECORDER_TOPIC"] = recorder
         return env
 
     def describe(self) -> dict[str, object]:

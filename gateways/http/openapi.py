@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from commands.device_apis import DeviceApi
 from gateways.http.device_resources import body_fields, device_resources, selectors, v2_fields
+from gateways.http.resources import audit
+from gateways.http import openapi_history
 from gateways.http.openapi_schemas import NULLABLE_S, PEM, S, SCHEMAS, V2_FIELDS, device_request_schema, ref, string
 
 BODY = {400, 413, 415}       # invalid or malformed body, too large, not application/json
@@ -33,8 +35,8 @@ def device_summary(api: DeviceApi) -> str:
 # (path, method) -> (tag, summary, request schema, {status: response schema or None}, error statuses)
 OPERATIONS = {
     ("/healthz", "get"): ("service", "Liveness", None, {200: "Health"}, set()),
-    ("/readyz", "get"): ("service", "Readiness: {status} only; operators (IOTCLOUD_OPERATORS) also get store heads"
-                                    " and projection positions", None,
+    ("/readyz", "get"): ("service", "Readiness: {status} only; operators (IOTCLOUD_OPERATORS) and admins also get"
+                                    " store heads, projection positions and lag", None,
                          {200: "Readiness"}, set()),
     ("/problems", "get"): ("service", "Every problem type this API answers with", None, {200: "ProblemTypes"}, set()),
     ("/problems/{slug}", "get"): ("service", "One problem type", None, {200: "ProblemType"}, {404}),
@@ -91,6 +93,8 @@ OPERATIONS = {
                                         | (NOTIFYING if api.name == "trigger_notification" else set()))
        for resource in device_resources()
        for method, api in (("get", resource.read), ("put", resource.write)) if api},
+    **audit.OPERATIONS,
+    **openapi_history.OPERATIONS,
 }
 
 _V2_SESSION = ("username", "token")
@@ -129,6 +133,7 @@ V2 = {
        for resource in device_resources()
        for methods, role, api in ((("post", "get"), "read", resource.read), (("put",), "write", resource.write))
        if api for method in methods},
+    **openapi_history.V2,
 }
 
 STATUS_TEXT = {400: "Invalid or malformed request", 401: "Missing, invalid, expired or revoked credentials",
@@ -158,7 +163,8 @@ PATH_PARAMETERS = {"name": string(64, description="device name"),
                       for resource in DEVICE_CALLS.values() for api in (resource.read, resource.write) if api
                       for param in api.params if param.name in selectors(api)},
                    "command_id": {"type": "string", "format": "uuid"}, "slug": {"type": "string"},
-                   "notification_id": {"type": "string", "format": "uuid"}}
+                   "notification_id": {"type": "string", "format": "uuid"},
+                   "device_id": audit.DEVICE_ID}
 
 
 def _answer(description: str, schema: dict | None, media: str = "application/json", headers: dict | None = None):
@@ -197,13 +203,13 @@ def _parameters(path: str, method: str) -> list[dict]:
         params.append(PREFER_ASYNC)
     elif (path, method) == ("/v1/notifications", "get"):
         params += NOTIFICATION_QUERY
-    return params
+    return params + audit.PARAMETERS.get(path, []) + openapi_history.parameters(path)
 
 
 def _v2_operation(path: str, method: str) -> dict:
     summary, required, optional, answers, errors = V2[(path, method)]
     body = {"type": "object", "required": list(required),
-            "properties": {name: V2_FIELDS[name] for name in (*required, *optional)}}
+            "properties": {name: {**V2_FIELDS, **openapi_history.V2_FIELDS}[name] for name in (*required, *optional)}}
     ok = {"allOf": [ref("V2Envelope"), {"type": "object", "required": list(answers), "properties": answers}]}
     return {"tags": ["libpyiotcloud v2"], "summary": summary,
             "operationId": "v2" + f"{method}{path}".replace("/", "_"),
@@ -256,6 +262,6 @@ def build_document(routes, settings) -> dict:
                                 "routes answer with their {status, message} envelope instead."},
         "servers": [{"url": settings.api_url}],
         "paths": paths,
-        "components": {"schemas": SCHEMAS,
+        "components": {"schemas": {**SCHEMAS, **audit.SCHEMAS, **openapi_history.SCHEMAS},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     }

@@ -225,15 +225,15 @@ def read_models(platform) -> dict[str, list[dict]]:
         active = {doc["_id"]: doc["active"] for doc in db["read_model_catalogue"].find()}
         return {name: sorted((normalised(doc) for doc in db[f"{name}_g{active.get(name, 1)}"].find()),
                              key=lambda d: str(d["_id"]))
-                for name in ("device_list", "users", "commands")} | {"_generations": [active]}
+                for name in ("device_list", "users", "commands", "history")} | {"_generations": [active]}
     finally:
         client.close()
 
 
 def projections_caught_up(platform) -> bool:
-    status = platform.cli("projections", "status", timeout=60)
-    lags = re.findall(r"lag (-?\d+)", status.stdout)
-    return status.returncode == 0 and bool(lags) and all(lag == "0" for lag in lags)
+    status = platform.cli("projections", "status", "--json", timeout=60)
+    rows = [json.loads(line) for line in status.stdout.splitlines()] if status.returncode == 0 else []
+    return bool(rows) and all(row["behind"] == 0 for row in rows)
 
 
 def signed_up_token(platform) -> str:
