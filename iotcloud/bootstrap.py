@@ -247,7 +247,8 @@ def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[l
 def build_audit_applications(settings: Settings) -> dict:
     """Every application log, by name, for auditors (read, and snapshots written for time travel)."""
     accounts, fleet = build_event_applications(settings)
-    return {app.name: app for app in (accounts, fleet, build_device_control(settings))}
+    notifications = Notifications(env=settings.event_store_env("Notifications"))
+    return {app.name: app for app in (accounts, fleet, build_device_control(settings), notifications)}
 
 
 def audit_checkpoints(settings: Settings) -> Checkpoints:
