@@ -24,6 +24,7 @@ from commands.secret_files import private_directory, read_or_create_secret
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.device_calls import DeviceCalls
+from gateways.http.emulators import Emulators
 from gateways.http.direct_calls import DirectCalls
 from gateways.http.outcomes import CommandOutcomes
 from gateways.http.resources.devices import DeviceEndpoints
@@ -62,8 +63,11 @@ class Platform:
     outcomes: CommandOutcomes
     calls: DeviceCalls
     device_endpoints: DeviceEndpoints
+    waiting: ConcurrencyLimit  # requests that wait (device calls, the web app's long polls), per user and in all
+    emulators: Emulators
 
     def close(self) -> None:
+        self.emulators.close()
         self.identity.settle()  # codes and notices still queued go out before the stores close
         self.calls.close()
         self.outcomes.stop()
@@ -132,14 +136,17 @@ def build_platform(settings: Settings) -> Platform:
     outcomes.start()
     devices = DeviceListQueries(db)
     per_user, in_all, _ = settings.api_shares
+    waiting = ConcurrencyLimit(per_user, in_all)
     # On PostgreSQL a waiting write nudges the projector (every application shares one database).
     rw = ReadYourWrites(ReadModelCatalogue(db), settings.projection_wait, nudge_for(control))
     return Platform(settings=settings, ca=ca, accounts=accounts, fleet=fleet, identity=identity,
                     notifier=notifier, mongo=mongo, db=db, devices=devices, users=UserQueries(db),
                     catalogue=ReadModelCatalogue(db), rw=rw, control=control, commands=CommandQueries(db),
                     outcomes=outcomes,
-                    calls=DeviceCalls(control, fleet, outcomes, rw, ConcurrencyLimit(per_user, in_all), direct),
-                    device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port))
+                    calls=DeviceCalls(control, fleet, outcomes, rw, waiting, direct),
+                    device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port),
+                    waiting=waiting,
+                    emulators=Emulators(lambda: fleet.ca_certificate_pem, settings.broker_host, settings.mqtt_port))
 
 
 def build_direct_calls(settings: Settings, control: DeviceControl, link: CommandOutcomes,

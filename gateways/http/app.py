@@ -19,7 +19,9 @@ from gateways.http.bodies import bounded_loads, read_bounded
 from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
 from gateways.http.openapi import build_document
-from gateways.http.resources import accounts, device_control, devices, service
+from gateways.http import static_files
+from gateways.http.resources import accounts, device_control, devices, emulator, live, service
+from queries.device_changes import DeviceListVersions
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -73,6 +75,8 @@ def routes(platform) -> list[Route]:
         Route("/v1/ca", devices.CertificateAuthorityCertificate(fleet)),
         Route("/v1/devices", devices.Devices(fleet, platform.devices, rw, platform.device_endpoints)),
         Route("/v1/devices/_count", devices.DeviceCount(platform.devices)),
+        Route("/v1/devices/_changes", live.DeviceChanges(DeviceListVersions(platform.db), platform.waiting)),
+        Route("/v1/emulator", emulator.Emulator(platform.emulators, fleet)),
         Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw, wake_for_revocation)),
         Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, platform.device_endpoints)),
         Route("/v1/devices/{name}/commands", device_control.DeviceCommands(platform.calls)),
@@ -106,4 +110,5 @@ def create_app(platform) -> falcon.App:
     for route in table:
         app.add_route(route.path, route.resource, **({"suffix": route.suffix} if route.suffix else {}))
     app.add_route("/openapi.json", service.OpenApi(build_document(table, platform.settings)))
+    static_files.install(app, static_files.WebApp())  # the web app at /, its pages under /app/
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from commands.device_apis import DeviceApi
 from gateways.http.device_resources import body_fields, device_resources, selectors, v2_fields
+from gateways.http import openapi_webapp
 from gateways.http.openapi_schemas import NULLABLE_S, PEM, S, SCHEMAS, V2_FIELDS, device_request_schema, ref, string
 
 BODY = {400, 413, 415}       # invalid or malformed body, too large, not application/json
@@ -76,6 +77,7 @@ OPERATIONS = {
                                         CALL | {401} | (BODY if body_fields(api) else set()))
        for resource in device_resources()
        for method, api in (("get", resource.read), ("put", resource.write)) if api},
+    **openapi_webapp.OPERATIONS,
 }
 
 _V2_SESSION = ("username", "token")
@@ -169,6 +171,7 @@ def _parameters(path: str, method: str) -> list[dict]:
         params += [*DEVICE_CALL_QUERY, PREFER_ASYNC]
     elif path == "/v1/devices/{name}/commands":
         params.append(PREFER_ASYNC)
+    params += openapi_webapp.PARAMETERS.get((path, method), [])
     return params
 
 
@@ -228,6 +231,6 @@ def build_document(routes, settings) -> dict:
                                 "routes answer with their {status, message} envelope instead."},
         "servers": [{"url": settings.api_url}],
         "paths": paths,
-        "components": {"schemas": SCHEMAS,
+        "components": {"schemas": {**SCHEMAS, **openapi_webapp.SCHEMAS},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     }

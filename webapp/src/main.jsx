@@ -1,0 +1,63 @@
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { currentSession, logout, onSession } from "./api.js";
+import { Link, match, navigate, useRoute } from "./router.jsx";
+import { Account } from "./pages/account.jsx";
+import { Confirm, Forgot, Login, Reset, SignUp } from "./pages/auth.jsx";
+import { Credentials } from "./pages/credentials.jsx";
+import { DevicePage } from "./pages/device.jsx";
+import { Devices } from "./pages/devices.jsx";
+import "./styles.css";
+
+const PUBLIC = { "/login": ["Log in", Login], "/signup": ["Sign up", SignUp], "/confirm": ["Confirm your account", Confirm],
+                 "/forgot": ["Forgot password", Forgot], "/reset": ["Reset password", Reset] };
+
+function page(path, query) {
+  if (PUBLIC[path]) { const [title, Page] = PUBLIC[path]; return [title, <Page query={query} />]; }
+  if (path === "/" || path === "/devices") return ["Devices", <Devices />];
+  if (path === "/account") return ["Account", <Account />];
+  let params = match("/devices/:name/credentials", path);
+  if (params) return ["Credentials", <Credentials name={params.name} />];
+  params = match("/devices/:name", path);
+  if (params) return [params.name, <DevicePage name={params.name} key={params.name} />];
+  return ["Not found", <section class="card"><h1>Page not found</h1><p><Link href="/devices">Go to your devices</Link></p></section>];
+}
+
+function App() {
+  const { path, query } = useRoute();
+  const [session, setSession] = useState(currentSession());
+  useEffect(() => onSession(setSession), []);
+  const isPublic = Boolean(PUBLIC[path]);
+  useEffect(() => {
+    if (!session && !isPublic) navigate("/login", { replace: true });
+    else if (session && (path === "/login" || path === "/")) navigate("/devices", { replace: true });
+  }, [session, path]);
+  const [title, content] = !session && !isPublic ? ["Log in", null] : page(path, query);
+  useEffect(() => { document.title = `${title} · iotcloud`; }, [title]);
+  const current = (href) => (path.startsWith(href) ? "page" : undefined);
+  return (
+    <>
+      <a class="skip" href="#main">Skip to content</a>
+      <header class="top">
+        <Link href={session ? "/devices" : "/login"} class="brand" aria-label="iotcloud home">
+          <svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true" focusable="false">
+            <path d="M6 18a4 4 0 0 1-.5-7.97A6 6 0 0 1 17.3 8.5 4.75 4.75 0 0 1 18 18Z" fill="currentColor" />
+          </svg>
+          <span>iotcloud</span>
+        </Link>
+        {session && (
+          <nav aria-label="Main">
+            <Link href="/devices" aria-current={current("/devices")}>Devices</Link>
+            <Link href="/account" aria-current={current("/account")}>Account</Link>
+            <button type="button" class="link" onClick={() => logout().finally(() => navigate("/login", { replace: true }))}>
+              Log out
+            </button>
+          </nav>
+        )}
+      </header>
+      <main id="main" tabIndex="-1">{content}</main>
+    </>
+  );
+}
+
+render(<App />, document.getElementById("app"));
