@@ -9,8 +9,8 @@ OPERATIONS = {
     ("/v1/devices/_changes", "get"): (
         "devices", f"Wait (at most {MAX_WAIT} s) until your device list changes: registrations, presence, "
                    "certificates, removals", None, {200: "DeviceListVersion"}, {400, 401}),
-    ("/v1/emulator", "get"): ("emulator", "Your device emulator: state and the device's display", None,
-                              {200: "Emulation"}, {401, 404}),
+    ("/v1/emulator", "get"): ("emulator", "Your device emulator: state and the device's display "
+                                          "(device null when you have none)", None, {200: "Emulation"}, set()),
     ("/v1/emulator", "post"): ("emulator", "Bring one of your devices online with a simulator run by the server "
                                            "(its certificate and key; one per user, stops after `minutes`)",
                                "StartEmulator", {201: "Emulation"}, {400, 401, 404, 413, 415, 429}),
@@ -30,7 +30,7 @@ SCHEMAS = {
                              retry_after={"type": "integer", "description": "seconds to wait before polling again"}),
     "StartEmulator": obj(["name", "certificate", "private_key"], name=string(64), certificate=PEM,
                          private_key=PEM, minutes={"type": "integer", "minimum": 1, "maximum": 30, "default": 10}),
-    "Emulation": obj(["device", "running"], device=S, device_id=S, running={"type": "boolean"},
+    "Emulation": obj(["device", "running"], device={"type": ["string", "null"]}, device_id=S, running={"type": "boolean"},
                      exit_code={"type": ["integer", "null"]}, started_at=TIME, stops_at=TIME,
                      display={"type": "array", "items": S}),
 }

@@ -1,6 +1,8 @@
 // The REST client: bearer tokens with silent refresh, and every error as a readable message.
-// Tokens live in sessionStorage (this tab only); the access token is refreshed a minute before it
-// expires, and once more on a 401, so the user never sees an expiry.
+// The session (tokens) lives in localStorage, so every tab of this origin shares it and a reload keeps
+// it; the access token (15 min) is refreshed a minute before it expires and once more on a 401, so the
+// user never sees an expiry. Nothing else is stored (device private keys stay in memory), and the app
+// runs no inline or third-party script, so a strict CSP guards the stored refresh token.
 
 const KEY = "iotcloud.session";
 let session = load();
@@ -9,13 +11,13 @@ let refreshing = null;
 const listeners = new Set();
 
 function load() {
-  try { return JSON.parse(sessionStorage.getItem(KEY)) || null; } catch { return null; }
+  try { return JSON.parse(localStorage.getItem(KEY)) || null; } catch { return null; }
 }
 
 function save(next) {
   session = next;
-  if (next) sessionStorage.setItem(KEY, JSON.stringify(next));
-  else sessionStorage.removeItem(KEY);
+  if (next) localStorage.setItem(KEY, JSON.stringify(next));
+  else localStorage.removeItem(KEY);
   schedule();
   listeners.forEach((fn) => fn(session));
 }
@@ -30,6 +32,9 @@ function schedule() {
   refreshTimer = setTimeout(() => refresh().catch(() => {}), Math.max(1_000, due));
 }
 schedule();
+addEventListener("storage", (event) => { // another tab logged in, out or refreshed
+  if (event.key === KEY) { session = load(); schedule(); listeners.forEach((fn) => fn(session)); }
+});
 
 function tokensToSession(username, tokens) {
   return { username, access_token: tokens.access_token, refresh_token: tokens.refresh_token,
@@ -105,12 +110,24 @@ export async function request(method, path, body, { auth = true, retried = false
   return data;
 }
 
+// Refresh tokens rotate and a reused one revokes the session, so tabs take turns (Web Locks) and a tab
+// that finds a newer token stored by another tab adopts it instead of refreshing again.
 export function refresh() {
   if (!session) return Promise.reject(new Error("not logged in"));
   if (!refreshing) {
-    const { username, refresh_token } = session;
-    refreshing = request("POST", "/v1/auth/refresh", { refresh_token }, { auth: false })
-      .then((tokens) => save(tokensToSession(username, tokens)))
+    const stale = session.access_token;
+    const run = async () => {
+      const stored = load();
+      if (stored && stored.access_token !== stale && stored.expires_at - Date.now() > 90_000) {
+        save(stored);
+        return;
+      }
+      const { username, refresh_token } = stored || session;
+      const tokens = await request("POST", "/v1/auth/refresh", { refresh_token }, { auth: false });
+      save(tokensToSession(username, tokens));
+    };
+    const locked = navigator.locks ? navigator.locks.request("iotcloud-refresh", run) : run();
+    refreshing = locked
       .catch((error) => { save(null); throw error; })
       .finally(() => { refreshing = null; });
   }

@@ -20,10 +20,8 @@ class Emulator:
         self._emulators, self._fleet = emulators, fleet
 
     def on_get(self, req, resp):
-        found = self._emulators.status(req.context.principal.username)
-        if found is None:
-            raise EmulatorNotRunning("start one with POST /v1/emulator")
-        resp.media = found
+        # None running is an answer, not an error: the web app asks on every device page.
+        resp.media = self._emulators.status(req.context.principal.username) or {"device": None, "running": False}
 
     def on_post(self, req, resp):
         owner = req.context.principal.username

@@ -8,12 +8,15 @@ import { Notice, Presence, when } from "../ui.jsx";
 import { Controls } from "./controls.jsx";
 import { Emulator } from "./emulator.jsx";
 
+const removing = new Set(); // devices this tab is unregistering: their page must not ask for them again
+
 export function DevicePage({ name }) {
   const version = useDeviceListVersion();
   const [device, setDevice] = useState(null);
   const [error, setError] = useState("");
   useEffect(() => {
     let live = true;
+    if (removing.has(name)) return undefined;
     get(devicePath(name)).then((d) => live && (setDevice(d), setError("")),
                                (e) => live && setError(e.message));
     return () => { live = false; };
@@ -67,9 +70,11 @@ function Manage({ name }) {
     navigate(`/devices/${encodeURIComponent(name)}/credentials`);
   });
   const unregister = () => run(async () => {
-    await del(devicePath(name));
+    removing.add(name);
+    try { await del(devicePath(name)); } catch (e) { removing.delete(name); throw e; }
     forget(name);
     navigate("/devices");
+    removing.delete(name);
   });
   return (
     <section class="card">

@@ -1,7 +1,7 @@
 // The device emulator (gateways/http/emulators.py): the server runs the project's MQTT simulator with
 // this device's certificate and key, for a few minutes, so the device comes online without hardware.
 import { useEffect, useState } from "preact/hooks";
-import { ApiError, del, get, post } from "../api.js";
+import { del, get, post } from "../api.js";
 import { recall, remember } from "../credentials.js";
 import { Notice } from "../ui.jsx";
 
@@ -13,9 +13,7 @@ export function Emulator({ name, deviceId }) {
   const [credentials, setCredentials] = useState(() => recall(name));
   const mine = status && status.device === name;
 
-  const refresh = () => get("/v1/emulator").then(setStatus, (e) => {
-    if (e instanceof ApiError && e.status === 404) setStatus(null); else setError(e.message);
-  });
+  const refresh = () => get("/v1/emulator").then((s) => setStatus(s.device ? s : null), (e) => setError(e.message));
   useEffect(() => { refresh(); }, [name]);
   useEffect(() => {
     if (!mine || !status.running) return undefined;
