@@ -50,6 +50,17 @@ def cmd_gateway(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_notifier(settings: Settings, args) -> int:
+    from iotcloud.bootstrap import build_notifier_process
+    notifier = build_notifier_process(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    notifier.run(stop)
+    notifier.close()
+    return 0
+
+
 def cmd_broker_auth(settings: Settings, args) -> int:
     from gateways.broker.auth_backend import AuthBackendIdentity, create_auth_app
     from gateways.broker.auth_server import AuthBackendServer
@@ -157,6 +168,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("gateway", help="run the device gateway (foreground)").set_defaults(func=cmd_gateway)
     sub.add_parser("signer", help="run the certificate signer, the only holder of the CA key (foreground)"
                    ).set_defaults(func=cmd_signer)
+    sub.add_parser("notifier", help="run the notifier: delivers email, SMS and device notifications (foreground)"
+                   ).set_defaults(func=cmd_notifier)
     sub.add_parser("broker-auth", help="run the broker's HTTP auth backend (foreground)").set_defaults(func=cmd_broker_auth)
     projections = sub.add_parser("projections", help="read-model maintenance").add_subparsers(dest="action", required=True)
     rebuild = projections.add_parser("rebuild", help="replay the whole event store into fresh read models")

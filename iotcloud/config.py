@@ -99,6 +99,22 @@ class Settings:
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     signer_socket: str = ""              # empty: <state_dir>/signer/signer.sock
     direct_calls: str = "auto"           # the API's short path: auto (on with one API worker), on, off
+    # Notifications (README "Notifications"): channels, sender, SMTP, limits.
+    email: str = "outbox"                # IOTCLOUD_EMAIL: outbox, ses or smtp
+    sms: str = "outbox"                  # IOTCLOUD_SMS: outbox or sns
+    notification_sender: str = "iotcloud@localhost"  # the seed's AWS_PINPOINT_EMAIL
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: str = "auto"          # auto (when offered), on (required), off
+    notification_device_per_minute: int = 10
+    notification_user_per_minute: int = 30
+    notification_device_per_day: int = 100
+    notification_user_per_day: int = 500
+    notification_duplicate_window: float = 30.0
+    notification_max_attempts: int = 5
+    notification_retry_first: float = 2.0
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":
@@ -112,6 +128,8 @@ class Settings:
                 continue
             name = "PERSISTENCE_MODULE" if f.name == "persistence_module" else f"IOTCLOUD_{f.name.upper()}"
             raw = environ.get(name)
+            if f.name == "notification_sender":
+                raw = raw or environ.get("AWS_PINPOINT_EMAIL")  # the seed's name for the sender
             if raw:
                 default = f.default
                 values[f.name] = Path(raw) if isinstance(default, Path) else type(default)(raw)
@@ -184,5 +202,6 @@ class Settings:
         """Settings safe to print: no passwords."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["postgres"] = {k: ("***" if "PASSWORD" in k else v) for k, v in self.postgres.items()}
+        shown["smtp_password"] = "***" if self.smtp_password else ""
         shown["mongodb_uri"] = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", self.mongodb_uri)
         return shown

@@ -20,7 +20,7 @@ from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
 from gateways.http.openapi import build_document
 from gateways.http import static_files
-from gateways.http.resources import accounts, device_control, devices, emulator, live, service
+from gateways.http.resources import accounts, device_control, devices, emulator, live, notifications, service
 from queries.device_changes import DeviceListVersions
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -81,6 +81,9 @@ def routes(platform) -> list[Route]:
         Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, platform.device_endpoints)),
         Route("/v1/devices/{name}/commands", device_control.DeviceCommands(platform.calls)),
         Route("/v1/commands/{command_id}", device_control.CommandStatus(platform.commands)),
+        Route("/v1/devices/{name}/notifications", notifications.DeviceNotifications(platform.calls)),
+        Route("/v1/notifications", notifications.NotificationList(platform.notification_queries)),
+        Route("/v1/notifications/{notification_id}", notifications.NotificationItem(platform.notification_queries)),
         *[Route(path, resource) for path, resource in device_control.device_api_routes(platform.calls)],
         # libpyiotcloud v2 compatibility
         Route("/user/signup", v2.UserSignUp(identity, rw)),

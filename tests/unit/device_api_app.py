@@ -33,5 +33,6 @@ def device_api_client() -> testing.TestClient:
     settings = SimpleNamespace(api_url="http://test", projection_wait=1.0, api_shares=(10, 10, 100))
     platform = SimpleNamespace(settings=settings, identity=AnyoneIsAlice(), calls=EchoingCalls(),
                                outcomes=SimpleNamespace(wake_gateway=lambda reason: None), catalogue=None,
-                               fleet=None, users=None, devices=None, commands=None, device_endpoints=None, rw=None)
+                               fleet=None, users=None, devices=None, commands=None, device_endpoints=None, rw=None,
+                               notification_queries=None)
     return testing.TestClient(create_app(platform))
