@@ -145,9 +145,26 @@ def test_sign_up_control_and_unregister_a_device(platform, base_url, browser, si
     status = control(page, "Status")
     status.get_by_role("button", name="Read status").click()
     expect(status.locator(".call")).to_contain_text("Succeeded")
+
+    note = control(page, "Notification")
+    note.get_by_label("Recipient (email or phone)").fill("alice@example.com")
+    note.get_by_label("Message").fill("the kettle is on")
+    note.get_by_role("button", name="Send notification").click()
+    expect(note.locator("output")).to_have_text("sent", timeout=20_000)  # delivered by the notifier
     pages.check("device")
 
-    page.get_by_role("link", name="Account").click()
+    note.get_by_role("link", name="Notifications of kitchen").click()
+    expect(page.get_by_role("heading", name="Notifications")).to_be_visible()
+    entry = page.get_by_role("list", name="Notifications").get_by_role("listitem").first
+    expect(entry).to_contain_text("alice@example.com")
+    expect(entry).to_contain_text("sent")
+    page.get_by_label("State").select_option("failed")
+    expect(page.get_by_text("No notifications match.")).to_be_visible()
+    page.get_by_label("State").select_option("sent")
+    expect(entry).to_contain_text("the kettle is on")
+    pages.check("notifications")
+
+    page.get_by_role("link", name="Account", exact=True).click()
     expect(page.get_by_text(email)).to_be_visible()
     pages.check("account")
 

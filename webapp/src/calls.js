@@ -8,6 +8,7 @@ export async function deviceCall(name, method, subject, body) {
   const ms = () => Math.round(performance.now() - started);
   try {
     const answer = await request(method, `${devicePath(name)}/${subject}`, body);
+    if (answer.notification_id) return { state: answer.state, ms: ms(), notification_id: answer.notification_id };
     return { state: answer.status === "succeeded" ? "succeeded" : answer.status, ms: ms(), value: answer.value,
              command: answer.command_id };
   } catch (error) {

@@ -7,6 +7,7 @@ import { Confirm, Forgot, Login, Reset, SignUp } from "./pages/auth.jsx";
 import { Credentials } from "./pages/credentials.jsx";
 import { DevicePage } from "./pages/device.jsx";
 import { Devices } from "./pages/devices.jsx";
+import { Notifications } from "./pages/notifications.jsx";
 import "./styles.css";
 
 const PUBLIC = { "/login": ["Log in", Login], "/signup": ["Sign up", SignUp], "/confirm": ["Confirm your account", Confirm],
@@ -16,6 +17,7 @@ function page(path, query) {
   if (PUBLIC[path]) { const [title, Page] = PUBLIC[path]; return [title, <Page query={query} />]; }
   if (path === "/" || path === "/devices") return ["Devices", <Devices />];
   if (path === "/account") return ["Account", <Account />];
+  if (path === "/notifications") return ["Notifications", <Notifications query={query} key={query.toString()} />];
   let params = match("/devices/:name/credentials", path);
   if (params) return ["Credentials", <Credentials name={params.name} />];
   params = match("/devices/:name", path);
@@ -48,6 +50,7 @@ function App() {
         {session && (
           <nav aria-label="Main">
             <Link href="/devices" aria-current={current("/devices")}>Devices</Link>
+            <Link href="/notifications" aria-current={current("/notifications")}>Notifications</Link>
             <Link href="/account" aria-current={current("/account")}>Account</Link>
             <button type="button" class="link" onClick={() => logout().finally(() => navigate("/login", { replace: true }))}>
               Log out

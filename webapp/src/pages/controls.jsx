@@ -1,7 +1,9 @@
 // Controls for every device API (commands/device_apis.py): each shows its call's state and latency.
 import { Fragment } from "preact";
 import { useState } from "preact/hooks";
+import { get } from "../api.js";
 import { deviceCall } from "../calls.js";
+import { Link } from "../router.jsx";
 import { CallState, newId } from "../ui.jsx";
 
 function useCall(name) {
@@ -134,14 +136,30 @@ function Uart({ name }) {
   );
 }
 
+// The device echoes the request, then the platform's notifier delivers it (h/notify); its state is
+// followed here until it is sent, failed or refused.
 function Notification({ name }) {
-  const [call, run, busy] = useCall(name);
+  const [call, setCall] = useState(null);
+  const send = async (recipient, message) => {
+    setCall({ state: "sending" });
+    const result = await deviceCall(name, "POST", "notifications", { recipient, message });
+    setCall(result.state === "requested" ? { ...result, state: "succeeded", value: "requested" } : result);
+    if (!result.notification_id) return;
+    for (let i = 0; i < 40; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      try {
+        const note = await get(`/v1/notifications/${result.notification_id}`);
+        setCall((c) => ({ ...c, value: note.state }));
+        if (["sent", "failed", "refused"].includes(note.state)) return;
+      } catch { /* not projected yet */ }
+    }
+  };
   return (
     <Control title="Notification" call={call}>
       <form class="stack" onSubmit={(e) => {
         e.preventDefault();
         const data = new FormData(e.currentTarget);
-        run("PUT", "notification", { recipient: String(data.get("recipient")), message: String(data.get("message")) });
+        send(String(data.get("recipient")), String(data.get("message")));
       }}>
         <div class="field">
           <label for={`note-to-${name}`}>Recipient (email or phone)</label>
@@ -151,8 +169,9 @@ function Notification({ name }) {
           <label for={`note-msg-${name}`}>Message</label>
           <input id={`note-msg-${name}`} name="message" required maxlength="64" />
         </div>
-        <button type="submit" disabled={busy}>Trigger notification</button>
+        <button type="submit" disabled={call?.state === "sending"}>Send notification</button>
       </form>
+      <p><Link href={`/notifications?device=${encodeURIComponent(name)}`}>Notifications of {name}</Link></p>
     </Control>
   );
 }
