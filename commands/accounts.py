@@ -5,8 +5,8 @@ from __future__ import annotations
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
-from commands.domain.accounts import EmailClaim, UserAccount
-from commands.errors import ConcurrentChange, EmailTaken, UnknownUser, UsernameTaken
+from commands.domain.accounts import ROLES, EmailClaim, UserAccount
+from commands.errors import ConcurrentChange, EmailTaken, UnknownRole, UnknownUser, UsernameTaken
 
 
 class Accounts(Application):
@@ -45,9 +45,41 @@ class Accounts(Application):
         except IntegrityError:
             raise ConcurrentChange() from None
 
+    def grant_role(self, username: str, role: str) -> int | None:
+        """Records RoleGranted; None (nothing recorded) when the account holds the role already."""
+        account = self.account(username)
+        roles = set(getattr(account, "roles", ()))
+        if _known(role) in roles:
+            return None
+        account.grant_role(role, sorted(roles | {role}))
+        return self.store(account)
+
+    def revoke_role(self, username: str, role: str) -> int | None:
+        """Records RoleRevoked; None (nothing recorded) when the account does not hold the role."""
+        account = self.account(username)
+        roles = set(getattr(account, "roles", ()))
+        if _known(role) not in roles:
+            return None
+        account.revoke_role(role, sorted(roles - {role}))
+        return self.store(account)
+
+    def roles(self, username: str) -> frozenset[str]:
+        """The account's roles as the event store has them now: the cached aggregate is fast-forwarded
+        to its last event, so a grant or revoke committed before this call is always seen."""
+        try:
+            return frozenset(getattr(self.account(username), "roles", ()))
+        except UnknownUser:
+            return frozenset()
+
     def _exists(self, aggregate_id) -> bool:
         try:
             self.repository.get(aggregate_id)
             return True
         except AggregateNotFoundError:
             return False
+
+
+def _known(role: str) -> str:
+    if role not in ROLES:
+        raise UnknownRole(f"no role '{role}'; roles are {', '.join(ROLES)}")
+    return role

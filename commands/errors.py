@@ -48,6 +48,14 @@ class NotConfirmed(DomainError):
     problem, status, title = "account-not-confirmed", 403, "The account is not confirmed yet"
 
 
+class UnknownRole(DomainError):
+    problem, status, title = "unknown-role", 400, "No such role"
+
+
+class RoleRequired(DomainError):
+    problem, status, title = "role-required", 403, "This needs a role the caller does not have"
+
+
 class InvalidCredentials(DomainError):
     problem, status, title = "invalid-credentials", 401, "Unknown user or wrong password"
 

@@ -35,12 +35,14 @@ from gateways.signer import SignerClient, SignerServer
 from iotcloud.config import Settings
 from projections.device_commands import DeviceCommandsProjection
 from projections.device_list import DeviceListProjection
+from projections.history import HistoryProjection
 from projections.notifications import NotificationsProjection
 from projections.nudge import nudge_for
 from projections.runner import Projector
 from projections.users import UsersProjection
 from queries.device_commands import CommandQueries
 from queries.devices import DeviceListQueries
+from queries.history import HistoryQueries
 from queries.notifications import NotificationQueries
 from queries.read_models import ReadModelCatalogue
 from queries.users import UserQueries
@@ -67,6 +69,7 @@ class Platform:
     outcomes: CommandOutcomes
     calls: DeviceCalls
     device_endpoints: DeviceEndpoints
+    history: HistoryQueries
     waiting: ConcurrencyLimit  # requests that wait (device calls, the web app's long polls), per user and in all
     emulators: Emulators
     notifications: Notifications | None = None
@@ -187,7 +190,7 @@ def build_platform(settings: Settings) -> Platform:
                     calls=DeviceCalls(control, fleet, outcomes, rw, waiting, direct,
                                       guard=NotificationGuard(notifications)),
                     device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port),
-                    waiting=waiting,
+                    history=HistoryQueries(db), waiting=waiting,
                     emulators=Emulators(lambda: fleet.ca_certificate_pem, settings.broker_host, settings.mqtt_port),
                     notifications=notifications, notification_queries=NotificationQueries(db))
 
@@ -219,7 +222,8 @@ def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[l
     sources.setdefault("Notifications", Notifications(env=settings.event_store_env("Notifications")))
     mongo, db = connect_read_store(settings)
     batch = settings.projection_batch
-    projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection(), NotificationsProjection())
+    projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection(), NotificationsProjection(),
+                   HistoryProjection(settings.history_retention_days))
     return [Projector(projection, sources, db, batch) for projection in projections], mongo
 
 

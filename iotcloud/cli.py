@@ -112,17 +112,46 @@ def cmd_rebuild(settings: Settings, args) -> int:
 
 def cmd_status(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_projectors
+    from projections.lag import format_report, lag_report
     from queries.read_models import ReadModelCatalogue
     projectors, mongo = build_projectors(settings)
-    catalogue = ReadModelCatalogue(mongo[settings.mongodb_database])
-    for projector in projectors:
-        name = projector.projection.name
-        generation = catalogue.active_generation(name)
-        for source in projector.projection.sources:
-            position = catalogue.position(name, generation, source)
-            head = projector.source_head(source)
-            print(f"{name:<12} g{generation}  {source:<12} {position}/{head}  lag {head - position}")
+    sources = {name: app for projector in projectors for name, app in projector.sources.items()}
+    rows = lag_report(ReadModelCatalogue(mongo[settings.mongodb_database]), sources)
+    print("\n".join(json.dumps(row) for row in rows) if args.json else "\n".join(format_report(rows)))
     mongo.close()
+    return 0
+
+
+def cmd_users_role(settings: Settings, args) -> int:
+    """Grants or revokes a role. It holds from the next request on: the API checks roles against the
+    event store, where this is committed before the command answers; the users read model follows."""
+    import getpass
+    from commands.context import acting_as
+    from commands.errors import DomainError
+    from iotcloud.bootstrap import build_event_applications, connect_read_store
+    from queries.read_models import USERS, ReadModelCatalogue
+    accounts, fleet = build_event_applications(settings)
+    fleet.close()
+    try:
+        with acting_as(f"cli:{getpass.getuser()}"):
+            change = accounts.grant_role if args.action == "grant" else accounts.revoke_role
+            position = change(args.user, args.role)
+    except DomainError as error:
+        print(error.detail, file=sys.stderr)
+        return 2
+    finally:
+        accounts.close()
+    if position is None:
+        print(f"{args.user}: nothing to do ({args.role} already {'held' if args.action == 'grant' else 'absent'})")
+        return 0
+    mongo, db = connect_read_store(settings)
+    try:
+        shown = ReadModelCatalogue(db).wait_for(USERS, "Accounts", position, settings.projection_wait)
+    except Exception:  # noqa: BLE001 - the change holds already; the read model is for display
+        shown = False
+    mongo.close()
+    print(f"{args.user}: {args.role} {'granted' if args.action == 'grant' else 'revoked'} (enforced now;"
+          f" users read model {'current' if shown else 'will follow when the projector runs'})")
     return 0
 
 
@@ -160,6 +189,7 @@ def cmd_keys_rotate(settings: Settings, args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from commands.domain.accounts import ROLES
     root = argparse.ArgumentParser(prog="iotcloud", description="iotcloud: secure remote control of devices.")
     sub = root.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start the whole platform on embedded defaults (foreground)").set_defaults(func=cmd_run)
@@ -175,10 +205,18 @@ def parser() -> argparse.ArgumentParser:
     rebuild = projections.add_parser("rebuild", help="replay the whole event store into fresh read models")
     rebuild.add_argument("name", nargs="*", help="projection names (default: all)")
     rebuild.set_defaults(func=cmd_rebuild)
-    projections.add_parser("status", help="positions and lag of each read model").set_defaults(func=cmd_status)
+    status = projections.add_parser("status", help="positions and lag of each read model")
+    status.add_argument("--json", action="store_true", help="one JSON object per projection and source")
+    status.set_defaults(func=cmd_status)
     keys = sub.add_parser("keys", help="token-signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("rotate", help="sign new tokens with a fresh key (API processes follow within a minute)"
                     ).set_defaults(func=cmd_keys_rotate)
+    users = sub.add_parser("users", help="roles of user accounts").add_subparsers(dest="action", required=True)
+    for action in ("grant", "revoke"):
+        change = users.add_parser(action, help=f"{action} a role (auditor, analyst, admin); holds from the next request")
+        change.add_argument("user")
+        change.add_argument("role", choices=ROLES)
+        change.set_defaults(func=cmd_users_role)
     outbox = sub.add_parser("outbox", help="list emails and SMS the platform sent (newest first)")
     outbox.add_argument("--json", action="store_true", help="one JSON object per line")
     outbox.add_argument("--limit", type=int, default=20)

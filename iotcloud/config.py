@@ -81,6 +81,7 @@ class Settings:
     projection_wait: float = DEFAULT_PROJECTION_WAIT
     projection_batch: int = DEFAULT_PROJECTION_BATCH
     projection_interval: float = DEFAULT_PROJECTION_INTERVAL
+    history_retention_days: float = 0.0  # 0: keep all history; else calls and presence older than this leave the read model
     identity_provider: str = DEFAULT_IDENTITY_PROVIDER
     notifier: str = DEFAULT_NOTIFIER
     log_level: str = DEFAULT_LOG_LEVEL

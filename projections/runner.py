@@ -15,12 +15,14 @@ from eventsourcing.application import Application
 from pymongo.database import Database
 
 from projections.guarded import BatchWriter
+from projections.lag import LagWindow
 from projections.topics import ConsumedTopics
 from projections.wakeup import Wakeup, wakeup_for
 from queries.read_models import ReadModelCatalogue, collection_name
 
 log = logging.getLogger("iotcloud.projections")
 DEFAULT_BATCH = 500
+TRIM_EVERY = 600.0  # seconds between two retention trims of a projection that has one (`trim`)
 
 
 class Projector:
@@ -37,6 +39,8 @@ class Projector:
         # This process's own checkpoints, so an idle step costs one query (the log), not three.
         self._positions: dict[tuple[int, str], int] = {}
         self.behind: set[str] = set()  # sources whose last batch was full: more is waiting there
+        self._trimmed = -TRIM_EVERY
+        self._lags: dict[tuple[int, str], LagWindow] = {}
 
     @property
     def sources(self) -> dict[str, Application]:
@@ -59,18 +63,30 @@ class Projector:
                 self._positions[key] = self._catalogue.position(name, generation, source_name)
             notifications = app.recorder.select_notifications(start=self._positions[key] + 1, limit=self._batch_size)
             writer = BatchWriter(collection)
+            event, recorded = None, []
             for notification in notifications:
+                event = None
                 if self._consumed(notification.topic):
-                    self.projection.apply(app.mapper.to_domain_event(notification), notification.id, writer)
+                    event = app.mapper.to_domain_event(notification)
+                    self.projection.apply(event, notification.id, writer)
+                    recorded.append(event.timestamp.timestamp())
             writer.flush()
             if notifications:
-                self._catalogue.advance(name, generation, source_name, notifications[-1].id)
+                last = event or app.mapper.to_domain_event(notifications[-1])  # its time: the batch's lag
+                window = self._lags.setdefault((generation, source_name), LagWindow())
+                window.add(time.time(), recorded)
+                self._catalogue.advance(name, generation, source_name, notifications[-1].id,
+                                        last.timestamp.timestamp(), window.due())
                 self._positions[key] = notifications[-1].id
                 applied += len(notifications)
             if len(notifications) >= self._batch_size:
                 self.behind.add(source_name)
             else:
                 self.behind.discard(source_name)
+        trim = getattr(self.projection, "trim", None)
+        if trim is not None and time.monotonic() - self._trimmed > TRIM_EVERY:
+            self._trimmed = time.monotonic()
+            trim(collection)
         return applied
 
     def source_head(self, source: str) -> int:
@@ -151,14 +167,15 @@ def rebuild(projector: Projector, progress=None) -> int:
     return generation
 
 
-def progress_bar(stream=sys.stderr, width: int = 30):
-    """A text progress bar: `device_list [#####.....] 1200/2400 events 0.8s`."""
+def progress_bar(stream=None, width: int = 30):
+    """A text progress bar: `device_list [#####.....] 1200/2400 events 0.8s` (on stderr by default)."""
     def show(name: str, done: int, total: int, elapsed: float, final: bool) -> None:
+        out = stream or sys.stderr
         filled = int(width * done / total) if total else width
-        stream.write(f"\r{name:<12} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} events {elapsed:.1f}s")
+        out.write(f"\r{name:<12} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} events {elapsed:.1f}s")
         if final:
-            stream.write("\n")
-        stream.flush()
+            out.write("\n")
+        out.flush()
     return show
 
 

@@ -16,6 +16,7 @@ DEVICE_LIST = "device_list"
 USERS = "users"
 COMMANDS = "commands"
 NOTIFICATIONS = "notifications"
+HISTORY = "history"
 CATALOGUE = "read_model_catalogue"
 CHECKPOINTS = "projection_checkpoints"
 
@@ -61,12 +62,19 @@ class ReadModelCatalogue:
         doc = self._db[CHECKPOINTS].find_one({"_id": checkpoint_id(projection, generation, source)})
         return int(doc["position"]) if doc else 0
 
-    def advance(self, projection: str, generation: int, source: str, position: int) -> None:
+    def advance(self, projection: str, generation: int, source: str, position: int,
+                recorded_at: float | None = None, lag: dict | None = None) -> None:
+        """`recorded_at`: when the event at `position` was recorded; the checkpoint keeps how long it
+        took to become visible (`lag_ms`, event recorded -> read model written) and when; `lag`:
+        percentiles of recent events' lags (projections.lag.LagWindow)."""
         # One flat document per source: `$max` never moves a checkpoint backwards.
+        fields = {"collection": collection_name(projection, generation), "source": source, **(lag or {})}
+        if recorded_at is not None:
+            now = time.time()
+            fields.update(applied_at=now, lag_ms=round(max(0.0, now - recorded_at) * 1000, 3))
         self._db[CHECKPOINTS].update_one(
             {"_id": checkpoint_id(projection, generation, source)},
-            {"$max": {"position": position},
-             "$set": {"collection": collection_name(projection, generation), "source": source}}, upsert=True)
+            {"$max": {"position": position}, "$set": fields}, upsert=True)
 
     def forget(self, projection: str, generation: int) -> None:
         self._db[CHECKPOINTS].delete_many({"collection": collection_name(projection, generation)})
@@ -94,7 +102,9 @@ class ReadModelCatalogue:
         for doc in self._db[CHECKPOINTS].find({}).sort([("_id", 1)]):
             projection, _, generation = doc["collection"].rpartition("_g")
             rows.append({"collection": doc["collection"], "source": doc["source"], "position": doc["position"],
-                         "active": self.active_generation(projection) == int(generation)})
+                         "active": self.active_generation(projection) == int(generation),
+                         **{k: doc.get(k) for k in ("lag_ms", "applied_at", "lag_events", "lag_p50_ms",
+                                                    "lag_p99_ms", "lag_max_ms")}})
         return rows
 
     def generations(self, projection: str) -> list[int]:

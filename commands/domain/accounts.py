@@ -12,6 +12,9 @@ SIGNUP = "signup"
 RESET = "reset"
 MAX_CODE_ATTEMPTS = 5
 MAX_USED_REFRESH_HASHES = 20
+# Roles beyond "owner of one's own devices": auditors replay and verify, analysts query every
+# read model, admins see operational detail. Granted and revoked only by an operator (the CLI).
+ROLES = ("auditor", "analyst", "admin")
 
 
 class UserAccount(AuditedAggregate):
@@ -32,6 +35,7 @@ class UserAccount(AuditedAggregate):
         self.codes: dict[str, dict] = {}
         self.failed_logins: list[float] = []
         self.sessions: dict[str, dict] = {}
+        self.roles: list[str] = []
 
     @event("ConfirmationCodeIssued")
     def issue_code(self, purpose: str, code_hash: str, expires_at: float) -> None:
@@ -85,6 +89,15 @@ class UserAccount(AuditedAggregate):
     @event("SessionEnded")
     def end_session(self, session_id: str, reason: str) -> None:
         self.sessions.pop(session_id, None)
+
+    @event("RoleGranted")
+    def grant_role(self, role: str, roles: list[str]) -> None:
+        """`roles` is the whole set after the grant, so a read model needs no earlier event to show it."""
+        self.roles = list(roles)
+
+    @event("RoleRevoked")
+    def revoke_role(self, role: str, roles: list[str]) -> None:
+        self.roles = list(roles)
 
     def usable_code(self, purpose: str, now: float) -> dict | None:
         code = self.codes.get(purpose)

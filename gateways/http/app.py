@@ -14,13 +14,16 @@ import falcon.media
 from gateways.devices.broker_link import WAKE_DEVICES
 from gateways.http import compat_v2 as v2
 from gateways.http import compat_v2_devices as v2_devices
+from gateways.http import compat_v2_history as v2_history
 from gateways.http import problems
+from gateways.http.access import RoleLookup
 from gateways.http.bodies import bounded_loads, read_bounded
 from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
 from gateways.http.openapi import build_document
 from gateways.http import static_files
-from gateways.http.resources import accounts, device_control, devices, emulator, live, notifications, service
+from gateways.http.resources import (accounts, device_control, devices, emulator, history, live, notifications,
+                                     service)
 from queries.device_changes import DeviceListVersions
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -85,6 +88,7 @@ def routes(platform) -> list[Route]:
         Route("/v1/notifications", notifications.NotificationList(platform.notification_queries)),
         Route("/v1/notifications/{notification_id}", notifications.NotificationItem(platform.notification_queries)),
         *[Route(path, resource) for path, resource in device_control.device_api_routes(platform.calls)],
+        *[Route(path, resource) for path, resource in history.routes(platform.history)],
         # libpyiotcloud v2 compatibility
         Route("/user/signup", v2.UserSignUp(identity, rw)),
         Route("/user/confirm_signup", v2.UserConfirmSignUp(identity, rw)),
@@ -97,13 +101,16 @@ def routes(platform) -> list[Route]:
         Route("/devices", v2_devices.DeviceList(identity, rw, platform.devices)),
         Route("/devices/device", v2_devices.DeviceItem(identity, rw, fleet, platform.devices, wake_for_revocation)),
         *[Route(path, resource) for path, resource in v2_devices.device_access_routes(identity, rw, platform.calls)],
+        Route("/user/histories", v2_history.UserHistories(identity, rw, platform.history)),
+        Route("/devices/histories", v2_history.DeviceHistories(identity, rw, platform.history)),
     ]
 
 
 def create_app(platform) -> falcon.App:
     public_limit = ConcurrencyLimit(platform.settings.api_shares[2])
+    roles_of = lambda username: platform.accounts.roles(username)  # noqa: E731 - looked up per request
     app = falcon.App(middleware=[RequestContext(), PublicRequestLimit(public_limit),
-                                 BearerAuthentication(platform.identity)], cors_enable=True)
+                                 BearerAuthentication(platform.identity), RoleLookup(roles_of)], cors_enable=True)
     handler = BoundedJSONHandler(dumps=functools.partial(json.dumps, default=_json_default), loads=bounded_loads)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler

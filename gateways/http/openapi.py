@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from commands.device_apis import DeviceApi
 from gateways.http.device_resources import body_fields, device_resources, selectors, v2_fields
-from gateways.http import openapi_webapp
+from gateways.http import openapi_history, openapi_webapp
 from gateways.http.openapi_schemas import NULLABLE_S, PEM, S, SCHEMAS, V2_FIELDS, device_request_schema, ref, string
 
 BODY = {400, 413, 415}       # invalid or malformed body, too large, not application/json
@@ -34,8 +34,8 @@ def device_summary(api: DeviceApi) -> str:
 # (path, method) -> (tag, summary, request schema, {status: response schema or None}, error statuses)
 OPERATIONS = {
     ("/healthz", "get"): ("service", "Liveness", None, {200: "Health"}, set()),
-    ("/readyz", "get"): ("service", "Readiness: {status} only; operators (IOTCLOUD_OPERATORS) also get store heads"
-                                    " and projection positions", None,
+    ("/readyz", "get"): ("service", "Readiness: {status} only; operators (IOTCLOUD_OPERATORS) and admins also get"
+                                    " store heads, projection positions and lag", None,
                          {200: "Readiness"}, set()),
     ("/problems", "get"): ("service", "Every problem type this API answers with", None, {200: "ProblemTypes"}, set()),
     ("/problems/{slug}", "get"): ("service", "One problem type", None, {200: "ProblemType"}, {404}),
@@ -89,6 +89,7 @@ OPERATIONS = {
                                         | (NOTIFYING if api.name == "trigger_notification" else set()))
        for resource in device_resources()
        for method, api in (("get", resource.read), ("put", resource.write)) if api},
+    **openapi_history.OPERATIONS,
     **openapi_webapp.OPERATIONS,
 }
 
@@ -127,6 +128,7 @@ V2 = {
        for resource in device_resources()
        for methods, role, api in ((("post", "get"), "read", resource.read), (("put",), "write", resource.write))
        if api for method in methods},
+    **openapi_history.V2,
 }
 
 STATUS_TEXT = {400: "Invalid or malformed request", 401: "Missing, invalid, expired or revoked credentials",
@@ -196,13 +198,13 @@ def _parameters(path: str, method: str) -> list[dict]:
     elif (path, method) == ("/v1/notifications", "get"):
         params += NOTIFICATION_QUERY
     params += openapi_webapp.PARAMETERS.get((path, method), [])
-    return params
+    return params + openapi_history.parameters(path)
 
 
 def _v2_operation(path: str, method: str) -> dict:
     summary, required, optional, answers, errors = V2[(path, method)]
     body = {"type": "object", "required": list(required),
-            "properties": {name: V2_FIELDS[name] for name in (*required, *optional)}}
+            "properties": {name: {**V2_FIELDS, **openapi_history.V2_FIELDS}[name] for name in (*required, *optional)}}
     ok = {"allOf": [ref("V2Envelope"), {"type": "object", "required": list(answers), "properties": answers}]}
     return {"tags": ["libpyiotcloud v2"], "summary": summary,
             "operationId": "v2" + f"{method}{path}".replace("/", "_"),
@@ -255,6 +257,6 @@ def build_document(routes, settings) -> dict:
                                 "routes answer with their {status, message} envelope instead."},
         "servers": [{"url": settings.api_url}],
         "paths": paths,
-        "components": {"schemas": {**SCHEMAS, **openapi_webapp.SCHEMAS},
+        "components": {"schemas": {**SCHEMAS, **openapi_history.SCHEMAS, **openapi_webapp.SCHEMAS},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     }

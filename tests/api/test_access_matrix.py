@@ -86,6 +86,13 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("/devices/device/uart", "put"): v2(UNREACHABLE, {400}, devicename=NAMED, value="hi"),
     ("/devices/device/notification", "put"): v2(UNREACHABLE, {400}, devicename=NAMED, recipient="a@example.com",
                                                message="hi"),
+    # history and analytics: everyone gets 200 with their own data only (another owner's: tests/history)
+    **{(path, "get"): v1({200}, {200}) for path in ("/v1/history", "/v1/devices/{name}/history",
+                                                     *(f"/v1/analytics/{kind}" for kind in (
+                                                         "history", "commands", "outcomes", "latency", "online",
+                                                         "export")))},
+    **{(path, method): v2({200}, {200}) for path in ("/user/histories", "/devices/histories")
+       for method in ("get", "post")},
 }
 
 

@@ -1,0 +1,89 @@
+"""OpenAPI entries of the history and analytics routes (merged into openapi.py's tables)."""
+
+from __future__ import annotations
+
+from gateways.http.openapi_schemas import NULLABLE_S, S, TIME, obj, ref, string
+from queries.history import DIRECTIONS, MAX_PAGE, STATES
+
+ITEMS = {"type": "array", "items": ref("HistoryItem")}
+SCHEMAS = {
+    "HistoryItem": obj(["id", "event", "device_name", "device_id", "at"], id=S,
+                       event={"enum": ["command", "registered", "certificate_reissued", "unregistered", "connected",
+                                       "disconnected"]},
+                       owner=S, device_name=S, device_id=S, api=NULLABLE_S,
+                       direction={"enum": [*DIRECTIONS, None]}, state={"enum": list(STATES)},
+                       request={}, request_payload=NULLABLE_S, answer={}, answer_payload=NULLABLE_S, result={},
+                       error=NULLABLE_S, latency_ms={"type": ["number", "null"]}, actor=S, correlation_id=S,
+                       at=TIME, requested_at=TIME, sent_at=TIME, completed_at=TIME, detail={}),
+    "HistoryPage": obj(["items", "next"], items=ITEMS, next={**NULLABLE_S, "description": "cursor of the next page"}),
+    "AggregateRows": obj(["rows"], rows={"type": "array", "items": {"type": "object"}}),
+}
+FILTERS = [
+    {"name": "device", "in": "query", "schema": string(128), "description": "device name"},
+    {"name": "device_id", "in": "query", "schema": string(128)},
+    {"name": "api", "in": "query", "schema": string(64), "description": "device API, e.g. get_gpio"},
+    {"name": "direction", "in": "query", "schema": {"enum": list(DIRECTIONS)}},
+    {"name": "state", "in": "query", "schema": {"enum": list(STATES)}},
+    {"name": "from", "in": "query", "schema": string(40), "description": "ISO 8601 or epoch seconds (inclusive)"},
+    {"name": "to", "in": "query", "schema": string(40), "description": "ISO 8601 or epoch seconds (exclusive)"},
+]
+PAGING = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
+    {"name": "next", "in": "query", "schema": string(200), "description": "the `next` of the previous page"},
+    {"name": "order", "in": "query", "schema": {"enum": ["newest", "oldest"], "default": "newest"}},
+]
+OWNER = [{"name": "owner", "in": "query", "schema": string(64),
+          "description": "analysts: one owner's data (default everyone's); others: only their own username"}]
+EXTRA = {
+    "/v1/analytics/commands": [{"name": "bucket", "in": "query", "schema": {"enum": ["hour", "day"]}}],
+    "/v1/analytics/online": [{"name": "bucket", "in": "query", "schema": {"enum": ["hour", "day"]}}],
+    "/v1/analytics/outcomes": [{"name": "by", "in": "query", "schema": {"enum": ["api", "device"]}}],
+    "/v1/analytics/latency": [{"name": "by", "in": "query", "schema": {"enum": ["api", "device"]}}],
+    "/v1/analytics/export": [{"name": "format", "in": "query", "schema": {"enum": ["csv", "jsonl"]}}],
+}
+ANALYST = " (everyone's with the analyst role, else your own; another owner without it: 403)"
+OPERATIONS = {
+    ("/v1/history", "get"): ("history", "Your devices' history, newest first: calls, presence, lifecycle", None,
+                             {200: "HistoryPage"}, {400}),
+    ("/v1/devices/{name}/history", "get"): ("history", "One device's history (by name), newest first", None,
+                                            {200: "HistoryPage"}, {400}),
+    ("/v1/analytics/history", "get"): ("analytics", "History with filters, order and cursor" + ANALYST, None,
+                                       {200: "HistoryPage"}, {400, 403}),
+    ("/v1/analytics/commands", "get"): ("analytics", "Calls per device per hour or day" + ANALYST, None,
+                                        {200: "AggregateRows"}, {400, 403}),
+    ("/v1/analytics/outcomes", "get"): ("analytics", "Success and timeout rates per api or device" + ANALYST,
+                                        None, {200: "AggregateRows"}, {400, 403}),
+    ("/v1/analytics/latency", "get"): ("analytics", "Latency p50/p95/p99 (ms) per api or device" + ANALYST,
+                                       None, {200: "AggregateRows"}, {400, 403}),
+    ("/v1/analytics/online", "get"): ("analytics", "Devices online per hour or day" + ANALYST, None,
+                                      {200: "AggregateRows"}, {400, 403}),
+    ("/v1/analytics/export", "get"): ("analytics", "Export as CSV or JSON Lines, streamed" + ANALYST, None,
+                                      {200: None}, {400, 403}),
+}
+
+
+def parameters(path: str) -> list[dict]:
+    if path not in {p for p, _ in OPERATIONS}:
+        return []
+    params = [] if path == "/v1/devices/{name}/history" else FILTERS[:1]
+    params += FILTERS[1:] + ([] if "/analytics/" in path and path != "/v1/analytics/history" else PAGING)
+    return params + (OWNER if "/analytics/" in path else []) + EXTRA.get(path, [])
+
+
+_SESSION = ("username", "token")
+_HISTORIES = {"histories": {"type": "array", "items": obj(["timestamp", "direction", "deviceid", "devicename",
+                                                            "topic", "payload"])}}
+V2 = {
+    ("/user/histories", "post"): ("Histories: messages to and from your devices, 20 newest per device",
+                                  _SESSION, (), _HISTORIES, {400, 401, 413, 429}),
+    ("/user/histories", "get"): ("Histories (credentials in a GET body)", _SESSION, (), _HISTORIES,
+                                 {400, 401, 413, 429}),
+    ("/devices/histories", "get"): ("Histories (credentials in a GET body)", _SESSION, (), _HISTORIES,
+                                    {400, 401, 413, 429}),
+    ("/devices/histories", "post"): ("Histories filtered by devicename, deviceid, direction (To/From), topic,"
+                                     " datebegin/dateend (epoch seconds); 50 at most", _SESSION,
+                                     ("devicename", "deviceid", "direction", "topic", "datebegin", "dateend"),
+                                     _HISTORIES, {400, 401, 413, 429}),
+}
+V2_FIELDS = {"deviceid": string(128), "direction": {"enum": ["To", "From"]}, "topic": string(64),
+             "datebegin": {"type": ["integer", "string"]}, "dateend": {"type": ["integer", "string"]}}
