@@ -164,6 +164,33 @@ def test_sign_up_control_and_unregister_a_device(platform, base_url, browser, si
     expect(entry).to_contain_text("the kettle is on")
     pages.check("notifications")
 
+    page.get_by_role("link", name="Devices", exact=True).click()
+    page.locator("[data-device=kitchen]").get_by_role("link", name="kitchen").click()
+    page.get_by_role("link", name="History of kitchen").click()
+    expect(page.get_by_role("heading", name="History of kitchen")).to_be_visible()
+    entries = page.get_by_role("list", name="History entries")
+    expect(entries).to_contain_text("write_uart")
+    expect(entries).to_contain_text("hello from the browser")
+    expect(entries).to_contain_text("set_gpio")
+    expect(page.locator("figure.chart canvas")).to_be_visible()  # the latency chart
+    page.get_by_label("Device API").select_option("get_gpio")
+    expect(entries.get_by_role("listitem")).to_have_count(1)
+    expect(entries).to_contain_text("get_gpio")
+    page.get_by_label("Device API").select_option("")
+    pages.check("history")
+
+    page.get_by_role("link", name="Analytics").click()
+    expect(page.get_by_role("heading", name="Analytics")).to_be_visible()
+    table = page.get_by_role("table", name="Outcomes and latency per device API")
+    expect(table).to_contain_text("write_uart")
+    expect(page.get_by_role("table", name="Calls per day").locator("tbody tr")).to_have_count(1)
+    with page.expect_download() as exported:
+        page.get_by_role("button", name="Export the history as CSV").click()
+    csv_path = tmp_path / "history.csv"
+    exported.value.save_as(csv_path)
+    assert "write_uart" in csv_path.read_text() and csv_path.read_text().startswith("id,at,event")
+    pages.check("analytics")
+
     page.get_by_role("link", name="Account", exact=True).click()
     expect(page.get_by_text(email)).to_be_visible()
     pages.check("account")

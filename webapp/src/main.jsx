@@ -8,17 +8,24 @@ import { Credentials } from "./pages/credentials.jsx";
 import { DevicePage } from "./pages/device.jsx";
 import { Devices } from "./pages/devices.jsx";
 import { Notifications } from "./pages/notifications.jsx";
+import { Analytics } from "./pages/analytics.jsx";
+import { History } from "./pages/history.jsx";
+import { get } from "./api.js";
 import "./styles.css";
 
 const PUBLIC = { "/login": ["Log in", Login], "/signup": ["Sign up", SignUp], "/confirm": ["Confirm your account", Confirm],
                  "/forgot": ["Forgot password", Forgot], "/reset": ["Reset password", Reset] };
 
-function page(path, query) {
+function page(path, query, roles) {
   if (PUBLIC[path]) { const [title, Page] = PUBLIC[path]; return [title, <Page query={query} />]; }
   if (path === "/" || path === "/devices") return ["Devices", <Devices />];
   if (path === "/account") return ["Account", <Account />];
+  if (path === "/history") return ["History", <History key="all" />];
+  if (path === "/analytics") return ["Analytics", <Analytics roles={roles} />];
   if (path === "/notifications") return ["Notifications", <Notifications query={query} key={query.toString()} />];
-  let params = match("/devices/:name/credentials", path);
+  let params = match("/devices/:name/history", path);
+  if (params) return [`History of ${params.name}`, <History name={params.name} key={params.name} />];
+  params = match("/devices/:name/credentials", path);
   if (params) return ["Credentials", <Credentials name={params.name} />];
   params = match("/devices/:name", path);
   if (params) return [params.name, <DevicePage name={params.name} key={params.name} />];
@@ -34,7 +41,11 @@ function App() {
     if (!session && !isPublic) navigate("/login", { replace: true });
     else if (session && (path === "/login" || path === "/")) navigate("/devices", { replace: true });
   }, [session, path]);
-  const [title, content] = !session && !isPublic ? ["Log in", null] : page(path, query);
+  const [roles, setRoles] = useState([]);
+  useEffect(() => { // roles shape the navigation only; the API decides what each role may see
+    if (session) get("/v1/me").then((me) => setRoles(me.roles || []), () => setRoles([]));
+  }, [session?.username]);
+  const [title, content] = !session && !isPublic ? ["Log in", null] : page(path, query, roles);
   useEffect(() => { document.title = `${title} · iotcloud`; }, [title]);
   const current = (href) => (path.startsWith(href) ? "page" : undefined);
   return (
@@ -50,7 +61,9 @@ function App() {
         {session && (
           <nav aria-label="Main">
             <Link href="/devices" aria-current={current("/devices")}>Devices</Link>
+            <Link href="/history" aria-current={current("/history")}>History</Link>
             <Link href="/notifications" aria-current={current("/notifications")}>Notifications</Link>
+            <Link href="/analytics" aria-current={current("/analytics")}>Analytics</Link>
             <Link href="/account" aria-current={current("/account")}>Account</Link>
             <button type="button" class="link" onClick={() => logout().finally(() => navigate("/login", { replace: true }))}>
               Log out

@@ -74,8 +74,8 @@ export function CallState({ call }) {
 
 const format = (value) => (typeof value === "object" ? JSON.stringify(value) : String(value));
 
-export function download(filename, text) {
-  const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+export function download(filename, text, type = "application/json") {
+  const url = URL.createObjectURL(new Blob([text], { type }));
   const a = document.createElement("a");
   a.href = url;
   a.download = filename;
