@@ -14,6 +14,8 @@ from commands.domain.devices import Device, DeviceNameClaim
 from commands.errors import ConcurrentChange, DeviceNameTaken, DeviceNotFound, InvalidCertificateRequest, ValidationFailed
 from commands.pki import CertificateAuthority, InvalidCSR, IssuedCertificate
 
+# A device's state at any revision folds at most this many events after its nearest snapshot (audit time travel).
+SNAPSHOT_INTERVAL = 100
 DEVICE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}\Z")  # \Z: "$" also matches before a final newline
 
 
@@ -41,6 +43,7 @@ class DeviceFleet(Application):
     """Registers devices and manages their certificates."""
 
     env = {"AGGREGATE_CACHE_MAXSIZE": "5000"}
+    snapshotting_intervals = {Device: SNAPSHOT_INTERVAL}
 
     def __init__(self, *args, ca: CertificateAuthority, certificate_days: int = 730, key_type: str = "ec",
                  revocation: CertificateRevocation | None = None, **kwargs):

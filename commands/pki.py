@@ -80,6 +80,10 @@ class CertificateAuthority:
         return self._sign(common_name, public_key, key_pem, validity_days,
                           [ExtendedKeyUsageOID.CLIENT_AUTH], san=None)
 
+    def sign_statement(self, data: bytes) -> bytes:
+        """An ECDSA/SHA-256 signature by the CA key (audit checkpoints sign the event chain's head)."""
+        return self._key.sign(data, ec.ECDSA(hashes.SHA256()))
+
     def sign_crl(self, revoked: dict[int, dt.datetime], next_update: dt.datetime) -> bytes:
         """A DER CRL listing `revoked` (serial number -> revocation time), valid until `next_update`."""
         now = self._clock()

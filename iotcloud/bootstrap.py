@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from argon2 import PasswordHasher
+from cryptography import x509
 from pymongo import MongoClient
 from pymongo.database import Database
 
 from commands.accounts import Accounts
+from commands.chain.checkpoints import Checkpoints
 from commands.device_control import DeviceControl
 from commands.fleet import DeviceFleet
 from commands.notifications import Notifications
@@ -74,6 +76,8 @@ class Platform:
     emulators: Emulators
     notifications: Notifications | None = None
     notification_queries: NotificationQueries | None = None
+    audit_checkpoints: Checkpoints | None = None
+    platform_public_key: object = None  # verifies signed audit checkpoints
 
     def close(self) -> None:
         self.emulators.close()
@@ -192,7 +196,8 @@ def build_platform(settings: Settings) -> Platform:
                     device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port),
                     history=HistoryQueries(db), waiting=waiting,
                     emulators=Emulators(lambda: fleet.ca_certificate_pem, settings.broker_host, settings.mqtt_port),
-                    notifications=notifications, notification_queries=NotificationQueries(db))
+                    notifications=notifications, notification_queries=NotificationQueries(db),
+                    audit_checkpoints=audit_checkpoints(settings), platform_public_key=platform_public_key(settings))
 
 
 def build_direct_calls(settings: Settings, control: DeviceControl, link: CommandOutcomes,
@@ -225,6 +230,22 @@ def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[l
     projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection(), NotificationsProjection(),
                    HistoryProjection(settings.history_retention_days))
     return [Projector(projection, sources, db, batch) for projection in projections], mongo
+
+
+def build_audit_applications(settings: Settings) -> dict:
+    """Every application log, by name, for auditors (read, and snapshots written for time travel)."""
+    accounts, fleet = build_event_applications(settings)
+    return {app.name: app for app in (accounts, fleet, build_device_control(settings))}
+
+
+def audit_checkpoints(settings: Settings) -> Checkpoints:
+    return Checkpoints(settings.state_dir / "audit" / "checkpoints.jsonl")
+
+
+def platform_public_key(settings: Settings):
+    """The CA certificate's public key, which verifies signed checkpoints (None before `iotcloud init`)."""
+    path = settings.pki_dir / "ca.pem"
+    return x509.load_pem_x509_certificate(path.read_bytes()).public_key() if path.exists() else None
 
 
 def prepare_state(settings: Settings) -> None:

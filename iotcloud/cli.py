@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from iotcloud import logs
+from iotcloud import audit_cli, logs
 from iotcloud.config import Settings
 
 
@@ -217,6 +217,7 @@ def parser() -> argparse.ArgumentParser:
         change.add_argument("user")
         change.add_argument("role", choices=ROLES)
         change.set_defaults(func=cmd_users_role)
+    audit_cli.add_commands(sub)
     outbox = sub.add_parser("outbox", help="list emails and SMS the platform sent (newest first)")
     outbox.add_argument("--json", action="store_true", help="one JSON object per line")
     outbox.add_argument("--limit", type=int, default=20)

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from commands.chain import chained_recorder_topic
+
 DEFAULT_STATE_DIR = ".state"
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8000
@@ -197,6 +199,9 @@ class Settings:
             env["SQLITE_LOCK_TIMEOUT"] = "10"
         elif self.persistence_module == "eventsourcing.postgres":
             env.update(self.postgres)
+        recorder = chained_recorder_topic(self.persistence_module)
+        if recorder:  # every durable store links its events into a tamper-evident chain
+            env["APPLICATION_RECORDER_TOPIC"] = recorder
         return env
 
     def describe(self) -> dict[str, object]:

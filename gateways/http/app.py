@@ -22,8 +22,8 @@ from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
 from gateways.http.openapi import build_document
 from gateways.http import static_files
-from gateways.http.resources import (accounts, device_control, devices, emulator, history, live, notifications,
-                                     service)
+from gateways.http.resources import (accounts, audit, device_control, devices, emulator, history, live,
+                                     notifications, service)
 from queries.device_changes import DeviceListVersions
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -89,6 +89,7 @@ def routes(platform) -> list[Route]:
         Route("/v1/notifications/{notification_id}", notifications.NotificationItem(platform.notification_queries)),
         *[Route(path, resource) for path, resource in device_control.device_api_routes(platform.calls)],
         *[Route(path, resource) for path, resource in history.routes(platform.history)],
+        *[Route(path, resource) for path, resource in audit.routes(platform)],
         # libpyiotcloud v2 compatibility
         Route("/user/signup", v2.UserSignUp(identity, rw)),
         Route("/user/confirm_signup", v2.UserConfirmSignUp(identity, rw)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from commands.device_apis import DeviceApi
 from gateways.http.device_resources import body_fields, device_resources, selectors, v2_fields
 from gateways.http import openapi_history, openapi_webapp
+from gateways.http.resources import audit
 from gateways.http.openapi_schemas import NULLABLE_S, PEM, S, SCHEMAS, V2_FIELDS, device_request_schema, ref, string
 
 BODY = {400, 413, 415}       # invalid or malformed body, too large, not application/json
@@ -91,6 +92,7 @@ OPERATIONS = {
        for method, api in (("get", resource.read), ("put", resource.write)) if api},
     **openapi_history.OPERATIONS,
     **openapi_webapp.OPERATIONS,
+    **audit.OPERATIONS,
 }
 
 _V2_SESSION = ("username", "token")
@@ -158,7 +160,8 @@ PATH_PARAMETERS = {"name": string(64, description="device name"),
                       for resource in DEVICE_CALLS.values() for api in (resource.read, resource.write) if api
                       for param in api.params if param.name in selectors(api)},
                    "command_id": {"type": "string", "format": "uuid"}, "slug": {"type": "string"},
-                   "notification_id": {"type": "string", "format": "uuid"}}
+                   "notification_id": {"type": "string", "format": "uuid"},
+                   "device_id": audit.DEVICE_ID}
 
 
 def _answer(description: str, schema: dict | None, media: str = "application/json", headers: dict | None = None):
@@ -198,7 +201,7 @@ def _parameters(path: str, method: str) -> list[dict]:
     elif (path, method) == ("/v1/notifications", "get"):
         params += NOTIFICATION_QUERY
     params += openapi_webapp.PARAMETERS.get((path, method), [])
-    return params + openapi_history.parameters(path)
+    return params + openapi_history.parameters(path) + audit.PARAMETERS.get(path, [])
 
 
 def _v2_operation(path: str, method: str) -> dict:
@@ -257,6 +260,6 @@ def build_document(routes, settings) -> dict:
                                 "routes answer with their {status, message} envelope instead."},
         "servers": [{"url": settings.api_url}],
         "paths": paths,
-        "components": {"schemas": {**SCHEMAS, **openapi_history.SCHEMAS, **openapi_webapp.SCHEMAS},
+        "components": {"schemas": {**SCHEMAS, **openapi_history.SCHEMAS, **openapi_webapp.SCHEMAS, **audit.SCHEMAS},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     }

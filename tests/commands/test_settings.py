@@ -21,5 +21,7 @@ def test_every_variable_is_read_and_cast():
     assert settings.api_port == 9000 and settings.command_timeout == 2.5
     assert settings.state_dir == Path("/tmp/x") and not settings.uses_embedded_mongodb
     assert settings.event_store_env("DeviceFleet") == {"PERSISTENCE_MODULE": "eventsourcing.postgres",
-                                                       "POSTGRES_HOST": "pg", "POSTGRES_PASSWORD": "secret"}
+                                                       "POSTGRES_HOST": "pg", "POSTGRES_PASSWORD": "secret",
+                                                       "APPLICATION_RECORDER_TOPIC":
+                                                       "commands.chain.postgres_recorder:ChainedPostgresRecorder"}
     assert settings.describe()["postgres"]["POSTGRES_PASSWORD"] == "***"
