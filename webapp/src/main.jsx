@@ -10,6 +10,7 @@ import { Devices } from "./pages/devices.jsx";
 import { Notifications } from "./pages/notifications.jsx";
 import { Analytics } from "./pages/analytics.jsx";
 import { History } from "./pages/history.jsx";
+import { Audit } from "./pages/audit.jsx";
 import { get } from "./api.js";
 import "./styles.css";
 
@@ -21,6 +22,7 @@ function page(path, query, roles) {
   if (path === "/" || path === "/devices") return ["Devices", <Devices />];
   if (path === "/account") return ["Account", <Account />];
   if (path === "/history") return ["History", <History key="all" />];
+  if (path === "/audit") return ["Audit", <Audit query={query} roles={roles} key={query.toString()} />];
   if (path === "/analytics") return ["Analytics", <Analytics roles={roles} />];
   if (path === "/notifications") return ["Notifications", <Notifications query={query} key={query.toString()} />];
   let params = match("/devices/:name/history", path);
@@ -64,6 +66,7 @@ function App() {
             <Link href="/history" aria-current={current("/history")}>History</Link>
             <Link href="/notifications" aria-current={current("/notifications")}>Notifications</Link>
             <Link href="/analytics" aria-current={current("/analytics")}>Analytics</Link>
+            {roles.includes("auditor") && <Link href="/audit" aria-current={current("/audit")}>Audit</Link>}
             <Link href="/account" aria-current={current("/account")}>Account</Link>
             <button type="button" class="link" onClick={() => logout().finally(() => navigate("/login", { replace: true }))}>
               Log out

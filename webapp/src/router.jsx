@@ -20,13 +20,13 @@ export function navigate(path, { replace = false } = {}) {
 addEventListener("popstate", () => listeners.forEach((fn) => fn()));
 
 export function useRoute() {
-  const [path, setPath] = useState(currentPath());
-  useEffect(() => {
-    const update = () => setPath(currentPath());
+  const [where, setWhere] = useState({ path: currentPath(), search: location.search });
+  useEffect(() => { // a change of the query alone (same page) re-renders too
+    const update = () => setWhere({ path: currentPath(), search: location.search });
     listeners.add(update);
     return () => listeners.delete(update);
   }, []);
-  return { path, query: new URLSearchParams(location.search) };
+  return { path: where.path, query: new URLSearchParams(where.search) };
 }
 
 // A same-origin link that routes without a reload (ctrl/middle clicks keep the browser's behaviour).

@@ -44,7 +44,8 @@ export function DevicePage({ name }) {
           {device.certificate && <><dt>Certificate</dt>
             <dd>serial <code>{device.certificate.serial.slice(0, 16)}…</code>, valid until {new Date(device.certificate.not_after).toLocaleDateString()}</dd></>}
         </dl>
-        <p class="links"><Link href={`/devices/${encodeURIComponent(device.name)}/history`}>History of {device.name}</Link></p>
+        <p class="links"><Link href={`/devices/${encodeURIComponent(device.name)}/history`}>History of {device.name}</Link>
+          <Link href={`/audit?device=${device.device_id}`}>Audit trail of {device.name}</Link></p>
         <Notice>{error}</Notice>
       </section>
       <section class="card">
