@@ -53,12 +53,19 @@ def cmd_gateway(settings: Settings, args) -> int:
 def cmd_notifier(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_notifier_process
     notifier = build_notifier_process(settings)
+    try:
+        notifier.run(stopped_by_signals())
+    finally:
+        notifier.close()
+    return 0
+
+
+def stopped_by_signals() -> threading.Event:
+    """Set by SIGTERM or SIGINT: a foreground process's loop runs until then."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    notifier.run(stop)
-    notifier.close()
-    return 0
+    return stop
 
 
 def cmd_broker_auth(settings: Settings, args) -> int:

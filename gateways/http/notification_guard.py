@@ -24,6 +24,8 @@ class NotificationGuard:
         if api != TRIGGER_API or not isinstance(params, dict):
             return  # other calls, and shapes the device API's own validation refuses
         recipient, message = params.get("recipient"), params.get("message")
+        if not isinstance(recipient, str) or not isinstance(message, str):
+            return  # missing or not text: the device API's validation answers 400, nothing to record
         try:
             self._notifications.check(device, recipient, message)
         except DomainError as refusal:

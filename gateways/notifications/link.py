@@ -13,7 +13,7 @@ from pika.exceptions import UnroutableError
 from commands.notification_channels import Channel, Delivery, DeliveryFailed
 from gateways.broker.topology import (NOTIFIER_TRIGGERS_QUEUE, TOPIC_EXCHANGE, TRIGGER_API, TRIGGERS_BINDING,
                                       parse_answer_routing_key, request_routing_key)
-from gateways.devices.broker_link import BrokerAddress
+from gateways.devices.broker_link import BrokerAddress, close_quietly
 
 log = logging.getLogger("iotcloud.notifier")
 MAX_TRIGGER = 4096  # bytes of one trigger message: {"recipient", "message"} needs far less
@@ -54,11 +54,7 @@ class NotifierLink:
                                    mandatory=True)
 
     def close(self) -> None:
-        try:
-            if self.connection.is_open:
-                self.connection.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection
-            pass
+        close_quietly(self.connection)
 
     def _on_trigger(self, channel, method, properties, body: bytes) -> None:
         parsed = parse_answer_routing_key(method.routing_key)

@@ -21,7 +21,6 @@ import time
 import uuid
 
 from eventsourcing.utils import get_topic
-from pika.exceptions import AMQPError
 
 from commands.context import acting_as
 from commands.device_control import DeviceControl
@@ -33,7 +32,7 @@ from commands.notification_channels import Channel, Delivery, DeliveryFailed
 from commands.notifications import Notifications
 from commands.owned_devices import registered_device
 from gateways.broker.topology import TRIGGER_API
-from gateways.devices.broker_link import BrokerAddress
+from gateways.devices.broker_link import BrokerAddress, Reconnecting
 from gateways.notifications.link import MAX_TRIGGER, DeviceChannel, NotifierLink, Trigger
 from gateways.notifications.privacy import masked
 from gateways.untrusted_json import MalformedPayload, load_bounded
@@ -43,9 +42,11 @@ POLL = 0.25             # seconds between reads of the logs when the broker is q
 PAGE = 1000
 ECHO_WINDOW = 120.0     # seconds a trigger_notification call waits to be matched with its echo
 DELIVERY_SLICE = 2.0    # seconds of deliveries per loop turn, so the broker link stays serviced
+STALE_ON_FIRST_START = 3600.0  # seconds: see recover()
 REFUSALS_PER_MINUTE = 5  # refusals recorded per device per minute; a flooding device's rest are dropped
 
 CALL_REQUESTED, CALL_SUCCEEDED = get_topic(DeviceCommand.Requested), get_topic(DeviceCommand.Succeeded)
+TRIGGER_BYTES = TRIGGER_API.encode()
 OPENED = get_topic(Notification.Requested)
 STARTED = get_topic(Notification.AttemptStarted)
 RETRY = get_topic(Notification.AttemptFailed)
@@ -69,6 +70,7 @@ class Notifier:
         self._echoes: dict[str, collections.deque] = {}      # device id -> (recipient, message, at, command id)
         self._refusals: dict[str, collections.deque] = {}
         self._first_control_pass = True
+        self._stale_before: float | None = None
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -87,6 +89,9 @@ class Notifier:
                 break
             self._position = page[-1].id
         self._control_position = resume
+        # A store that never had a notification: the platform ran without a notifier (an upgrade).
+        # Calls answered long before now are history, not requests to send today.
+        self._stale_before = self._clock() - STALE_ON_FIRST_START if self._position == 0 else None
         log.info("notifier recovered", extra={"due": len(self._due), "open_attempts": len(self._attempting),
                                               "control_position": resume})
 
@@ -94,25 +99,20 @@ class Notifier:
 
     def run(self, stop: threading.Event) -> None:
         self.recover()
-        backoff = 0.5
-        while not stop.is_set():
+        retry = Reconnecting("notifier", log)
+
+        def session() -> None:
             try:
                 if self._address is not None:
                     self._link = NotifierLink(self._address)
-                    log.info("notifier connected to the broker")
-                backoff = 0.5
+                    retry.connected()
                 while not stop.is_set():
                     self.turn(POLL)
-            except (AMQPError, OSError) as exc:
-                log.warning("broker connection lost (%s); reconnecting in %.1f s", type(exc).__name__, backoff)
-            except Exception:  # noqa: BLE001 - the notifier outlives a store outage or one bad message
-                log.exception("notifier loop failed; resuming from the event store")
             finally:
                 if self._link is not None:
                     self._link.close()  # unacknowledged triggers come back on the next connection
                     self._link = None
-            stop.wait(backoff)
-            backoff = min(backoff * 2, 5.0)
+        retry.run(stop, session)
 
     def turn(self, wait: float) -> None:
         """One round: hear the broker, read both logs, record triggers, deliver what is due."""
@@ -139,30 +139,44 @@ class Notifier:
     # -- requests -------------------------------------------------------------------------------
 
     def _follow_control(self) -> None:
-        requested_here: set[str] = set()  # first pass: calls whose Requested this run has read
+        # First pass after a restart: a call answered now may have been requested before where this
+        # run started reading (from 0 nothing was, so nothing needs remembering).
+        earlier = self._first_control_pass and self._control_position > 0
+        requested_here: set[str] = set()
+        plain = self._control.mapper.compressor is None and self._control.mapper.cipher is None
         while True:
             page = self._control.recorder.select_notifications(start=self._control_position + 1, limit=PAGE,
                                                                topics=[CALL_REQUESTED, CALL_SUCCEEDED])
             for record in page:
                 cid = str(record.originator_id)
                 if record.topic == CALL_REQUESTED:
-                    if self._first_control_pass:
+                    if earlier:
                         requested_here.add(cid)
+                    if plain and TRIGGER_BYTES not in record.state:
+                        self._control_position = record.id
+                        continue  # another api: not worth decoding (most calls are)
                     event = self._control.mapper.to_domain_event(record)
                     if event.api == TRIGGER_API:
                         device = {"device_id": event.device_id, "owner": event.owner, "name": event.device_name}
                         self._calls[cid] = (device, event.params, record.id)
                         self._echoes.setdefault(event.device_id, collections.deque(maxlen=64)).append(
                             (event.params.get("recipient"), event.params.get("message"), time.monotonic(), cid))
-                elif cid in self._calls or (self._first_control_pass and cid not in requested_here):
-                    self._app_request(cid, record.id)
+                elif cid in self._calls or (earlier and cid not in requested_here):
+                    if self._stale_before is not None and self._answered_before(record, self._stale_before):
+                        self._calls.pop(cid, None)
+                    else:
+                        self._app_request(cid, record.id)
                 self._control_position = record.id
             if len(page) < PAGE:
                 break
         self._first_control_pass = False
+        self._stale_before = None
         if len(self._calls) > 10_000:  # calls never answered: their echo will not come now
             for cid in list(self._calls)[:5_000]:
                 del self._calls[cid]
+
+    def _answered_before(self, record, moment: float) -> bool:
+        return self._control.mapper.to_domain_event(record).timestamp.timestamp() < moment
 
     def _app_request(self, command_id: str, position: int) -> None:
         known = self._calls.pop(command_id, None)

@@ -3,9 +3,6 @@ nx-27017 through pymongo, and the notifier loop driven in-process (no broker: em
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -16,16 +13,6 @@ from commands.pki import CertificateAuthority
 from iotcloud.bootstrap import build_event_applications, build_notifications, build_projectors
 from projections.runner import Projector
 from queries.notifications import NotificationQueries
-
-
-def wait_until(condition, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 class Stack:
@@ -69,8 +56,8 @@ class Stack:
 def stack(make_settings):
     made = []
 
-    def make(**overrides) -> Stack:
-        settings = make_settings("sqlite", broker="none", **overrides)
+    def make(store: str = "sqlite", **overrides) -> Stack:
+        settings = make_settings(store, broker="none", **overrides)
         made.append(Stack(settings))
         return made[-1]
     yield make

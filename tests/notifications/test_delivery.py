@@ -18,7 +18,7 @@ from gateways.outbox import Outbox
 from iotcloud.bootstrap import build_notifier_process
 from tests.conftest import free_port
 from tests.moto_server import start_moto_server
-from tests.notifications.conftest import wait_until
+from tests.resilience.test_crash_restart import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SENDER = "iot@example.com"
@@ -165,7 +165,7 @@ def test_a_notifier_killed_mid_attempt_resumes_from_the_store(stack, smtp_server
         process = subprocess.Popen([sys.executable, "-m", "iotcloud.cli", "notifier"], env=env, cwd=REPO,
                                    stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: s.notifications.notification(email.id).state == "attempting", what="the attempt to start")
+        wait_for(lambda: s.notifications.notification(email.id).state == "attempting", "the attempt to start", 20, 0.02)
         process.send_signal(signal.SIGKILL)
         process.wait(10)
     finally:
@@ -182,3 +182,76 @@ def test_a_notifier_killed_mid_attempt_resumes_from_the_store(stack, smtp_server
     assert len(smtp_server.messages) == 1
     assert "survives a crash" in smtp_server.messages[0][2]
     assert "survives a crash" not in (tmp_path / "notifier.log").read_text()  # the text is never logged
+
+
+def test_limits_and_delivery_on_postgres(stack, smtp_server):
+    s = stack("postgres", email="smtp", smtp_host=smtp_server.host, smtp_port=smtp_server.port,
+              notification_sender=SENDER, notification_device_per_minute=2)
+    device = s.device("alice", "sensor")
+    made = [s.trigger(device, "alice@example.com", f"on postgres {i}") for i in range(3)]
+    assert [n.state for n in made] == ["requested", "requested", "refused"]
+    deliver(s.settings, lambda: all(sent(s, n) for n in made[:2]))
+    assert sorted(m[2].splitlines()[-1] for m in smtp_server.messages) == ["on postgres 0", "on postgres 1"]
+    assert {(d["state"], d["provider"]) for d in s.projected("alice")} == {("sent", "smtp"), ("refused", None)}
+
+
+def test_a_first_start_ignores_calls_answered_long_before_and_records_the_next(stack):
+    """A platform upgraded to have a notifier must not send the trigger_notification calls of its past."""
+    from commands.context import acting_as
+    from gateways.notifications.runtime import STALE_ON_FIRST_START, Notifier
+    from iotcloud.bootstrap import build_device_control
+    s = stack()
+    device = {**s.device("alice", "sensor"), "correlation_ids": False}
+    control = build_device_control(s.settings)
+
+    def answered_call(message: str) -> str:
+        params = {"recipient": "alice@example.com", "message": message}
+        with acting_as("user:alice"):
+            command = control.dispatch(device, "trigger_notification", params, None, None, "api:test")
+            command.record_answer(None, params)
+            control.record(command)
+        return str(command.id)
+
+    answered_call("from before the upgrade")
+    later = time.time() + STALE_ON_FIRST_START + 60  # the notifier first starts long after that call
+    notifier = Notifier(s.notifications, control, s.fleet, {}, None, clock=lambda: later)
+    notifier.recover()
+    notifier.turn(0)
+    assert s.projected("alice") == []
+    recent = answered_call("after the upgrade")
+    notifier.turn(0)
+    [doc] = s.projected("alice")
+    assert doc["command_id"] == recent and doc["origin"] == "app"
+    control.close()
+
+
+def test_a_restarted_notifier_records_a_call_requested_before_where_it_resumes(stack):
+    from commands.context import acting_as
+    from gateways.notifications.runtime import Notifier
+    from iotcloud.bootstrap import build_device_control
+    s = stack()
+    device = {**s.device("alice", "sensor"), "correlation_ids": False}
+    control = build_device_control(s.settings)
+
+    def call(message: str):
+        with acting_as("user:alice"):
+            return control.dispatch(device, "trigger_notification", {"recipient": "a@example.com", "message": message},
+                                    None, None, "api:test")
+
+    def answer(command) -> None:
+        command.record_answer(None, command.params)
+        control.record(command)
+
+    slow, quick = call("answered late"), call("answered first")
+    answer(quick)  # the resume point of the next run is this answer, after `slow` was requested
+    first = Notifier(s.notifications, control, s.fleet, {}, None)
+    first.recover()
+    first.turn(0)
+    assert [d["command_id"] for d in s.projected("alice")] == [str(quick.id)]
+    answer(slow)  # while no notifier runs
+    second = Notifier(s.notifications, control, s.fleet, {}, None)
+    second.recover()
+    second.turn(0)
+    assert {d["command_id"] for d in s.projected("alice")} == {str(quick.id), str(slow.id)}
+    assert len(s.projected("alice")) == 2  # the first one is not recorded again
+    control.close()

@@ -65,30 +65,39 @@ def online(user, name: str) -> None:
     user.wait_for_connection(name, "online", timeout=30)
 
 
+def owner_with_device(platform, simulator, tmp_path, kind: str = "mqtt"):
+    """A new user with one online simulator device: (user, device name)."""
+    user = platform.user()
+    name, credentials = user.device(tmp_path)
+    simulator(kind, credentials)
+    online(user, name)
+    return user, name
+
+
 def test_a_device_that_sees_hello_world_on_its_uart_notifies_by_email_and_sms(platform, simulator, tmp_path):
     alice = platform.user()
     by_mail, credentials = alice.device(tmp_path)
     simulator("mqtt", credentials, EMAIL)
     by_text, credentials = alice.device(tmp_path)
     simulator("amqp", credentials, PHONE)
-    online(alice, by_mail)
-    online(alice, by_text)
-    for name in (by_mail, by_text):
+    both, credentials = alice.device(tmp_path)
+    simulator("node", credentials, f"{EMAIL},{PHONE}")  # one trigger per listed recipient
+    for name in (by_mail, by_text, both):
+        online(alice, name)
+    for name in (by_mail, by_text, both):
         status, answer = alice("PUT", f"/v1/devices/{name}/uart", {"value": "Hello World"})
         assert status == 200 and answer["value"] == "Hello World", answer
-    sent = notifications(alice, lambda docs: len(docs) == 2 and all(d["state"] == "sent" for d in docs))
+    sent = notifications(alice, lambda docs: len(docs) == 4 and all(d["state"] == "sent" for d in docs))
     assert {(d["device_name"], d["channel"], d["recipient"], d["origin"]) for d in sent} == {
-        (by_mail, "email", EMAIL, "device"), (by_text, "sms", PHONE, "device")}
+        (by_mail, "email", EMAIL, "device"), (by_text, "sms", PHONE, "device"),
+        (both, "email", EMAIL, "device"), (both, "sms", PHONE, "device")}
     assert all(d["message_preview"] == "Hi, How are you …" and d["attempts"] == 1 for d in sent)
     assert [m["body"] for m in outbox(platform, EMAIL) if by_mail in m["subject"]] == ["Hi, How are you today?"]
     assert "Hi, How are you today?" in [m["body"] for m in outbox(platform, PHONE)]
 
 
 def test_an_app_notification_is_echoed_by_the_device_then_sent_once(platform, simulator, tmp_path):
-    alice = platform.user()
-    name, credentials = alice.device(tmp_path)
-    simulator("mqtt", credentials)
-    online(alice, name)
+    alice, name = owner_with_device(platform, simulator, tmp_path)
     to = f"app-{time.time_ns()}@example.com"
     status, accepted = alice("POST", f"/v1/devices/{name}/notifications", {"recipient": to, "message": "modern"})
     assert status == 202, accepted
@@ -101,10 +110,7 @@ def test_an_app_notification_is_echoed_by_the_device_then_sent_once(platform, si
 
 
 def test_the_v2_notification_route(platform, simulator, tmp_path):
-    alice = platform.user()
-    name, credentials = alice.device(tmp_path)
-    simulator("node", credentials)
-    online(alice, name)
+    alice, name = owner_with_device(platform, simulator, tmp_path, "node")
     to = f"v2-{time.time_ns()}@example.com"
     status, answer = platform.http("PUT", "/devices/device/notification", {
         "username": alice.username, "token": {"access": alice.token}, "devicename": name, "recipient": to, "message": "v2"})
@@ -158,10 +164,7 @@ def test_a_device_trigger_to_another_users_device_is_refused_and_recorded(platfo
 
 
 def test_app_refusals_are_problem_json(platform, simulator, tmp_path):
-    alice = platform.user()
-    name, credentials = alice.device(tmp_path)
-    simulator("mqtt", credentials)
-    online(alice, name)
+    alice, name = owner_with_device(platform, simulator, tmp_path)
     status, problem = alice("POST", f"/v1/devices/{name}/notifications", {"recipient": "nobody", "message": "m"})
     assert status == 422 and problem["type"] == "/problems/invalid-recipient", problem
     to = f"limit-{time.time_ns()}@example.com"
@@ -175,10 +178,7 @@ def test_app_refusals_are_problem_json(platform, simulator, tmp_path):
 
 
 def test_listing_pages_with_a_cursor_and_filters(platform, simulator, tmp_path):
-    alice = platform.user()
-    name, credentials = alice.device(tmp_path)
-    simulator("mqtt", credentials)
-    online(alice, name)
+    alice, name = owner_with_device(platform, simulator, tmp_path)
     for i in range(3):
         assert alice("POST", f"/v1/devices/{name}/notifications",
                      {"recipient": f"p{i}@example.com", "message": f"page {i}"})[0] == 202
@@ -192,3 +192,21 @@ def test_listing_pages_with_a_cursor_and_filters(platform, simulator, tmp_path):
     assert alice("GET", "/v1/notifications?channel=sms")[1]["notifications"] == []
     status, problem = alice("GET", "/v1/notifications?state=lost")
     assert status == 400 and problem["type"] == "/problems/validation-failed"
+
+
+def test_a_trigger_sent_while_the_notifier_is_stopped_then_killed_is_not_lost(platform, simulator, tmp_path):
+    import os
+    import re
+    import signal
+    alice, name = owner_with_device(platform, simulator, tmp_path)
+    pids = re.findall(r"notifier \[pid (\d+)\]|notifier restarted \(pid (\d+)\)", platform.log_path.read_text())
+    notifier = int([p for pair in pids for p in pair if p][-1])
+    os.kill(notifier, signal.SIGSTOP)  # frozen: the trigger waits in its durable queue, unacknowledged
+    try:
+        assert alice("PUT", f"/v1/devices/{name}/uart", {"value": "Hello World"})[0] == 200
+        status, page = alice("GET", f"/v1/notifications?device={name}")
+        assert page["notifications"] == []
+    finally:
+        os.kill(notifier, signal.SIGKILL)  # the supervisor starts a new one, which gets the trigger again
+    [doc] = notifications(alice, lambda docs: docs and docs[0]["state"] == "sent", timeout=60, device=name)
+    assert doc["origin"] == "device" and doc["recipient"] == EMAIL and doc["attempts"] == 1

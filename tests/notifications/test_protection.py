@@ -131,3 +131,15 @@ def test_messages_are_bounded_and_not_kept_whole_in_the_read_model(stack):
     assert docs[0]["message_preview"] == long_enough[:PREVIEW] + "…"
     assert docs[0]["message_length"] == len(long_enough)
     assert "message" not in docs[0]
+
+
+def test_every_listing_query_has_its_index(stack):
+    s = stack()
+    device = s.device("alice", "sensor")
+    s.trigger(device, "a@example.com", "indexed")
+    s.projected("alice")
+    indexes = s.projector.db["notifications_g1"].index_information()
+    keys = {tuple(field for field, _ in spec["key"]) for spec in indexes.values()}
+    newest = ("requested_ts", "notification_id")
+    for filtered in ((), ("device_name",), ("state",), ("channel",)):
+        assert ("owner", *filtered, *newest) in keys
