@@ -4,15 +4,14 @@ Debian's Chromium driven by Playwright, with axe-core loaded into every page and
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
-import socket
 import sys
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
+from tests.conftest import free_port
 from tests.control.conftest import RunningPlatform
 from tests.simulators.sim_helpers import SimProcess
 
@@ -24,12 +23,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
 # IOTCLOUD_WEBAPP_DOCS=1 writes the screenshots and Lighthouse scores into docs/; otherwise a temporary folder.
 WRITE_DOCS = os.environ.get("IOTCLOUD_WEBAPP_DOCS") == "1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -110,19 +103,15 @@ def simulator():
         sim.stop()
 
 
-def code_for(platform, email: str) -> str:
-    return platform.code_for(email)
-
-
 def docs_dir(tmp_path_factory, name: str) -> Path:
     path = REPO / "docs" / name if WRITE_DOCS else tmp_path_factory.getbasetemp() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-def dump(obj) -> str:
-    return json.dumps(obj, indent=1)
+def log_in(page, base_url: str, user, password: str = "correct horse") -> None:
+    page.goto(base_url + "/app/login")
+    page.get_by_label("Username").fill(user.username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Your devices")).to_be_visible()

@@ -4,20 +4,10 @@ MQTT simulator with the device's own certificate), talks to it, and stops it; an
 from __future__ import annotations
 
 import json
-import time
-import uuid
 
 from playwright.sync_api import expect
 
-from tests.webapp.conftest import axe_violations
-
-
-def log_in(page, base_url: str, user, password: str = "correct horse") -> None:
-    page.goto(base_url + "/app/login")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Your devices")).to_be_visible()
+from tests.webapp.conftest import axe_violations, log_in
 
 
 def test_the_emulator_brings_a_device_online_from_the_browser(platform, base_url, browser, tmp_path):

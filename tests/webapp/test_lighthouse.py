@@ -9,8 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.webapp.conftest import HERE, REPO, WRITE_DOCS
-from tests.webapp.test_emulator import log_in
+from tests.webapp.conftest import HERE, REPO, WRITE_DOCS, log_in
 
 LIGHTHOUSE = HERE / "node_modules" / "lighthouse" / "cli" / "index.js"
 CATEGORIES = {"performance": 90, "accessibility": 95, "best-practices": 90}

@@ -9,8 +9,7 @@ import sys
 
 from playwright.sync_api import expect
 
-from tests.webapp.conftest import REPO, axe_violations, docs_dir
-from tests.webapp.test_emulator import log_in
+from tests.webapp.conftest import REPO, axe_violations, docs_dir, log_in
 
 
 def grant(platform, username: str, role: str) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -85,10 +85,8 @@ def test_the_long_poll_answers_a_change_at_once_and_is_bounded(platform, tmp_pat
 
     per_user = 8  # a quarter of the API's 32 threads: the bound device calls that wait share
     answers = []
-    started = threading.Event()
 
     def poll():
-        started.set()
         answers.append((time.monotonic(), user("GET", f"/v1/devices/_changes?since={version}&wait=20")[1]))
 
     with ThreadPoolExecutor(per_user) as pool:
