@@ -52,8 +52,12 @@ class Browser:
         page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"{page.url}: {msg.text}"))
         page.on("pageerror", lambda error: self.errors.append(f"{page.url}: {error}"))
 
-    def page(self):
-        return self.context.new_page()
+    def page(self, base_url: str):
+        """A new tab on a signed-out app: the profile (and so localStorage) is shared by every test."""
+        page = self.context.new_page()
+        page.goto(base_url + "/robots.txt")
+        page.evaluate("localStorage.clear()")
+        return page
 
     @contextlib.contextmanager
     def expected_http_errors(self):

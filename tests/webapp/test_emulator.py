@@ -12,7 +12,7 @@ from tests.webapp.conftest import axe_violations, log_in
 
 def test_the_emulator_brings_a_device_online_from_the_browser(platform, base_url, browser, tmp_path):
     user = platform.user()
-    page = browser.page()
+    page = browser.page(base_url)
     log_in(page, base_url, user)
     name, credentials = user.device(tmp_path, "porch")  # registered elsewhere: the browser has no key
 

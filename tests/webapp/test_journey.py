@@ -39,7 +39,7 @@ class Pages:
 
 def test_sign_up_control_and_unregister_a_device(platform, base_url, browser, simulator, tmp_path,
                                                  tmp_path_factory):
-    page = browser.page()
+    page = browser.page(base_url)
     pages = Pages(page, docs_dir(tmp_path_factory, "screenshots"))
     username = f"w{uuid.uuid4().hex[:9]}"
     email = f"{username}@example.com"

@@ -35,7 +35,7 @@ def lighthouse(url: str, port: int, out: Path) -> dict:
 
 def test_lighthouse_device_list_and_device_page(platform, base_url, browser, simulator, tmp_path):
     user = platform.user()
-    page = browser.page()
+    page = browser.page(base_url)
     log_in(page, base_url, user)
     for n in range(3):
         user.device(tmp_path, f"sensor-{n}")

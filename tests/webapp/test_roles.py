@@ -21,7 +21,7 @@ def test_an_owner_audits_their_device_and_an_auditor_verifies_the_store(platform
                                                                         tmp_path_factory):
     owner = platform.user()
     name, _ = owner.device(tmp_path, "meter")
-    page = browser.page()
+    page = browser.page(base_url)
     log_in(page, base_url, owner)
     expect(page.get_by_role("link", name="Audit", exact=True)).to_have_count(0)  # not an auditor
     page.goto(f"{base_url}/app/devices/{name}")
@@ -63,7 +63,7 @@ def test_an_analyst_sees_everyones_calls(platform, base_url, browser, simulator,
 
     analyst = platform.user()
     grant(platform, analyst.username, "analyst")
-    page = browser.page()
+    page = browser.page(base_url)
     log_in(page, base_url, analyst)
     page.get_by_role("link", name="Analytics").click()
     expect(page.get_by_text("You hold the analyst role")).to_be_visible()
