@@ -107,11 +107,22 @@ def test_sign_up_control_and_unregister_a_device(platform, base_url, browser, si
         page.get_by_role("button", name="Read status").click()
         expect(control(page, "Status")).to_contain_text("Device offline")  # at once, not after a timeout
 
+    page.get_by_label("Queue calls while the device is offline (up to 5 minutes)").check()
+    rtc = control(page, "Real-time clock")
+    rtc.get_by_role("button", name="Read clock").click()
+    expect(rtc.locator(".call")).to_contain_text("Queued")
+    sim = simulator(credentials)  # the queued call is delivered when the device connects
+    expect(page.locator(".heading-row .presence")).to_have_text("Online", timeout=20_000)  # live, no reload
+    expect(rtc.locator(".call")).to_contain_text("Succeeded", timeout=20_000)
+    page.get_by_label("Queue calls while the device is offline (up to 5 minutes)").uncheck()
+
     page.get_by_role("link", name="All devices").click()
     row = page.locator("[data-device=kitchen]")
-    expect(row).to_contain_text("Offline")
+    expect(row).to_contain_text("Online")
+    sim.stop()
+    expect(row).to_contain_text("Offline", timeout=20_000)  # no reload: the long poll brings it
     sim = simulator(credentials)
-    expect(row).to_contain_text("Online", timeout=20_000)  # no reload: the long poll brings it
+    expect(row).to_contain_text("Online", timeout=20_000)
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
     pages.check("devices")
 

@@ -2,17 +2,20 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { currentSession, logout, onSession } from "./api.js";
 import { Link, match, navigate, useRoute } from "./router.jsx";
-import { Account } from "./pages/account.jsx";
 import { Confirm, Forgot, Login, Reset, SignUp } from "./pages/auth.jsx";
-import { Credentials } from "./pages/credentials.jsx";
-import { DevicePage } from "./pages/device.jsx";
 import { Devices } from "./pages/devices.jsx";
-import { Notifications } from "./pages/notifications.jsx";
-import { Analytics } from "./pages/analytics.jsx";
-import { History } from "./pages/history.jsx";
-import { Audit } from "./pages/audit.jsx";
 import { get } from "./api.js";
+import { lazyPage } from "./lazy.jsx";
 import "./styles.css";
+
+// Pages other than the device list and the sign-in forms load on first use: the first page runs less script.
+const Account = lazyPage(() => import("./pages/account.jsx"), "Account");
+const Credentials = lazyPage(() => import("./pages/credentials.jsx"), "Credentials");
+const Notifications = lazyPage(() => import("./pages/notifications.jsx"), "Notifications");
+const Analytics = lazyPage(() => import("./pages/analytics.jsx"), "Analytics");
+const History = lazyPage(() => import("./pages/history.jsx"), "History");
+const Audit = lazyPage(() => import("./pages/audit.jsx"), "Audit");
+const DevicePage = lazyPage(() => import("./pages/device.jsx"), "DevicePage");
 
 const PUBLIC = { "/login": ["Log in", Login], "/signup": ["Sign up", SignUp], "/confirm": ["Confirm your account", Confirm],
                  "/forgot": ["Forgot password", Forgot], "/reset": ["Reset password", Reset] };

@@ -1,20 +1,23 @@
 // Controls for every device API (commands/device_apis.py): each shows its call's state and latency.
-import { Fragment } from "preact";
-import { useState } from "preact/hooks";
+import { createContext, Fragment } from "preact";
+import { useContext, useState } from "preact/hooks";
 import { get } from "../api.js";
-import { deviceCall } from "../calls.js";
+import { deviceCall, QUEUE_SECONDS } from "../calls.js";
 import { Link } from "../router.jsx";
 import { CallState, newId } from "../ui.jsx";
 
+const QueueContext = createContext(false);
+
 function useCall(name) {
+  const queue = useContext(QueueContext);
   const [call, setCall] = useState(null);
   const run = async (method, subject, body) => {
     setCall({ state: "sending" });
-    const result = await deviceCall(name, method, subject, body);
+    const result = await deviceCall(name, method, subject, body, { queue, onState: setCall });
     setCall(result);
     return result;
   };
-  return [call, run, call?.state === "sending"];
+  return [call, run, ["sending", "queued", "sent"].includes(call?.state)];
 }
 
 function Control({ title, children, call }) {
@@ -177,7 +180,13 @@ function Notification({ name }) {
 }
 
 export function Controls({ name }) {
+  const [queue, setQueue] = useState(false);
   return (
+    <QueueContext.Provider value={queue}>
+    <div class="check">
+      <input id={`queue-${name}`} type="checkbox" checked={queue} onChange={(e) => setQueue(e.currentTarget.checked)} />
+      <label for={`queue-${name}`}>Queue calls while the device is offline (up to {QUEUE_SECONDS / 60} minutes)</label>
+    </div>
     <div class="controls">
       <Status name={name} />
       <Gpio name={name} />
@@ -186,5 +195,6 @@ export function Controls({ name }) {
       <Uart name={name} />
       <Notification name={name} />
     </div>
+    </QueueContext.Provider>
   );
 }

@@ -15,8 +15,8 @@ export function DevicePage({ name }) {
   const [device, setDevice] = useState(null);
   const [error, setError] = useState("");
   useEffect(() => {
+    if (version === null || removing.has(name)) return undefined; // read after the version it shows
     let live = true;
-    if (removing.has(name)) return undefined;
     get(devicePath(name)).then((d) => live && (setDevice(d), setError("")),
                                (e) => live && setError(e.message));
     return () => { live = false; };

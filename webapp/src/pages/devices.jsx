@@ -33,6 +33,9 @@ export function Devices() {
   }, []);
 
   useEffect(() => {
+    // The list is read after the version it shows is known (one request, at once), so no change made
+    // between the two is missed, and the list is not read twice on arrival.
+    if (version === null) return undefined;
     let live = true;
     const term = search.trim().toLowerCase();
     const load = term
