@@ -45,7 +45,7 @@ def load(directory: Path) -> dict[str, StaticFile]:
     if not (directory / "index.html").is_file():
         return files
     for path in sorted(directory.rglob("*")):
-        if not path.is_file() or path.suffix == ".gz" or path.suffix not in TYPES:
+        if not path.is_file() or path.suffix not in TYPES or path.name == "bundle-size.json":  # a build report
             continue
         relative = path.relative_to(directory).as_posix()
         body = path.read_bytes()
