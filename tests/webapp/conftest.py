@@ -55,8 +55,9 @@ class Browser:
     def page(self, base_url: str):
         """A new tab on a signed-out app: the profile (and so localStorage) is shared by every test."""
         page = self.context.new_page()
-        page.goto(base_url + "/robots.txt")
+        page.goto(base_url + "/app/login")
         page.evaluate("localStorage.clear()")
+        page.goto("about:blank")
         return page
 
     @contextlib.contextmanager
@@ -79,6 +80,14 @@ def browser(tmp_path_factory):
             viewport={"width": 1280, "height": 900})
         yield Browser(context, port)
         context.close()
+
+
+@pytest.fixture
+def page(browser, base_url):
+    """A signed-out tab, closed after the test whatever its outcome (an open tab keeps long-polling)."""
+    tab = browser.page(base_url)
+    yield tab
+    tab.close()
 
 
 def axe_violations(page) -> list[dict]:

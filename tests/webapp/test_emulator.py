@@ -10,9 +10,8 @@ from playwright.sync_api import expect
 from tests.webapp.conftest import axe_violations, log_in
 
 
-def test_the_emulator_brings_a_device_online_from_the_browser(platform, base_url, browser, tmp_path):
+def test_the_emulator_brings_a_device_online_from_the_browser(platform, base_url, page, browser, tmp_path):
     user = platform.user()
-    page = browser.page(base_url)
     log_in(page, base_url, user)
     name, credentials = user.device(tmp_path, "porch")  # registered elsewhere: the browser has no key
 
@@ -39,7 +38,6 @@ def test_the_emulator_brings_a_device_online_from_the_browser(platform, base_url
     expect(page.locator(".heading-row .presence")).to_have_text("Offline", timeout=20_000)
     expect(emulator.get_by_role("button", name="Start the emulator")).to_be_enabled()
     assert not browser.errors, browser.errors
-    page.close()
 
 
 def test_the_emulator_takes_only_the_callers_own_device_and_its_own_key(platform, tmp_path):

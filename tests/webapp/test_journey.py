@@ -37,9 +37,8 @@ class Pages:
         page.set_viewport_size({"width": 1280, "height": 900})
 
 
-def test_sign_up_control_and_unregister_a_device(platform, base_url, browser, simulator, tmp_path,
+def test_sign_up_control_and_unregister_a_device(platform, base_url, page, browser, simulator, tmp_path,
                                                  tmp_path_factory):
-    page = browser.page(base_url)
     pages = Pages(page, docs_dir(tmp_path_factory, "screenshots"))
     username = f"w{uuid.uuid4().hex[:9]}"
     email = f"{username}@example.com"
@@ -222,7 +221,6 @@ def test_sign_up_control_and_unregister_a_device(platform, base_url, browser, si
 
     assert not pages.violations, json.dumps(pages.violations, indent=1)
     assert not browser.errors, browser.errors
-    page.close()
 
 
 def control(page, title: str):

@@ -33,9 +33,8 @@ def lighthouse(url: str, port: int, out: Path) -> dict:
     return scores
 
 
-def test_lighthouse_device_list_and_device_page(platform, base_url, browser, simulator, tmp_path):
+def test_lighthouse_device_list_and_device_page(platform, base_url, page, browser, simulator, tmp_path):
     user = platform.user()
-    page = browser.page(base_url)
     log_in(page, base_url, user)
     for n in range(3):
         user.device(tmp_path, f"sensor-{n}")
@@ -51,7 +50,6 @@ def test_lighthouse_device_list_and_device_page(platform, base_url, browser, sim
             runs.append(lighthouse(base_url + path, browser.debugging_port, tmp_path / f"{label}-2.json"))
         results[label] = max(runs, key=lambda scores: scores["performance"])
         results[label]["runs"] = [run["performance"] for run in runs]
-    page.close()
     if WRITE_DOCS:
         write_benchmarks(results)
     for label, scores in results.items():

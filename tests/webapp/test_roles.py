@@ -17,11 +17,10 @@ def grant(platform, username: str, role: str) -> None:
                    cwd=REPO, check=True, capture_output=True, timeout=60)
 
 
-def test_an_owner_audits_their_device_and_an_auditor_verifies_the_store(platform, base_url, browser, tmp_path,
+def test_an_owner_audits_their_device_and_an_auditor_verifies_the_store(platform, base_url, page, browser, tmp_path,
                                                                         tmp_path_factory):
     owner = platform.user()
     name, _ = owner.device(tmp_path, "meter")
-    page = browser.page(base_url)
     log_in(page, base_url, owner)
     expect(page.get_by_role("link", name="Audit", exact=True)).to_have_count(0)  # not an auditor
     page.goto(f"{base_url}/app/devices/{name}")
@@ -51,10 +50,9 @@ def test_an_owner_audits_their_device_and_an_auditor_verifies_the_store(platform
     page.screenshot(path=str(docs_dir(tmp_path_factory, "screenshots") / "audit-1280.png"), full_page=True)
     page.get_by_role("button", name="Log out").click()
     assert not browser.errors, browser.errors
-    page.close()
 
 
-def test_an_analyst_sees_everyones_calls(platform, base_url, browser, simulator, tmp_path):
+def test_an_analyst_sees_everyones_calls(platform, base_url, page, browser, simulator, tmp_path):
     someone = platform.user()
     name, credentials = someone.device(tmp_path, "pump")
     simulator(credentials)
@@ -63,7 +61,6 @@ def test_an_analyst_sees_everyones_calls(platform, base_url, browser, simulator,
 
     analyst = platform.user()
     grant(platform, analyst.username, "analyst")
-    page = browser.page(base_url)
     log_in(page, base_url, analyst)
     page.get_by_role("link", name="Analytics").click()
     expect(page.get_by_text("You hold the analyst role")).to_be_visible()
@@ -73,4 +70,3 @@ def test_an_analyst_sees_everyones_calls(platform, base_url, browser, simulator,
     assert axe_violations(page) == []
     page.get_by_role("button", name="Log out").click()
     assert not browser.errors, browser.errors
-    page.close()
