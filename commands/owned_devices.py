@@ -29,3 +29,14 @@ def owned_device(fleet: DeviceFleet, owner: str, name: str) -> dict:
         raise missing
     return {"device_id": device.device_id, "owner": device.owner, "name": device.name,
             "correlation_ids": bool(device.correlation_ids)}
+
+
+def registered_device(fleet: DeviceFleet, device_id: str) -> dict | None:
+    """The registered device with this id (id, owner, name), or None: for messages a device sent itself."""
+    try:
+        device = fleet.repository.get(Device.create_id(device_id))
+    except (AggregateNotFoundError, TypeError, ValueError):
+        return None
+    if not device.registered:
+        return None
+    return {"device_id": device.device_id, "owner": device.owner, "name": device.name}

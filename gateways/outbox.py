@@ -22,6 +22,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at TEXT NOT NULL
 )
 """
+# Notifications carry a reference (notification id and attempt): the same attempt is stored once,
+# however often it is handed over (a notifier killed between the insert and its record).
+MIGRATIONS = ("ALTER TABLE outbox ADD COLUMN reference TEXT",
+              "CREATE UNIQUE INDEX IF NOT EXISTS outbox_reference ON outbox (reference)")
 
 
 class Outbox(Notifier):
@@ -34,12 +38,23 @@ class Outbox(Notifier):
         self._lock = threading.Lock()
         with self._connect() as db:
             db.execute(SCHEMA)
+            for migration in MIGRATIONS:
+                try:
+                    db.execute(migration)
+                except sqlite3.OperationalError:
+                    pass  # already applied
 
     def send_email(self, to: str, subject: str, body: str) -> None:
         self._append("email", to, subject, body)
 
     def send_sms(self, to: str, body: str) -> None:
         self._append("sms", to, "", body)
+
+    def deliver(self, channel: str, to: str, subject: str, body: str, reference: str) -> int:
+        """Stores one notification attempt once; returns its row id (the earlier one on a repeat)."""
+        self._append(channel, to, subject, body, reference)
+        with self._connect() as db:
+            return db.execute("SELECT id FROM outbox WHERE reference = ?", (reference,)).fetchone()[0]
 
     def messages(self, limit: int = 50, recipient: str | None = None) -> list[dict]:
         """Newest first."""
@@ -52,12 +67,13 @@ class Outbox(Notifier):
         return [{"id": r[0], "channel": r[1], "to": r[2], "subject": r[3], "body": r[4], "created_at": r[5]}
                 for r in rows]
 
-    def _append(self, channel: str, to: str, subject: str, body: str) -> None:
+    def _append(self, channel: str, to: str, subject: str, body: str, reference: str | None = None) -> None:
         created_at = self._clock().isoformat(timespec="milliseconds")
         with self._lock, self._connect() as db:
-            db.execute("INSERT INTO outbox (channel, recipient, subject, body, created_at) VALUES (?, ?, ?, ?, ?)",
-                       (channel, to, subject, body, created_at))
-        log.info("outbox: %s to %s: %s", channel, to, subject or body[:60],
+            db.execute("INSERT OR IGNORE INTO outbox (channel, recipient, subject, body, created_at, reference)"
+                       " VALUES (?, ?, ?, ?, ?, ?)", (channel, to, subject, body, created_at, reference))
+        # The subject only: a notification's body is the user's message text, never logged.
+        log.info("outbox: %s to %s: %s", channel, to, subject or f"{len(body)} characters",
                  extra={"outbox": {"channel": channel, "to": to, "subject": subject}})
 
     def _connect(self) -> sqlite3.Connection:

@@ -17,6 +17,7 @@ from commands.accounts import Accounts
 from commands.chain.checkpoints import Checkpoints
 from commands.device_control import DeviceControl
 from commands.fleet import DeviceFleet
+from commands.notifications import Notifications
 from commands.identity.background import Background
 from commands.identity.local import LocalIdentityProvider
 from commands.identity.port import IdentityProvider, Notifier
@@ -26,7 +27,9 @@ from commands.secret_files import private_directory, read_or_create_secret
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.device_calls import DeviceCalls
+from gateways.http.emulators import Emulators
 from gateways.http.direct_calls import DirectCalls
+from gateways.http.notification_guard import NotificationGuard
 from gateways.http.outcomes import CommandOutcomes
 from gateways.http.resources.devices import DeviceEndpoints
 from gateways.outbox import Outbox
@@ -36,6 +39,7 @@ from iotcloud.metrics import instrument_event_store
 from projections.device_commands import DeviceCommandsProjection
 from projections.device_list import DeviceListProjection
 from projections.history import HistoryProjection
+from projections.notifications import NotificationsProjection
 from projections.nudge import nudge_for
 from projections.runner import Projector
 from projections.users import UsersProjection
@@ -43,6 +47,7 @@ from queries.device_commands import CommandQueries
 from queries.devices import DeviceListQueries
 from queries.fleet_analytics import FleetAnalytics
 from queries.history import HistoryQueries
+from queries.notifications import NotificationQueries
 from queries.read_models import ReadModelCatalogue
 from queries.users import UserQueries
 
@@ -70,16 +75,22 @@ class Platform:
     device_endpoints: DeviceEndpoints
     history: HistoryQueries
     fleet_analytics: FleetAnalytics
+    waiting: ConcurrencyLimit  # requests that wait (device calls, the web app's long polls), per user and in all
+    emulators: Emulators
+    notifications: Notifications | None = None
+    notification_queries: NotificationQueries | None = None
     audit_checkpoints: Checkpoints | None = None
     platform_public_key: object = None  # verifies signed audit checkpoints
 
     def close(self) -> None:
+        self.emulators.close()
         self.identity.settle()  # codes and notices still queued go out before the stores close
         self.calls.close()
         self.outcomes.stop()
         self.mongo.close()
-        for app in (self.accounts, self.fleet, self.control):
-            app.close()
+        for app in (self.accounts, self.fleet, self.control, self.notifications):
+            if app is not None:
+                app.close()
 
 
 def connect_read_store(settings: Settings) -> tuple[MongoClient, Database]:
@@ -108,6 +119,39 @@ def build_notifier(settings: Settings) -> Notifier:
     if settings.notifier != "outbox":
         raise ValueError(f"unknown IOTCLOUD_NOTIFIER {settings.notifier!r} (supported: outbox)")
     return Outbox(settings.state_dir / "outbox.sqlite3")
+
+
+def build_notifications(settings: Settings, fleet: DeviceFleet) -> Notifications:
+    from commands.notification_rules import NotificationLimits
+    from commands.owned_devices import registered_device
+    limits = NotificationLimits(
+        device_per_minute=settings.notification_device_per_minute, user_per_minute=settings.notification_user_per_minute,
+        device_per_day=settings.notification_device_per_day, user_per_day=settings.notification_user_per_day,
+        duplicate_window=settings.notification_duplicate_window, max_attempts=settings.notification_max_attempts,
+        retry_first=settings.notification_retry_first)
+    return Notifications(env=settings.event_store_env("Notifications"), limits=limits,
+                         device_owner=lambda device_id: (registered_device(fleet, device_id) or {}).get("owner"))
+
+
+def build_notifier_process(settings: Settings):
+    """The notifier process: its applications, channels (IOTCLOUD_EMAIL / IOTCLOUD_SMS) and broker link."""
+    from gateways.broker.topology import NOTIFIER_SERVICE
+    from gateways.notifications.channels import OutboxChannel, SesEmail, SmtpEmail, SnsSms
+    from gateways.notifications.runtime import Notifier
+    from iotcloud.broker import service_address
+    outbox = Outbox(settings.state_dir / "outbox.sqlite3")
+    emails = {"outbox": lambda: OutboxChannel(outbox, "email"),
+              "ses": lambda: SesEmail(settings.notification_sender),
+              "smtp": lambda: SmtpEmail(settings.smtp_host, settings.smtp_port, settings.notification_sender,
+                                        settings.smtp_user, settings.smtp_password, settings.smtp_starttls)}
+    texts = {"outbox": lambda: OutboxChannel(outbox, "sms"), "sns": lambda: SnsSms()}
+    if settings.email not in emails or settings.sms not in texts:
+        raise ValueError(f"IOTCLOUD_EMAIL must be one of {', '.join(emails)} and IOTCLOUD_SMS one of "
+                         f"{', '.join(texts)} (got {settings.email!r}, {settings.sms!r})")
+    _, fleet = build_event_applications(settings)
+    return Notifier(build_notifications(settings, fleet), build_device_control(settings), fleet,
+                    {"email": emails[settings.email](), "sms": texts[settings.sms]()},
+                    service_address(settings, NOTIFIER_SERVICE))
 
 
 def token_issuer(settings: Settings) -> TokenIssuer:
@@ -156,16 +200,21 @@ def build_platform(settings: Settings) -> Platform:
     outcomes.start()
     devices = DeviceListQueries(db)
     per_user, in_all, _ = settings.api_shares
+    waiting = ConcurrencyLimit(per_user, in_all)
     # On PostgreSQL a waiting write nudges the projector (every application shares one database).
     rw = ReadYourWrites(ReadModelCatalogue(db), settings.projection_wait, nudge_for(control))
+    notifications = build_notifications(settings, fleet)
     return Platform(settings=settings, ca=ca, accounts=accounts, fleet=fleet, identity=identity,
                     notifier=notifier, mongo=mongo, db=db, devices=devices,
                     users=identity if settings.identity == "cognito" else UserQueries(db),
                     catalogue=ReadModelCatalogue(db), rw=rw, control=control, commands=CommandQueries(db),
                     outcomes=outcomes,
-                    calls=DeviceCalls(control, fleet, outcomes, rw, ConcurrencyLimit(per_user, in_all), direct),
+                    calls=DeviceCalls(control, fleet, outcomes, rw, waiting, direct,
+                                      guard=NotificationGuard(notifications)),
                     device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port),
-                    history=HistoryQueries(db), fleet_analytics=FleetAnalytics(db),
+                    history=HistoryQueries(db), fleet_analytics=FleetAnalytics(db), waiting=waiting,
+                    emulators=Emulators(lambda: fleet.ca_certificate_pem, settings.broker_host, settings.mqtt_port),
+                    notifications=notifications, notification_queries=NotificationQueries(db),
                     audit_checkpoints=audit_checkpoints(settings), platform_public_key=platform_public_key(settings))
 
 
@@ -193,9 +242,10 @@ def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[l
         sources.setdefault("Accounts", accounts)
         sources.setdefault("DeviceFleet", fleet)
     sources.setdefault("DeviceControl", build_device_control(settings))
+    sources.setdefault("Notifications", Notifications(env=settings.event_store_env("Notifications")))
     mongo, db = connect_read_store(settings)
     batch = settings.projection_batch
-    projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection(),
+    projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection(), NotificationsProjection(),
                    HistoryProjection(settings.history_retention_days))
     return [Projector(projection, sources, db, batch) for projection in projections], mongo
 
@@ -225,7 +275,8 @@ def prepare_state(settings: Settings) -> None:
     load_or_create_secret(settings.state_dir / "keys" / "code.key")
     # Create the event-store tables here, once: PostgreSQL fails "CREATE TABLE IF NOT EXISTS" run by
     # several processes at the same moment ("tuple concurrently updated").
-    for app in (*build_event_applications(settings), build_device_control(settings)):
+    for app in (*build_event_applications(settings), build_device_control(settings),
+                Notifications(env=settings.event_store_env("Notifications"))):
         app.close()
 
 

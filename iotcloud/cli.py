@@ -91,6 +91,24 @@ def finish(lease, ops, *closing) -> int:
     return 1 if lost else 0
 
 
+def cmd_notifier(settings: Settings, args) -> int:
+    from iotcloud.bootstrap import build_notifier_process
+    notifier = build_notifier_process(settings)
+    try:
+        notifier.run(stopped_by_signals())
+    finally:
+        notifier.close()
+    return 0
+
+
+def stopped_by_signals() -> threading.Event:
+    """Set by SIGTERM or SIGINT: a foreground process's loop runs until then."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
 def cmd_broker_auth(settings: Settings, args) -> int:
     from gateways.broker.auth_backend import AuthBackendIdentity, create_auth_app
     from gateways.broker.auth_server import AuthBackendServer
@@ -252,6 +270,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("gateway", help="run the device gateway (foreground)").set_defaults(func=cmd_gateway)
     sub.add_parser("signer", help="run the certificate signer, the only holder of the CA key (foreground)"
                    ).set_defaults(func=cmd_signer)
+    sub.add_parser("notifier", help="run the notifier: delivers email, SMS and device notifications (foreground)"
+                   ).set_defaults(func=cmd_notifier)
     sub.add_parser("broker-auth", help="run the broker's HTTP auth backend (foreground)").set_defaults(func=cmd_broker_auth)
     broker_config = sub.add_parser("broker-config", help="write the CA, keys and a RabbitMQ configuration for a broker "
                                    "started elsewhere (docker-compose's init service)")

@@ -129,6 +129,22 @@ class Settings:
     # Secrets as files (container secrets, Kubernetes Secret volumes), never in the environment:
     postgres_password_file: str = ""     # read into POSTGRES_PASSWORD for the event store
     mongodb_uri_file: str = ""           # a MongoDB URI with its credentials, instead of IOTCLOUD_MONGODB_URI
+    # Notifications (README "Notifications"): channels, sender, SMTP, limits.
+    email: str = "outbox"                # IOTCLOUD_EMAIL: outbox, ses or smtp
+    sms: str = "outbox"                  # IOTCLOUD_SMS: outbox or sns
+    notification_sender: str = "iotcloud@localhost"  # the seed's AWS_PINPOINT_EMAIL
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: str = "auto"          # auto (when offered), on (required), off
+    notification_device_per_minute: int = 10
+    notification_user_per_minute: int = 30
+    notification_device_per_day: int = 100
+    notification_user_per_day: int = 500
+    notification_duplicate_window: float = 30.0
+    notification_max_attempts: int = 5
+    notification_retry_first: float = 2.0
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":
@@ -142,6 +158,8 @@ class Settings:
                 continue
             name = SEED_NAMES.get(f.name, f"IOTCLOUD_{f.name.upper()}")
             raw = environ.get(name)
+            if f.name == "notification_sender":
+                raw = raw or environ.get("AWS_PINPOINT_EMAIL")  # the seed's name for the sender
             if raw:
                 default = f.default
                 values[f.name] = Path(raw) if isinstance(default, Path) else type(default)(raw)
@@ -241,6 +259,7 @@ class Settings:
         """Settings safe to print: no passwords."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["postgres"] = {k: ("***" if "PASSWORD" in k else v) for k, v in self.postgres.items()}
+        shown["smtp_password"] = "***" if self.smtp_password else ""
         shown["mongodb_uri"] = redact_uri(self.mongodb_uri)
         return shown
 

@@ -148,7 +148,7 @@ class Supervisor:
         specs.append(ChildSpec("signer", spawner([*cli, "signer"], env, ready_socket=s.signer_socket_path),
                                str(s.signer_socket_path)))
         specs.append(ChildSpec("projector", spawner([*cli, "projector"], env),
-                               "device_list, users, commands read models"))
+                               "device_list, users, commands, notifications read models"))
         if s.broker == "embedded":
             # RabbitMQ 3.10 keeps an MQTT connection open after its auth backend failed a publish check,
             # with the channel behind it dead: that device would never get a request again. A broker
@@ -158,6 +158,8 @@ class Supervisor:
             specs.append(ChildSpec("broker", self._start_broker, f"mqtts://{s.broker_host}:{s.mqtt_port}"))
         if s.broker != "none":
             specs.append(ChildSpec("gateway", spawner([*cli, "gateway"], env)))
+        # Delivers email, SMS and device-to-device notifications; resumes from the event store.
+        specs.append(ChildSpec("notifier", spawner([*cli, "notifier"], env), f"email {s.email}, sms {s.sms}"))
         specs.append(ChildSpec("api", spawner(gunicorn_command(s), api_environment(s, env)), s.api_https_url or s.api_url))
         return specs
 

@@ -15,6 +15,7 @@ from pymongo.database import Database
 DEVICE_LIST = "device_list"
 USERS = "users"
 COMMANDS = "commands"
+NOTIFICATIONS = "notifications"
 HISTORY = "history"
 CATALOGUE = "read_model_catalogue"
 CHECKPOINTS = "projection_checkpoints"

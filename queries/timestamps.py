@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 TIME_FIELDS = ("registered_at", "updated_at", "last_seen", "requested_at", "sent_at", "completed_at",
-               "expires_at", "signed_up_at")
+               "expires_at", "signed_up_at", "next_attempt_at", "failed_at", "refused_at")
 
 
 def normalised(doc: dict | None) -> dict | None:

@@ -30,7 +30,7 @@ def add_credentials_arguments(parser: argparse.ArgumentParser, protocol: str) ->
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--notification-recipient", metavar="WHO",
-                        help="recipient of the write_uart 'Hello World' notification (default: file's notification_recipient or user@example.com)")
+                        help="recipient of the write_uart 'Hello World' notification; several, comma-separated, get one each (default: file's notification_recipient or user@example.com)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (stderr)")
 
 

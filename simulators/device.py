@@ -25,7 +25,8 @@ Rules:
   restart), ``set_rtc`` echoes the value without changing the clock (seed behaviour).
 * ``write_uart`` displays and echoes the text; if it contains ``Hello World`` the device
   also publishes ``trigger_notification`` with ``{"recipient": <configured>, "message":
-  "Hi, How are you today?"}`` (after the reply).
+  "Hi, How are you today?"}`` (after the reply); a comma-separated recipient list gives one
+  trigger per recipient.
 * ``trigger_notification`` addressed to the device itself is displayed and not answered;
   any other is echoed unchanged to ``server/<id>/trigger_notification``.
 """
@@ -325,8 +326,10 @@ class Device:
         self.display(self.device_id, text)
         extra = []
         if KEYWORD in text:
-            note = {"recipient": self.notification_recipient, "message": KEYWORD_MESSAGE}
-            extra.append(Publish("trigger_notification", dumps(note)))
+            # Several recipients (comma-separated) get one trigger each: an email and an SMS, say.
+            for recipient in filter(None, (r.strip() for r in self.notification_recipient.split(","))):
+                note = {"recipient": recipient, "message": KEYWORD_MESSAGE}
+                extra.append(Publish("trigger_notification", dumps(note)))
         return {"value": value}, extra
 
     def _api_trigger_notification(self, req: dict[str, Any]):

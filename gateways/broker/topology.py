@@ -22,6 +22,7 @@ PERMISSIONS = frozenset({CONFIGURE, WRITE, READ})
 # Platform services log in with their own certificates; none of these names is a device id.
 GATEWAY_SERVICE = "iotcloud-gateway"
 API_SERVICE = "iotcloud-api"
+NOTIFIER_SERVICE = "iotcloud-notifier"
 
 # -- exchanges ------------------------------------------------------------------------------------
 
@@ -60,6 +61,8 @@ def declare_shared_exchanges(channel) -> None:
 # -- queues ---------------------------------------------------------------------------------------
 
 GATEWAY_QUEUE_PREFIX = "iotcloud.gateway."
+NOTIFIER_QUEUE_PREFIX = "iotcloud.notifier."
+NOTIFIER_TRIGGERS_QUEUE = NOTIFIER_QUEUE_PREFIX + "triggers"
 API_QUEUE_PREFIX = "iotcloud.api."       # one exclusive queue per API process
 ANSWERS_QUEUE = GATEWAY_QUEUE_PREFIX + "answers"
 PRESENCE_QUEUE = GATEWAY_QUEUE_PREFIX + "presence"
@@ -83,6 +86,10 @@ REQUEST_KEY_SHAPE = rf"{DEVICE_ID_SHAPE}\.{API_SHAPE}"
 ANSWER_KEYS_SHAPE = rf"{ANSWER_WORD}\..*"
 ANSWERS_BINDING = f"{ANSWER_WORD}.#"
 PRESENCE_KEYS = ("connection.created", "connection.closed")
+TRIGGER_API = "trigger_notification"
+TRIGGERS_BINDING = f"{ANSWER_WORD}.*.{TRIGGER_API}"     # every device's own trigger_notification
+TRIGGER_KEY_SHAPE = rf"{DEVICE_ID_SHAPE}\.{TRIGGER_API}"  # delivery to a device: <id>.trigger_notification
+TRIGGERS_SHAPE = rf"{ANSWER_WORD}\.(?:\*|{DEVICE_ID_SHAPE})\.{TRIGGER_API}"
 PRESENCE_KEYS_SHAPE = r"connection\.(?:created|closed|#)"
 
 
@@ -124,6 +131,11 @@ SERVICE_ACCESS = {
     API_SERVICE: ServiceAccess(
         API_QUEUE_PREFIX, exchanges={TOPIC_EXCHANGE: frozenset({READ, WRITE})},
         topics={TOPIC_EXCHANGE: (REQUEST_KEY_SHAPE, ANSWER_KEYS_SHAPE)}),
+    # The notifier hears devices' trigger_notification messages and delivers device-to-device ones:
+    # it may write `<id>.trigger_notification` only, and read nothing else of the devices.
+    NOTIFIER_SERVICE: ServiceAccess(
+        NOTIFIER_QUEUE_PREFIX, exchanges={TOPIC_EXCHANGE: frozenset({READ, WRITE})},
+        topics={TOPIC_EXCHANGE: (TRIGGER_KEY_SHAPE, TRIGGERS_SHAPE)}),
 }
 
 

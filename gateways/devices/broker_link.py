@@ -102,11 +102,7 @@ class GatewayLink:
                                    pika.BasicProperties(content_type="application/json", delivery_mode=1))
 
     def close(self) -> None:
-        try:
-            if self.connection.is_open:
-                self.connection.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection
-            pass
+        close_quietly(self.connection)
 
     # Each consumer callback handles one message; whatever it raises is logged and costs that message
     # only (an exception escaping into pika would drop the connection and every unacked answer).
@@ -147,6 +143,40 @@ class GatewayLink:
 
     def _on_wake(self, channel, method, properties, body: bytes) -> None:
         self.wake_reasons.add(WAKE_DEVICES if body == WAKE_DEVICES.encode() else WAKE_COMMANDS)
+
+
+def close_quietly(connection) -> None:
+    try:
+        if connection.is_open:
+            connection.close()
+    except Exception:  # noqa: BLE001 - closing a dead connection
+        pass
+
+
+class Reconnecting:
+    """Runs a broker session again after it fails: 0.5 s doubling to 5 s between tries, back to
+    0.5 s once a session says it is `connected()`. A lost broker is a warning; anything else is
+    logged with its traceback (the process outlives one bad message or a store outage)."""
+
+    def __init__(self, what: str, logger: logging.Logger):
+        self._what, self._log = what, logger
+        self.backoff = 0.5
+
+    def connected(self) -> None:
+        self._log.info("%s connected to the broker", self._what)
+        self.backoff = 0.5
+
+    def run(self, stop, session) -> None:
+        while not stop.is_set():
+            try:
+                session()
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                self._log.warning("broker connection lost (%s); reconnecting in %.1f s", type(exc).__name__,
+                                  self.backoff)
+            except Exception:  # noqa: BLE001
+                self._log.exception("%s loop failed; restarting it", self._what)
+            stop.wait(self.backoff)
+            self.backoff = min(self.backoff * 2, 5.0)
 
 
 def _text(value) -> str:

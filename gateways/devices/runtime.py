@@ -8,7 +8,6 @@ import threading
 import time
 
 from eventsourcing.utils import get_topic
-from pika.exceptions import AMQPError
 
 from commands.device_control import DeviceControl
 from commands.domain.device_commands import DeviceCommand
@@ -16,7 +15,7 @@ from commands.domain.device_ids import DEVICE_ID_PATTERN
 from commands.domain.devices import Device
 from commands.fleet import DeviceFleet
 from commands.context import acting_as
-from gateways.devices.broker_link import WAKE_COMMANDS, WAKE_DEVICES, BrokerAddress, GatewayLink
+from gateways.devices.broker_link import WAKE_COMMANDS, WAKE_DEVICES, BrokerAddress, GatewayLink, Reconnecting
 from gateways.devices.dispatcher import Dispatcher
 from gateways.devices.reconcile_schedule import ReconcileSchedule
 from gateways.devices.messages import CommandOutcome, PresenceChange
@@ -86,29 +85,25 @@ class DeviceGateway:
 
     def run(self, stop: threading.Event) -> None:
         recovered = self.recover()
-        backoff = 0.5
-        while not stop.is_set():
+        retry = Reconnecting("gateway", log)
+
+        def session() -> None:
+            nonlocal recovered
             try:
                 self._link = GatewayLink(self._address, self._clock, self.tally)
                 self._reconcile_at.link_opened(time.monotonic())
-                log.info("gateway connected to the broker")
+                retry.connected()
                 if recovered:
                     # Only now: the dispatcher records a command as sent before it publishes it, so
                     # handing it over without a link would mark it sent, never deliver it, and time it out.
                     self.dispatcher.requested(recovered)
                     recovered = []
-                backoff = 0.5
                 self._loop(stop)
-            except (AMQPError, OSError) as exc:
-                log.warning("broker connection lost (%s); reconnecting in %.1f s", type(exc).__name__, backoff)
-            except Exception:  # noqa: BLE001 - a gateway outlives any single bad message or store error
-                log.exception("gateway loop failed; restarting it")
             finally:
                 if self._link is not None:
                     self._link.close()
                     self._link = None
-            stop.wait(backoff)
-            backoff = min(backoff * 2, 5.0)
+        retry.run(stop, session)
 
     def _loop(self, stop: threading.Event) -> None:
         link = self._link

@@ -12,6 +12,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 
+from gateways.broker.topology import TRIGGER_API
 from gateways.devices.tally import ANSWERED, MALFORMED, REJECTED, UNSOLICITED, MessageTally
 
 log = logging.getLogger("iotcloud.gateway")
@@ -72,6 +73,8 @@ class UnclaimedAnswers:
             held.popleft()
             if not held:
                 del self._by_key[answer.key]
+        if answer.refusal is None and answer.api == TRIGGER_API:
+            return  # a device's own trigger (the notifier records it), not an answer nobody asked for
         if answer.refusal is not None:
             log.debug("malformed answer with no command waiting", extra={
                 "device_id": answer.device_id, "api": answer.api, "reason": answer.refusal})

@@ -22,8 +22,11 @@ from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.metrics import Metrics, RequestMetrics
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
 from gateways.http.openapi import build_document
-from gateways.http.resources import accounts, audit, device_control, devices, history, service
+from gateways.http import static_files
+from gateways.http.resources import (accounts, audit, device_control, devices, emulator, history, live,
+                                     notifications, service)
 from gateways.http.secure_headers import SecureHeaders
+from queries.device_changes import DeviceListVersions
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -77,11 +80,16 @@ def routes(platform) -> list[Route]:
         Route("/v1/ca", devices.CertificateAuthorityCertificate(fleet)),
         Route("/v1/devices", devices.Devices(fleet, platform.devices, rw, platform.device_endpoints)),
         Route("/v1/devices/_count", devices.DeviceCount(platform.devices)),
+        Route("/v1/devices/_changes", live.DeviceChanges(DeviceListVersions(platform.db), platform.waiting)),
+        Route("/v1/emulator", emulator.Emulator(platform.emulators, fleet)),
         Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw, wake_for_revocation)),
         Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, platform.device_endpoints)),
         Route("/v1/devices/{name}/password", devices.DevicePassword(fleet, rw)),
         Route("/v1/devices/{name}/commands", device_control.DeviceCommands(platform.calls)),
         Route("/v1/commands/{command_id}", device_control.CommandStatus(platform.commands)),
+        Route("/v1/devices/{name}/notifications", notifications.DeviceNotifications(platform.calls)),
+        Route("/v1/notifications", notifications.NotificationList(platform.notification_queries)),
+        Route("/v1/notifications/{notification_id}", notifications.NotificationItem(platform.notification_queries)),
         *[Route(path, resource) for path, resource in device_control.device_api_routes(platform.calls)],
         *[Route(path, resource) for path, resource in audit.routes(platform)],
         *[Route(path, resource) for path, resource in history.routes(platform.history, platform.fleet_analytics)],
@@ -119,4 +127,5 @@ def create_app(platform) -> falcon.App:
         app.add_route(route.path, route.resource, **({"suffix": route.suffix} if route.suffix else {}))
     app.add_route("/openapi.json", service.OpenApi(build_document(table, platform.settings)))
     app.add_route("/metrics", Metrics(settings.metrics_multiprocess_dir))  # Prometheus text, not in OpenAPI
+    static_files.install(app, static_files.WebApp())  # the web app at /, its pages under /app/
     return app

@@ -8,6 +8,7 @@ from commands.errors import DeviceCallFailed, DeviceOffline, DeviceTimeout
 from commands.fleet import DeviceFleet
 from commands.identity.port import IdentityProvider
 from gateways.http.resources.devices import password_login
+from commands.notification_rules import DuplicateNotification, InvalidMessage, InvalidRecipient, RecipientNotOwned
 from gateways.http.compat_v2 import V2Error, V2Resource, text_fields
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.device_calls import DeviceCalls
@@ -74,6 +75,7 @@ class DeviceItem(V2Resource):
 # -- device access (/devices/device/<subject>) -------------------------------------------------
 
 DEVICE_UNREACHABLE = "Could not communicate with device"
+NOTIFICATION_REFUSALS = (InvalidRecipient, InvalidMessage, RecipientNotOwned, DuplicateNotification)
 
 
 class DeviceAccess(V2Resource):
@@ -96,6 +98,8 @@ class DeviceAccess(V2Resource):
                 result = self._calls.call(principal.owner, name, api.name, params)
             except (DeviceOffline, DeviceTimeout, DeviceCallFailed) as error:
                 raise V2Error(error.status, DEVICE_UNREACHABLE) from None
+            except NOTIFICATION_REFUSALS as error:  # libpyiotcloud clients know 400 NG for a bad request
+                raise V2Error(400, error.title) from None
             return "Device accessed successfully.", {"value": result.value}
         self.respond(req, resp, action)
 

@@ -36,12 +36,14 @@ class DeviceCalls:
     """One entry point for every device API, modern or libpyiotcloud-shaped."""
 
     def __init__(self, control: DeviceControl, fleet: DeviceFleet, outcomes: CommandOutcomes,
-                 rw: ReadYourWrites, waiting: ConcurrencyLimit = UNBOUNDED, direct: DirectCalls | None = None):
+                 rw: ReadYourWrites, waiting: ConcurrencyLimit = UNBOUNDED, direct: DirectCalls | None = None,
+                 guard=None):
         """`waiting` bounds the calls that hold a request thread while they wait, per user and in all;
         `direct` is the short path (None: every call goes through the gateway)."""
         self._control, self._fleet, self._outcomes, self._rw = control, fleet, outcomes, rw
         self._waiting = waiting
         self._direct = direct
+        self._guard = guard  # guard(device, api, params) raises what refuses a call before it is recorded
         self._recent_devices: dict[tuple[str, str], tuple[dict, float]] = {}
 
     def call(self, owner: str, name: str, api: str, params: dict | None, *, timeout: float | None = None,
@@ -49,6 +51,8 @@ class DeviceCalls:
         """Over the caller's share of waiting calls the call is refused before anything is recorded
         (429 too-many-waiting-calls), or recorded and answered queued if `defer_when_busy`."""
         device = self._device(owner, name)
+        if self._guard is not None:
+            self._guard(device, api, params)
         if not wait:
             return self._queued(device, api, params, timeout, ttl)
         # A queued call (ttl) is waited for a little at most: a request thread is not held for its ttl.

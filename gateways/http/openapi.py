@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from commands.device_apis import DeviceApi
 from gateways.http.device_resources import body_fields, device_resources, selectors, v2_fields
+from gateways.http import openapi_history, openapi_webapp
 from gateways.http.resources import audit
-from gateways.http import openapi_history
 from gateways.http.openapi_schemas import NULLABLE_S, PEM, S, SCHEMAS, V2_FIELDS, device_request_schema, ref, string
 
 BODY = {400, 413, 415}       # invalid or malformed body, too large, not application/json
 # device calls: bad params, no such device, over your share of waiting calls, failed / offline / timed out
 CALL = {400, 404, 429, 502, 503, 504}
 AUTH_LIMITS = {400, 413, 415, 429}
+NOTIFYING = {403, 409, 422}  # trigger_notification: recipient not yours, a duplicate, invalid recipient/message
 
 
 def device_summary(api: DeviceApi) -> str:
@@ -73,16 +74,28 @@ OPERATIONS = {
                                               " once); the old one is refused and its connections closed",
                                               None, {200: "BrokerPassword"}, {401, 404, 409}),
     ("/v1/devices/{name}/commands", "post"): ("control", "Call any device API (api, params, timeout, wait, ttl)",
-                                              "Command", {200: "CallResult", 202: "CallResult"}, BODY | CALL | {401}),
+                                              "Command", {200: "CallResult", 202: "CallResult"},
+                                              BODY | CALL | NOTIFYING | {401}),
+    ("/v1/devices/{name}/notifications", "post"): (
+        "notifications", "Ask the device to notify someone (email, E.164 phone, or one of your devices); it echoes "
+        "the request, then the platform delivers it", "NotificationRequest", {202: "NotificationAccepted"},
+        BODY | CALL | NOTIFYING | {401}),
+    ("/v1/notifications", "get"): ("notifications", "Your notifications, newest first (filters: device, state, "
+                                                    "channel; cursor paging)", None, {200: "NotificationPage"},
+                                   {400, 401}),
+    ("/v1/notifications/{notification_id}", "get"): ("notifications", "One of your notifications", None,
+                                                     {200: "Notification"}, {401, 404}),
     ("/v1/commands/{command_id}", "get"): ("control", "Status of a device call: queued, sent, succeeded, failed, "
                                                       "timed_out, expired", None, {200: "CommandStatus"}, {401, 404}),
     **{(resource.modern_path, method): ("control", device_summary(api), device_request_schema(api),
                                         {200: "CallResult", 202: "CallResult"},
-                                        CALL | {401} | (BODY if body_fields(api) else set()))
+                                        CALL | {401} | (BODY if body_fields(api) else set())
+                                        | (NOTIFYING if api.name == "trigger_notification" else set()))
        for resource in device_resources()
        for method, api in (("get", resource.read), ("put", resource.write)) if api},
-    **audit.OPERATIONS,
     **openapi_history.OPERATIONS,
+    **openapi_webapp.OPERATIONS,
+    **audit.OPERATIONS,
 }
 
 _V2_SESSION = ("username", "token")
@@ -127,6 +140,7 @@ V2 = {
 STATUS_TEXT = {400: "Invalid or malformed request", 401: "Missing, invalid, expired or revoked credentials",
                403: "Not allowed (e.g. account not confirmed)", 404: "Not found", 409: "Conflict",
                413: "Body too large", 415: "Body is not application/json",
+               422: "The notification cannot be sent (invalid-recipient, invalid-message)",
                429: "Too many attempts; retry after Retry-After seconds",
                502: "The device answered badly (device-call-failed)", 503: "The device is offline (device-offline)",
                504: "The device did not answer in time (device-timeout); poll the command"}
@@ -150,6 +164,7 @@ PATH_PARAMETERS = {"name": string(64, description="device name"),
                       for resource in DEVICE_CALLS.values() for api in (resource.read, resource.write) if api
                       for param in api.params if param.name in selectors(api)},
                    "command_id": {"type": "string", "format": "uuid"}, "slug": {"type": "string"},
+                   "notification_id": {"type": "string", "format": "uuid"},
                    "device_id": audit.DEVICE_ID}
 
 
@@ -169,6 +184,14 @@ def _error(status: int) -> dict:
     return _answer(STATUS_TEXT[status], ref("Problem"), "application/problem+json", headers)
 
 
+NOTIFICATION_QUERY = [
+    {"name": "device", "in": "query", "schema": string(64, description="device name")},
+    {"name": "state", "in": "query", "schema": {"enum": ["requested", "sent", "failed", "refused"]}},
+    {"name": "channel", "in": "query", "schema": {"enum": ["email", "sms", "device"]}},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+    {"name": "cursor", "in": "query", "schema": string(200, description="`next` of the previous page")}]
+
+
 def _parameters(path: str, method: str) -> list[dict]:
     params = [{"name": name, "in": "path", "required": True, "schema": schema}
               for name, schema in PATH_PARAMETERS.items() if "{" + name + "}" in path]
@@ -179,7 +202,10 @@ def _parameters(path: str, method: str) -> list[dict]:
         params += [*DEVICE_CALL_QUERY, PREFER_ASYNC]
     elif path == "/v1/devices/{name}/commands":
         params.append(PREFER_ASYNC)
-    return params + audit.PARAMETERS.get(path, []) + openapi_history.parameters(path)
+    elif (path, method) == ("/v1/notifications", "get"):
+        params += NOTIFICATION_QUERY
+    params += openapi_webapp.PARAMETERS.get((path, method), [])
+    return params + openapi_history.parameters(path) + audit.PARAMETERS.get(path, [])
 
 
 def _v2_operation(path: str, method: str) -> dict:
@@ -238,6 +264,6 @@ def build_document(routes, settings) -> dict:
                                 "routes answer with their {status, message} envelope instead."},
         "servers": [{"url": settings.api_url}],
         "paths": paths,
-        "components": {"schemas": {**SCHEMAS, **audit.SCHEMAS, **openapi_history.SCHEMAS},
+        "components": {"schemas": {**SCHEMAS, **openapi_history.SCHEMAS, **openapi_webapp.SCHEMAS, **audit.SCHEMAS},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     }

@@ -36,6 +36,7 @@ options:
   --host, --USE_HOST              broker host
   --port, --USE_PORT              broker MQTT port
   --notification-recipient WHO    recipient of the write_uart 'Hello World' notification
+                                  (several, comma-separated: one trigger each)
   --keepalive SECONDS             MQTT keepalive (default 60)
   --help, -h                      show this help`;
 
@@ -184,7 +185,10 @@ class Device {
           this.display(text);
           reply = { value };
           if (text.includes(KEYWORD)) {
-            extra.push({ api: 'trigger_notification', payload: pyDumps({ recipient: this.recipient, message: KEYWORD_MESSAGE }) });
+            // Several recipients (comma-separated) get one trigger each, as in the Python simulator.
+            for (const recipient of this.recipient.split(',').map((r) => r.trim()).filter(Boolean)) {
+              extra.push({ api: 'trigger_notification', payload: pyDumps({ recipient, message: KEYWORD_MESSAGE }) });
+            }
           }
           break;
         }

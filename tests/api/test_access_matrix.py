@@ -75,6 +75,15 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("/v1/audit/devices/{device_id}/events", "get"): v1({200}, {403}),
     ("/v1/audit/devices/{device_id}/state", "get"): v1({200}, {403}),
     ("/v1/audit/verify", "get"): v1({403}, {403}),  # auditors only
+    # Refused (and recorded) before the device is called: the owner's refusal, the other user's 404.
+    ("/v1/devices/{name}/notifications", "post"): v1({422}, {404}, {"recipient": "nobody", "message": "hi"}),
+    ("/v1/notifications", "get"): v1({200}, {200}),
+    ("/v1/notifications/{notification_id}", "get"): v1({200}, {404}),
+    # the web app's long poll and device emulator (a PEM that is not one: refused after the ownership check)
+    ("/v1/devices/_changes", "get"): v1({200}, {200}),
+    ("/v1/emulator", "get"): v1({200}, {200}),
+    ("/v1/emulator", "post"): v1({400}, {404}, {"name": NAMED, "certificate": "x", "private_key": "y"}),
+    ("/v1/emulator", "delete"): v1({404}, {404}),
     **{(f"/user/{route}", "post"): V2_PUBLIC for route in ("signup", "confirm_signup", "resend_confirmation_code",
                                                            "forgot_password", "confirm_forgot_password", "login")},
     ("/user/logout", "post"): v2({200}, {200}),
@@ -112,6 +121,7 @@ class World:
         self.key_path = api.running.settings.state_dir / "keys" / "token-signing.pem"
         self._sessions: dict[str, dict] = {}
         self._device: tuple[str, str, str] | None = None
+        self._notification: str | None = None
 
     def tokens(self, username: str) -> dict:
         """A session per user, reused until an operation may have ended it."""
@@ -131,6 +141,20 @@ class World:
             call = self.api.post(f"/v1/devices/{name}/commands", {"api": "get_status", "wait": False}, token)
             self._device = (name, registered.json["device_id"], call.json["command_id"])
         return self._device
+
+    def owned_notification(self) -> str:
+        """The id of a notification of the owner's (a refused one: no device needs to answer), projected."""
+        if self._notification is None:
+            name, _, _ = self.owned_device()
+            token = self.tokens(self.owner)["access_token"]
+            refused = self.api.post(f"/v1/devices/{name}/notifications", {"recipient": "x", "message": "m"}, token)
+            assert refused.status_code == 422, refused.text
+            self._notification = refused.json["notification_id"]
+            deadline = time.monotonic() + 10
+            while self.api.get(f"/v1/notifications/{self._notification}", token).status_code != 200:
+                assert time.monotonic() < deadline, "the refused notification was never projected"
+                time.sleep(0.05)
+        return self._notification
 
     def after(self, path: str, method: str) -> None:
         if "logout" in path:
@@ -157,6 +181,8 @@ class World:
         url = (path.replace(NAMED, name).replace("{number}", "1").replace("{command_id}", command_id)
                .replace("{device_id}", device_id)
                .replace("{slug}", "device-not-found")) + expect.query
+        if "{notification_id}" in url:
+            url = url.replace("{notification_id}", self.owned_notification())
         body = {k: (name if v == NAMED else f"n{uuid.uuid4().hex[:8]}" if v == "fresh" else v)
                 for k, v in (expect.body or {}).items()}
         username = self.other if principal == "other" else self.owner

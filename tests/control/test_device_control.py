@@ -52,7 +52,7 @@ def exercise_every_api(platform, user, name: str) -> None:
     assert platform.http("PUT", "/devices/device/uart", {**auth, "value": "Hello"})[1]["value"] == "Hello"
     assert platform.http("PUT", "/devices/device/status", {**auth, "value": "restart"})[1]["value"] == "restarting"
     status, body = platform.http("PUT", "/devices/device/notification",
-                                 {**auth, "recipient": "ops@example.com", "message": "hi"})
+                                 {**auth, "recipient": "ops@example.com", "message": "hi from v2"})
     assert status == 200 and body["status"] == "OK"
 
 
@@ -135,8 +135,8 @@ def test_requests_are_ft900_json(platform, user, raw_device, tmp_path):
     topic, payload = device.wait_request()
     assert topic == f"{device.device_id}/set_gpio"
     assert payload == b'{"number": 12, "value": 1}'
-    assert user("PUT", f"/v1/devices/{name}/notification?wait=false", {"recipient": "a@b.c", "message": "hi"})[0] == 202
-    assert device.wait_request(2)[1] == b'{"recipient": "a@b.c", "message": "hi"}'
+    assert user("PUT", f"/v1/devices/{name}/notification?wait=false", {"recipient": "a@b.co", "message": "hi"})[0] == 202
+    assert device.wait_request(2)[1] == b'{"recipient": "a@b.co", "message": "hi"}'
 
 
 def test_correlated_devices_may_have_overlapping_calls(platform, user, simulator, tmp_path):

@@ -226,3 +226,10 @@ def test_host_network_info_is_sane():
 def test_default_device_uses_host_network():
     d = Device(DEV, display=lambda *a: None)
     assert json.loads(d.reply("get_ip", b"{}"))["value"] == host_network_info().ip
+
+
+def test_the_uart_keyword_notifies_every_listed_recipient():
+    dev = Device("ab" * 20, notification_recipient="owner@example.com, +15551234567")
+    published = dev.handle("write_uart", b'{"value": "Hello World"}')
+    assert [p.api for p in published] == ["write_uart", "trigger_notification", "trigger_notification"]
+    assert [json.loads(p.payload)["recipient"] for p in published[1:]] == ["owner@example.com", "+15551234567"]

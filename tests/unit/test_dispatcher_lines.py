@@ -114,3 +114,13 @@ def test_a_queued_call_of_an_offline_device_without_ttl_expires_at_once():
         h.dispatcher.requested([h.control.command(queued.command_id)])
     assert h.control.command(queued.command_id).status == "expired" and h.published == []
     assert h.control.command(queued.command_id).status != QUEUED
+
+
+
+def test_a_device_trigger_is_not_counted_unsolicited():
+    # A device's own trigger_notification (the UART keyword) is the notifier's to record, not noise.
+    h = Harness()
+    h.answer("trigger_notification")
+    h.answer("get_rtc")
+    h.tick(CLAIM_WINDOW + 0.1)
+    assert h.dispatcher.tally.totals == {UNSOLICITED: 1}

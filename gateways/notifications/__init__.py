@@ -1,0 +1,1 @@
+"""The notifier process and its delivery channels (outbox, SES, SNS, SMTP, devices)."""
