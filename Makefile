@@ -6,7 +6,7 @@ LOCK := requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | md5sum | cut -c1-12)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test venv lock clean firmware
+.PHONY: run test venv lock clean firmware webapp
 
 # Every Python package comes from requirements.lock, pinned with hashes: a tampered or substituted
 # wheel fails the install. The project itself is installed on top of it, without dependencies.
@@ -21,10 +21,10 @@ $(STAMP): pyproject.toml $(LOCK)
 
 venv: $(STAMP)
 
-run: venv
+run: venv webapp
 	@$(VENV)/bin/iotcloud run
 
-test: venv simulators/node/node_modules/.installed firmware
+test: venv simulators/node/node_modules/.installed firmware webapp tests/webapp/node_modules/.installed
 	@bash deploy/system-packages.sh test
 	@echo "==> firmware: host unit tests (ASan/UBSan), cppcheck, differential check, fuzz smoke run, Cortex-M3 in QEMU"
 	@$(MAKE) -s -C firmware test PYTHON=$(abspath $(PY))
@@ -40,6 +40,27 @@ simulators/node/node_modules/.installed: simulators/node/package-lock.json
 	@bash deploy/system-packages.sh test
 	@echo "==> installing the Node.js simulator's packages"
 	@cd simulators/node && npm ci --silent --no-audit --no-fund
+	@touch $@
+
+# The web app (webapp/): rebuilt when a source, the lockfile or the build config changed; the API serves webapp/dist.
+WEBAPP_SOURCES := $(shell find webapp/src webapp/public -type f 2>/dev/null) webapp/index.html webapp/vite.config.js
+webapp: webapp/dist/.built
+
+webapp/node_modules/.installed: webapp/package-lock.json
+	@bash deploy/system-packages.sh run
+	@echo "==> installing the web app's build packages"
+	@cd webapp && npm ci --silent --no-audit --no-fund
+	@touch $@
+
+webapp/dist/.built: webapp/node_modules/.installed $(WEBAPP_SOURCES)
+	@echo "==> building the web app"
+	@cd webapp && node_modules/.bin/vite build --logLevel warn
+	@touch $@
+
+# axe-core and Lighthouse for tests/webapp (the browser is Debian's chromium)
+tests/webapp/node_modules/.installed: tests/webapp/package-lock.json
+	@bash deploy/system-packages.sh test
+	@cd tests/webapp && npm ci --silent --no-audit --no-fund
 	@touch $@
 
 # Re-pins every dependency of pyproject.toml (with the test and bench extras) to its newest allowed version, with hashes.

@@ -10,9 +10,11 @@ python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/n
 have_cmd openssl || need+=(openssl)
 have_cmd curl || need+=(curl)
 [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || need+=(rabbitmq-server)
+have_cmd node || need+=(nodejs)  # builds the web app (make run)
+have_cmd npm || need+=(npm)
+have_cmd timeout || need+=(coreutils)  # bounds the web app's device emulators
 if [[ "$purpose" == test ]]; then
-  have_cmd node || need+=(nodejs)
-  have_cmd npm || need+=(npm)
+  [[ -x /usr/bin/chromium ]] || need+=(chromium)  # tests/webapp (Playwright drives Debian's browser)
   have_cmd mosquitto || [[ -x /usr/sbin/mosquitto ]] || need+=(mosquitto)
   [[ -x /usr/lib/postgresql/15/bin/initdb || -n "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ]] || need+=(postgresql)
   # firmware/: the POSIX device (libmosquitto, OpenSSL), its fuzzers (clang 14 + libFuzzer runtime,

@@ -27,6 +27,7 @@ from commands.secret_files import private_directory, read_or_create_secret
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.device_calls import DeviceCalls
+from gateways.http.emulators import Emulators
 from gateways.http.direct_calls import DirectCalls
 from gateways.http.notification_guard import NotificationGuard
 from gateways.http.outcomes import CommandOutcomes
@@ -37,8 +38,8 @@ from iotcloud.config import SEED_NAMES, Settings
 from iotcloud.metrics import instrument_event_store
 from projections.device_commands import DeviceCommandsProjection
 from projections.device_list import DeviceListProjection
-from projections.notifications import NotificationsProjection
 from projections.history import HistoryProjection
+from projections.notifications import NotificationsProjection
 from projections.nudge import nudge_for
 from projections.runner import Projector
 from projections.users import UsersProjection
@@ -74,12 +75,17 @@ class Platform:
     device_endpoints: DeviceEndpoints
     history: HistoryQueries
     fleet_analytics: FleetAnalytics
+    waiting: ConcurrencyLimit  # requests that wait (device calls, the web app's long polls), per user and in all
+    emulators: Emulators
+    notifications: Notifications | None = None
+    notification_queries: NotificationQueries | None = None
     audit_checkpoints: Checkpoints | None = None
     notifications: Notifications | None = None
     notification_queries: NotificationQueries | None = None
     platform_public_key: object = None  # verifies signed audit checkpoints
 
     def close(self) -> None:
+        self.emulators.close()
         self.identity.settle()  # codes and notices still queued go out before the stores close
         self.calls.close()
         self.outcomes.stop()
@@ -196,6 +202,7 @@ def build_platform(settings: Settings) -> Platform:
     outcomes.start()
     devices = DeviceListQueries(db)
     per_user, in_all, _ = settings.api_shares
+    waiting = ConcurrencyLimit(per_user, in_all)
     # On PostgreSQL a waiting write nudges the projector (every application shares one database).
     rw = ReadYourWrites(ReadModelCatalogue(db), settings.projection_wait, nudge_for(control))
     notifications = build_notifications(settings, fleet)
@@ -204,12 +211,13 @@ def build_platform(settings: Settings) -> Platform:
                     users=identity if settings.identity == "cognito" else UserQueries(db),
                     catalogue=ReadModelCatalogue(db), rw=rw, control=control, commands=CommandQueries(db),
                     outcomes=outcomes,
-                    calls=DeviceCalls(control, fleet, outcomes, rw, ConcurrencyLimit(per_user, in_all), direct,
+                    calls=DeviceCalls(control, fleet, outcomes, rw, waiting, direct,
                                       guard=NotificationGuard(notifications)),
                     device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port),
-                    history=HistoryQueries(db), fleet_analytics=FleetAnalytics(db),
-                    audit_checkpoints=audit_checkpoints(settings), platform_public_key=platform_public_key(settings),
-                    notifications=notifications, notification_queries=NotificationQueries(db))
+                    history=HistoryQueries(db), fleet_analytics=FleetAnalytics(db), waiting=waiting,
+                    emulators=Emulators(lambda: fleet.ca_certificate_pem, settings.broker_host, settings.mqtt_port),
+                    notifications=notifications, notification_queries=NotificationQueries(db),
+                    audit_checkpoints=audit_checkpoints(settings), platform_public_key=platform_public_key(settings))
 
 
 def build_direct_calls(settings: Settings, control: DeviceControl, link: CommandOutcomes,
@@ -239,8 +247,8 @@ def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[l
     sources.setdefault("Notifications", Notifications(env=settings.event_store_env("Notifications")))
     mongo, db = connect_read_store(settings)
     batch = settings.projection_batch
-    projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection(),
-                   HistoryProjection(settings.history_retention_days), NotificationsProjection())
+    projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection(), NotificationsProjection(),
+                   HistoryProjection(settings.history_retention_days))
     return [Projector(projection, sources, db, batch) for projection in projections], mongo
 
 

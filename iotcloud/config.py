@@ -258,8 +258,8 @@ class Settings:
         """Settings safe to print: no passwords."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["postgres"] = {k: ("***" if "PASSWORD" in k else v) for k, v in self.postgres.items()}
-        shown["mongodb_uri"] = redact_uri(self.mongodb_uri)
         shown["smtp_password"] = "***" if self.smtp_password else ""
+        shown["mongodb_uri"] = redact_uri(self.mongodb_uri)
         return shown
 
 

@@ -48,14 +48,14 @@ def require_role(context, role: str) -> None:
 
 
 def owner_or_role(context, owner: str | None, role: str) -> None:
-    """The caller owns the data (`owner` is their username) or holds `role`; otherwise 403."""
+    """The caller owns the data (`owner` is their owner key: the username, or Cognito's sub) or holds `role`; otherwise 403."""
     principal = getattr(context, "principal", None)
-    if principal is not None and owner is not None and owner.lower() == principal.username.lower():
+    if principal is not None and owner is not None and owner.lower() == principal.owner.lower():
         return
     require_role(context, role)
 
 
 def owner_scope(context, role: str) -> str | None:
     """The owner a query must be restricted to: None (everyone's data) for a holder of `role`,
-    else the caller's own username."""
-    return None if has_role(context, role) else context.principal.username
+    else the caller's own owner key."""
+    return None if has_role(context, role) else context.principal.owner

@@ -22,8 +22,11 @@ from gateways.http.capacity import ConcurrencyLimit
 from gateways.http.metrics import Metrics, RequestMetrics
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
 from gateways.http.openapi import build_document
-from gateways.http.resources import accounts, audit, device_control, devices, history, notifications, service
+from gateways.http import static_files
+from gateways.http.resources import (accounts, audit, device_control, devices, emulator, history, live,
+                                     notifications, service)
 from gateways.http.secure_headers import SecureHeaders
+from queries.device_changes import DeviceListVersions
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -77,6 +80,8 @@ def routes(platform) -> list[Route]:
         Route("/v1/ca", devices.CertificateAuthorityCertificate(fleet)),
         Route("/v1/devices", devices.Devices(fleet, platform.devices, rw, platform.device_endpoints)),
         Route("/v1/devices/_count", devices.DeviceCount(platform.devices)),
+        Route("/v1/devices/_changes", live.DeviceChanges(DeviceListVersions(platform.db), platform.waiting)),
+        Route("/v1/emulator", emulator.Emulator(platform.emulators, fleet)),
         Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw, wake_for_revocation)),
         Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, platform.device_endpoints)),
         Route("/v1/devices/{name}/password", devices.DevicePassword(fleet, rw)),
@@ -122,4 +127,5 @@ def create_app(platform) -> falcon.App:
         app.add_route(route.path, route.resource, **({"suffix": route.suffix} if route.suffix else {}))
     app.add_route("/openapi.json", service.OpenApi(build_document(table, platform.settings)))
     app.add_route("/metrics", Metrics(settings.metrics_multiprocess_dir))  # Prometheus text, not in OpenAPI
+    static_files.install(app, static_files.WebApp())  # the web app at /, its pages under /app/
     return app

@@ -7,8 +7,8 @@ from commands.device_apis import DeviceApi
 from commands.errors import DeviceCallFailed, DeviceOffline, DeviceTimeout
 from commands.fleet import DeviceFleet
 from commands.identity.port import IdentityProvider
-from commands.notification_rules import DuplicateNotification, InvalidMessage, InvalidRecipient, RecipientNotOwned
 from gateways.http.resources.devices import password_login
+from commands.notification_rules import DuplicateNotification, InvalidMessage, InvalidRecipient, RecipientNotOwned
 from gateways.http.compat_v2 import V2Error, V2Resource, text_fields
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.device_calls import DeviceCalls

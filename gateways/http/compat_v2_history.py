@@ -68,7 +68,7 @@ class UserHistories(V2Resource):
 
     def on_post(self, req, resp):
         def action(body, principal):
-            found = histories(self._history, history_filter(owner=principal.username), PER_DEVICE, None)
+            found = histories(self._history, history_filter(owner=principal.owner), PER_DEVICE, None)
             return "User histories queried successfully.", {"histories": found}
         self.respond(req, resp, action)
 
@@ -87,7 +87,7 @@ class DeviceHistories(UserHistories):
             if direction is not None and direction not in V2_DIRECTIONS:
                 raise V2Error(400, "Invalid direction")
             begin, end = _epoch(body, "datebegin"), _epoch(body, "dateend")
-            query = history_filter(owner=principal.username, device=device, device_id=device_id, api=topic,
+            query = history_filter(owner=principal.owner, device=device, device_id=device_id, api=topic,
                                    until=end + dt.timedelta(seconds=1) if end else None)
 
             def wanted(when, message):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from commands.device_apis import DeviceApi
 from gateways.http.device_resources import body_fields, device_resources, selectors, v2_fields
+from gateways.http import openapi_history, openapi_webapp
 from gateways.http.resources import audit
-from gateways.http import openapi_history
 from gateways.http.openapi_schemas import NULLABLE_S, PEM, S, SCHEMAS, V2_FIELDS, device_request_schema, ref, string
 
 BODY = {400, 413, 415}       # invalid or malformed body, too large, not application/json
@@ -93,8 +93,9 @@ OPERATIONS = {
                                         | (NOTIFYING if api.name == "trigger_notification" else set()))
        for resource in device_resources()
        for method, api in (("get", resource.read), ("put", resource.write)) if api},
-    **audit.OPERATIONS,
     **openapi_history.OPERATIONS,
+    **openapi_webapp.OPERATIONS,
+    **audit.OPERATIONS,
 }
 
 _V2_SESSION = ("username", "token")
@@ -203,7 +204,8 @@ def _parameters(path: str, method: str) -> list[dict]:
         params.append(PREFER_ASYNC)
     elif (path, method) == ("/v1/notifications", "get"):
         params += NOTIFICATION_QUERY
-    return params + audit.PARAMETERS.get(path, []) + openapi_history.parameters(path)
+    params += openapi_webapp.PARAMETERS.get((path, method), [])
+    return params + openapi_history.parameters(path) + audit.PARAMETERS.get(path, [])
 
 
 def _v2_operation(path: str, method: str) -> dict:
@@ -262,6 +264,6 @@ def build_document(routes, settings) -> dict:
                                 "routes answer with their {status, message} envelope instead."},
         "servers": [{"url": settings.api_url}],
         "paths": paths,
-        "components": {"schemas": {**SCHEMAS, **audit.SCHEMAS, **openapi_history.SCHEMAS},
+        "components": {"schemas": {**SCHEMAS, **openapi_history.SCHEMAS, **openapi_webapp.SCHEMAS, **audit.SCHEMAS},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     }

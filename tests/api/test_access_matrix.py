@@ -72,13 +72,18 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("/v1/devices/{name}/rtc", "put"): v1({202}, {404}, {"value": 1700000000}, ASYNC),
     ("/v1/devices/{name}/uart", "put"): v1({202}, {404}, {"value": "hi"}, ASYNC),
     ("/v1/devices/{name}/notification", "put"): v1({202}, {404}, {"recipient": "a@example.com", "message": "hi"}, ASYNC),
+    ("/v1/audit/devices/{device_id}/events", "get"): v1({200}, {403}),
+    ("/v1/audit/devices/{device_id}/state", "get"): v1({200}, {403}),
+    ("/v1/audit/verify", "get"): v1({403}, {403}),  # auditors only
     # Refused (and recorded) before the device is called: the owner's refusal, the other user's 404.
     ("/v1/devices/{name}/notifications", "post"): v1({422}, {404}, {"recipient": "nobody", "message": "hi"}),
     ("/v1/notifications", "get"): v1({200}, {200}),
     ("/v1/notifications/{notification_id}", "get"): v1({200}, {404}),
-    ("/v1/audit/devices/{device_id}/events", "get"): v1({200}, {403}),
-    ("/v1/audit/devices/{device_id}/state", "get"): v1({200}, {403}),
-    ("/v1/audit/verify", "get"): v1({403}, {403}),  # auditors only
+    # the web app's long poll and device emulator (a PEM that is not one: refused after the ownership check)
+    ("/v1/devices/_changes", "get"): v1({200}, {200}),
+    ("/v1/emulator", "get"): v1({200}, {200}),
+    ("/v1/emulator", "post"): v1({400}, {404}, {"name": NAMED, "certificate": "x", "private_key": "y"}),
+    ("/v1/emulator", "delete"): v1({404}, {404}),
     **{(f"/user/{route}", "post"): V2_PUBLIC for route in ("signup", "confirm_signup", "resend_confirmation_code",
                                                            "forgot_password", "confirm_forgot_password", "login")},
     ("/user/logout", "post"): v2({200}, {200}),

@@ -38,7 +38,8 @@ class RunningPlatform:
                     "IOTCLOUD_BROKER_AUTH_PORT": str(ports["auth"]),
                     "IOTCLOUD_BROKER_MANAGEMENT_PORT": str(ports["mgmt"]),
                     "IOTCLOUD_BROKER_DIST_PORT": str(ports["dist"]), "IOTCLOUD_BROKER_EPMD_PORT": str(ports["epmd"]),
-                    "IOTCLOUD_ARGON2_MEMORY_KIB": "8192", "IOTCLOUD_ARGON2_TIME_COST": "1", **ops_port_env(), **(extra_env or {})}
+                    "IOTCLOUD_ARGON2_MEMORY_KIB": "8192", "IOTCLOUD_ARGON2_TIME_COST": "1", **ops_port_env(),
+                    **(extra_env or {})}
         self.log_path = root / "platform.log"
         self.log = open(self.log_path, "w+")
         self.process = subprocess.Popen([sys.executable, "-m", "iotcloud.cli", "run"], env=self.env, cwd=REPO,

@@ -35,6 +35,7 @@ def device_api_client() -> testing.TestClient:
     platform = SimpleNamespace(settings=settings, identity=AnyoneIsAlice(), calls=EchoingCalls(),
                                outcomes=SimpleNamespace(wake_gateway=lambda reason: None), catalogue=None,
                                fleet=None, users=None, devices=None, commands=None, device_endpoints=None, rw=None,
-                               control=None, accounts=None, audit_checkpoints=None, platform_public_key=None,
-                               history=None, fleet_analytics=None, notification_queries=None)
+                               notification_queries=None, db=None, waiting=None, emulators=None, history=None,
+                               fleet_analytics=None, control=None, accounts=None, audit_checkpoints=None,
+                               platform_public_key=None)
     return testing.TestClient(create_app(platform))

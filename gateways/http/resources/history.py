@@ -65,8 +65,8 @@ def scope(req) -> str | None:
     wanted = _param(req, "owner")
     if access.has_role(req.context, ANALYST):
         return wanted
-    access.owner_or_role(req.context, wanted or req.context.principal.username, ANALYST)
-    return req.context.principal.username
+    access.owner_or_role(req.context, wanted or req.context.principal.owner, ANALYST)
+    return req.context.principal.owner
 
 
 class History:
@@ -76,7 +76,7 @@ class History:
         self._history = history
 
     def on_get(self, req, resp):
-        query, oldest_first = query_from(req, req.context.principal.username)
+        query, oldest_first = query_from(req, req.context.principal.owner)
         items, cursor = self._history.page(query, _limit(req), oldest_first)
         resp.media = {"items": items, "next": cursor}
 
@@ -88,7 +88,7 @@ class DeviceHistory:
         self._history = history
 
     def on_get(self, req, resp, name):
-        query, oldest_first = query_from(req, req.context.principal.username, device=name)
+        query, oldest_first = query_from(req, req.context.principal.owner, device=name)
         items, cursor = self._history.page(query, _limit(req), oldest_first)
         resp.media = {"items": items, "next": cursor}
 
