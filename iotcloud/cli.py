@@ -96,17 +96,15 @@ def cmd_notifier(settings: Settings, args) -> int:
     from iotcloud.leases import lease_for, work_under
     stop = stop_on_signals()
     lease = lease_for(settings, "notifier")
+    ops = ops_listener(settings, "notifier", lambda: lease is None or lease.held)
     if not work_under(lease, stop):  # a standby: two notifiers would both deliver what is due
-        return 0
+        return finish(lease, ops)
     notifier = build_notifier_process(settings)
     try:
         notifier.run(stop)
     finally:
         notifier.close()
-    lost = lease is not None and lease.lost.is_set()  # before release(), which sets it too
-    if lease is not None:
-        lease.release()
-    return 1 if lost else 0
+    return finish(lease, ops)
 
 
 def cmd_broker_auth(settings: Settings, args) -> int:

@@ -64,6 +64,7 @@ DEFAULT_PROJECTOR_METRICS_PORT = 9101
 DEFAULT_GATEWAY_METRICS_PORT = 9102
 DEFAULT_BROKER_AUTH_METRICS_PORT = 9103
 DEFAULT_SIGNER_METRICS_PORT = 9104
+DEFAULT_NOTIFIER_METRICS_PORT = 9105
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class Settings:
     gateway_metrics_port: int = DEFAULT_GATEWAY_METRICS_PORT
     broker_auth_metrics_port: int = DEFAULT_BROKER_AUTH_METRICS_PORT
     signer_metrics_port: int = DEFAULT_SIGNER_METRICS_PORT
+    notifier_metrics_port: int = DEFAULT_NOTIFIER_METRICS_PORT
     # Secrets as files (container secrets, Kubernetes Secret volumes), never in the environment:
     postgres_password_file: str = ""     # read into POSTGRES_PASSWORD for the event store
     mongodb_uri_file: str = ""           # a MongoDB URI with its credentials, instead of IOTCLOUD_MONGODB_URI

@@ -82,5 +82,5 @@ def _safely(check: Callable[[], bool]) -> bool:
 
 
 def ops_listener(settings, process: str, ready: Callable[[], bool] = lambda: True) -> OpsServer:
-    """The listener of `process` (projector, gateway, broker_auth, signer) on its configured port."""
+    """The listener of `process` (projector, gateway, broker_auth, signer, notifier) on its configured port."""
     return OpsServer(settings.metrics_host, getattr(settings, f"{process}_metrics_port"), process, ready)

@@ -39,11 +39,12 @@ def stop_process(process: subprocess.Popen, grace: float = 30) -> None:
             process.wait()
 
 
-OPS_PORTS = ("API_HTTPS", "PROJECTOR_METRICS", "GATEWAY_METRICS", "BROKER_AUTH_METRICS", "SIGNER_METRICS")
+OPS_PORTS = ("API_HTTPS", "PROJECTOR_METRICS", "GATEWAY_METRICS", "BROKER_AUTH_METRICS", "SIGNER_METRICS",
+             "NOTIFIER_METRICS")
 
 
 def ops_port_env() -> dict[str, str]:
-    """Private ports for a test platform's HTTPS and metrics listeners (defaults 8443, 9101-9104)."""
+    """Private ports for a test platform's HTTPS and metrics listeners (defaults 8443, 9101-9105)."""
     return {f"IOTCLOUD_{name}_PORT": str(free_port()) for name in OPS_PORTS}
 
 

@@ -24,7 +24,7 @@ COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SCHEMA = json.loads((REPO / "deploy" / "compose" / "compose-spec.json").read_text())
 PLATFORM_IMAGE = "iotcloud:local"
 # Commands that other branches add; each must leave this set once it exists (see the test below).
-PENDING_COMMANDS = {"notifier"}
+PENDING_COMMANDS: set[str] = set()
 # eventsourcing's PostgreSQL variables the platform hands through (config.Settings.postgres);
 # POSTGRES_PASSWORD is not among them: it comes from IOTCLOUD_POSTGRES_PASSWORD_FILE.
 EVENTSOURCING_POSTGRES = {"POSTGRES_DBNAME", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_SCHEMA"}
@@ -169,7 +169,7 @@ def test_volumes_are_declared_and_every_subpath_is_one_init_writes(tmp_path):
     assert rabbitmq_env["RABBITMQ_CONFIG_FILE"] == "/var/lib/iotcloud/broker/rabbitmq.conf"
     assert "load_definitions = " in conf and "listeners.ssl.default = 0.0.0.0:5671" in conf
     definitions = json.loads((tmp_path / "broker" / "definitions.json").read_text())
-    assert {u["name"] for u in definitions["users"]} == {"iotcloud-api", "iotcloud-gateway"}
+    assert {u["name"] for u in definitions["users"]} == {"iotcloud-api", "iotcloud-gateway", "iotcloud-notifier"}
     assert all(u["password_hash"] == "" for u in definitions["users"])  # certificates only
 
 

@@ -31,7 +31,7 @@ from tests.simulators.sim_helpers import SimProcess
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.broker]
 
 # Each process kind that runs twice: its CLI command and the setting of its metrics port.
-SECOND_INSTANCES = {"gateway": "GATEWAY_METRICS", "projector": "PROJECTOR_METRICS"}
+SECOND_INSTANCES = {"gateway": "GATEWAY_METRICS", "projector": "PROJECTOR_METRICS", "notifier": "NOTIFIER_METRICS"}
 DEVICES = int(os.environ.get("IOTCLOUD_SEVERAL_DEVICES", "4"))
 
 
