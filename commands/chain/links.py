@@ -54,7 +54,7 @@ def chain_links(previous_id: int, previous: bytes, rows) -> list[Link]:
 
 class ChainWriter:
     """The part of both chained recorders that works on an open transaction's cursor; each recorder
-    supplies `_head`, `_write_links` and `_rows_after` in its own SQL."""
+    supplies `_head`, `_write_links`, `_rows_after` and `_take_write_lock` in its own SQL."""
 
     SEAL_BATCH = 20_000
 
@@ -69,6 +69,16 @@ class ChainWriter:
     def _append(self, cursor, rows) -> None:
         previous_id, previous = self._head(cursor) or (0, GENESIS)
         self._write_links(cursor, chain_links(previous_id, previous, rows))
+
+    def seal(self) -> int:
+        """Chains a store written before the chain existed, as it stands now (once: when its chain
+        is empty and it has events). Returns the number of events sealed."""
+        with self.datastore.transaction(commit=False) as cursor:
+            if self._head(cursor) is not None:
+                return 0  # the usual case, decided without locking out writers
+        with self.datastore.transaction(commit=True) as cursor:
+            self._take_write_lock(cursor)
+            return self._seal_with(cursor)
 
     def _seal_with(self, cursor) -> int:
         """Links every stored event if the chain is empty (the caller holds the write lock)."""

@@ -67,15 +67,8 @@ class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
         curs.execute(self._rows, (after, limit))
         return [tuple(row.values()) for row in curs.fetchall()]
 
-    def seal(self) -> int:
-        """Chains a store written before the chain existed, as it stands now (once: when its chain
-        is empty and it has events). Returns the number of events sealed."""
-        with self.datastore.transaction(commit=False) as curs:
-            if self._head(curs) is not None:
-                return 0  # the usual case, decided without locking out writers
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(self._lock)
-            return self._seal_with(curs)
+    def _take_write_lock(self, curs) -> None:
+        curs.execute(self._lock)
 
     # -- reading, for verification and audit ----------------------------------------------------
 

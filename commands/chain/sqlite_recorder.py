@@ -33,15 +33,8 @@ class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
     def _write_links(self, c, links: list[Link]) -> None:
         c.executemany(f"INSERT INTO {self.chain_table_name} VALUES (?,?,?,?,?)", links)
 
-    def seal(self) -> int:
-        """Chains a store written before the chain existed, as it stands now (once: when its chain
-        is empty and it has events). Returns the number of events sealed."""
-        with self.datastore.transaction(commit=False) as c:
-            if self._head(c) is not None:
-                return 0  # the usual case, decided without the write lock
-        with self.datastore.transaction(commit=True) as c:
-            c.execute(f"DELETE FROM {self.chain_table_name} WHERE notification_id < 0")  # takes the write lock
-            return self._seal_with(c)
+    def _take_write_lock(self, c) -> None:
+        c.execute(f"DELETE FROM {self.chain_table_name} WHERE notification_id < 0")  # a write takes SQLite's lock
 
     # -- reading, for verification and audit ----------------------------------------------------
 
