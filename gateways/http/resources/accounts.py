@@ -95,6 +95,18 @@ class Logout(IdentityResource):
         resp.status = falcon.HTTP_204
 
 
+class LogoutEverywhere(IdentityResource):
+    """Ends every session of the caller; answers once none of their tokens is accepted any more."""
+
+    public = False
+
+    def on_post(self, req, resp):
+        principal = req.context.principal
+        with acting_as(f"user:{principal.username}", req.context.correlation_id, req.context.request_id):
+            self._identity.logout_everywhere(principal)
+        resp.status = falcon.HTTP_204
+
+
 class ForgotPassword(IdentityResource):
     def on_post(self, req, resp):
         body = json_body(req)
