@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from iotcloud.cli import parser
-from tests.api.conftest import assert_problem
+from tests.api.conftest import assert_problem, cli
 
 ROUTES = (("GET", "/v1/admin/users"), ("GET", "/v1/admin/devices"),
           ("PUT", "/v1/admin/users/bob/roles/analyst"), ("DELETE", "/v1/admin/users/bob/roles/analyst"))
-
-
-def cli(settings, *argv) -> int:
-    args = parser().parse_args(list(argv))
-    return args.func(settings, args)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ def test_an_administrator_sees_everyones_devices_and_grants_a_role(platform, bas
     grant(platform, admin.username, "admin")
     log_in(page, base_url, admin)
     page.get_by_role("link", name="Admin", exact=True).click()
-    devices = page.get_by_role("table", name="devices")
+    devices = page.get_by_role("region", name="All devices (scrolls sideways)")
     expect(devices.get_by_role("row").filter(has_text=someone.username)).to_contain_text(name)
     page.get_by_role("button", name=f"Grant analyst to {someone.username}").click()
     expect(page.get_by_role("status").filter(has_text=f"analyst granted to {someone.username}")).to_be_visible()

@@ -31,26 +31,15 @@ def _page_params(req) -> tuple[str | None, int]:
     return after or None, number_param(req, "limit", 50, 1, MAX_PAGE)
 
 
-class Users:
-    """GET /v1/admin/users"""
+class Listing:
+    """GET /v1/admin/users and /v1/admin/devices: one page of a read-model list."""
 
-    def __init__(self, queries: AdminQueries):
-        self._queries = queries
-
-    def on_get(self, req, resp):
-        require_role(req.context, ADMIN)
-        resp.media = self._queries.users(*_page_params(req))
-
-
-class Devices:
-    """GET /v1/admin/devices"""
-
-    def __init__(self, queries: AdminQueries):
-        self._queries = queries
+    def __init__(self, page):
+        self._page = page
 
     def on_get(self, req, resp):
         require_role(req.context, ADMIN)
-        resp.media = self._queries.devices(*_page_params(req))
+        resp.media = self._page(*_page_params(req))
 
 
 class UserRole:
@@ -83,8 +72,8 @@ class UserRole:
 
 def routes(platform) -> list[tuple[str, object]]:
     queries = AdminQueries(platform.db)
-    return [("/v1/admin/users", Users(queries)),
-            ("/v1/admin/devices", Devices(queries)),
+    return [("/v1/admin/users", Listing(queries.users)),
+            ("/v1/admin/devices", Listing(queries.devices)),
             ("/v1/admin/users/{username}/roles/{role}", UserRole(platform.accounts, platform.rw))]
 
 

@@ -53,7 +53,7 @@ function Users({ me }) {
       {users && (
         <div class="table-scroll" tabIndex="0" role="region" aria-label="Users (scrolls sideways)">
           <table>
-            <caption>{users.length} accounts</caption>
+            <caption>{users.length} {users.length === 1 ? "account" : "accounts"}</caption>
             <thead><tr><th scope="col">Username</th><th scope="col">Email</th><th scope="col">Status</th>
               <th scope="col">Roles</th><th scope="col">Change roles</th></tr></thead>
             <tbody>{users.map((user) => (
@@ -81,7 +81,7 @@ function AllDevices() {
       {devices && (
         <div class="table-scroll" tabIndex="0" role="region" aria-label="All devices (scrolls sideways)">
           <table>
-            <caption>{devices.length} devices</caption>
+            <caption>{devices.length} {devices.length === 1 ? "device" : "devices"}</caption>
             <thead><tr><th scope="col">Owner</th><th scope="col">Name</th><th scope="col">Presence</th>
               <th scope="col">Last seen</th><th scope="col">Device id</th></tr></thead>
             <tbody>{devices.map((d) => (
