@@ -47,7 +47,7 @@ class LocalIdentityProvider(IdentityProvider):
     def __init__(self, accounts: Accounts, tokens: TokenIssuer, notifier: Notifier, code_key: bytes, *,
                  refresh_ttl: int, code_ttl: int, max_failures: int, max_delay: int,
                  hasher: PasswordHasher | None = None, clock=time.time, code_limits: CodeLimits = CodeLimits(),
-                 defer=run_now):
+                 defer=run_now, wait=time.sleep):
         self._accounts = accounts
         self._tokens = tokens
         self._notifier = notifier
@@ -56,6 +56,7 @@ class LocalIdentityProvider(IdentityProvider):
         self._code_ttl = code_ttl
         self._hasher = hasher or PasswordHasher()
         self._clock = clock
+        self._wait = wait
         # Runs what only happens for existing accounts (store a code, email it) after the answer.
         self._defer = defer
         self._logins = LoginBackoff(max_failures, max_delay, clock)
@@ -155,6 +156,16 @@ class LocalIdentityProvider(IdentityProvider):
                 account.end_session(session_id=principal.session_id, reason="logout")
         self._update(principal.username, end)
 
+    def logout_everywhere(self, principal: Principal) -> None:
+        def end_all(account: UserAccount) -> None:
+            for session_id in list(account.sessions):
+                account.end_session(session_id=session_id, reason="logout-everywhere")
+        self._update(principal.username, end_all)
+        self._forget_live_sessions(principal.username)
+        # Other API processes trust a session they checked for SESSION_CHECK seconds: answer once that
+        # trust has run out everywhere, so the caller is told "signed out" only when it holds.
+        self._wait(SESSION_CHECK)
+
     def forgot_password(self, username=None, email=None) -> None:
         check_account_named(username, email)
         self._throttle_issue("reset", email or username)
@@ -168,7 +179,10 @@ class LocalIdentityProvider(IdentityProvider):
         check_password(new_password)
         password_hash = self._hasher.hash(new_password)
         name, _ = self._redeem(username, email, RESET, code, lambda a: a.reset_password(password_hash=password_hash))
-        for key in [k for k in self._live_sessions if k[0] == name.lower()]:
+        self._forget_live_sessions(name)
+
+    def _forget_live_sessions(self, username: str) -> None:
+        for key in [k for k in self._live_sessions if k[0] == username.lower()]:
             self._live_sessions.pop(key, None)
 
     def authenticate(self, access_token) -> Principal:

@@ -69,6 +69,11 @@ class IdentityProvider(ABC):
     def logout(self, principal: Principal) -> None: ...
 
     @abstractmethod
+    def logout_everywhere(self, principal: Principal) -> None:
+        """Ends every session of the principal's user; returns once no API process accepts any of their
+        access or refresh tokens any more."""
+
+    @abstractmethod
     def forgot_password(self, username: str | None = None, email: str | None = None) -> None:
         """Sends a reset code if the account exists; answers the same either way."""
 

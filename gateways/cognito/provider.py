@@ -52,12 +52,13 @@ def jwks_url(client, pool_id: str) -> str:
 class CognitoIdentityProvider(IdentityProvider):
     def __init__(self, client, pool_id: str, client_id: str, region: str, notifier: Notifier, *,
                  max_failures: int, max_delay: int, keys: PoolKeys | None = None, defer=run_now,
-                 session_check: float = SESSION_CHECK, clock=time.time):
+                 session_check: float = SESSION_CHECK, clock=time.time, wait=time.sleep):
         self._cognito, self._pool_id, self._client_id = client, pool_id, client_id
         self._notifier = notifier
         self._defer = defer
         self._clock = clock
         self._session_check = session_check
+        self._wait = wait
         self._keys = keys or PoolKeys(jwks_url(client, pool_id))
         self._tokens = PoolTokenVerifier(self._keys, pool_issuer(region, pool_id), client_id)
         self._logins = LoginBackoff(max_failures, max_delay, clock)
@@ -166,6 +167,12 @@ class CognitoIdentityProvider(IdentityProvider):
             self._call("admin_user_global_sign_out", UserPoolId=self._pool_id, Username=principal.username)
         except _Refused as refused:
             raise refused.error() from None
+
+    def logout_everywhere(self, principal: Principal) -> None:
+        """Cognito's sign-out is global already. This process refuses the user's tokens at once; other API
+        processes trust a token they checked for `session_check` seconds, so the answer waits that out."""
+        self.logout(principal)
+        self._wait(self._session_check)
 
     def authenticate(self, access_token) -> Principal:
         claims = self._tokens.verify_access(access_token)

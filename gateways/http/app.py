@@ -23,7 +23,7 @@ from gateways.http.metrics import Metrics, RequestMetrics
 from gateways.http.middleware import BearerAuthentication, PublicRequestLimit, RequestContext
 from gateways.http.openapi import build_document
 from gateways.http import static_files
-from gateways.http.resources import (accounts, audit, device_control, devices, emulator, history, live,
+from gateways.http.resources import (accounts, admin, audit, device_control, devices, emulator, history, live,
                                      notifications, service)
 from gateways.http.secure_headers import SecureHeaders
 from queries.device_changes import DeviceListVersions
@@ -74,6 +74,7 @@ def routes(platform) -> list[Route]:
         Route("/v1/auth/login", accounts.Login(identity)),
         Route("/v1/auth/refresh", accounts.Refresh(identity)),
         Route("/v1/auth/logout", accounts.Logout(identity)),
+        Route("/v1/auth/logout-everywhere", accounts.LogoutEverywhere(identity)),
         Route("/v1/auth/forgot-password", accounts.ForgotPassword(identity)),
         Route("/v1/auth/reset-password", accounts.ResetPassword(identity)),
         Route("/v1/me", accounts.Me(platform.users)),
@@ -92,6 +93,7 @@ def routes(platform) -> list[Route]:
         Route("/v1/notifications/{notification_id}", notifications.NotificationItem(platform.notification_queries)),
         *[Route(path, resource) for path, resource in device_control.device_api_routes(platform.calls)],
         *[Route(path, resource) for path, resource in audit.routes(platform)],
+        *[Route(path, resource) for path, resource in admin.routes(platform)],
         *[Route(path, resource) for path, resource in history.routes(platform.history, platform.fleet_analytics)],
         # libpyiotcloud v2 compatibility
         Route("/user/signup", v2.UserSignUp(identity, rw)),

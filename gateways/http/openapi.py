@@ -12,7 +12,7 @@ from __future__ import annotations
 from commands.device_apis import DeviceApi
 from gateways.http.device_resources import body_fields, device_resources, selectors, v2_fields
 from gateways.http import openapi_history, openapi_webapp
-from gateways.http.resources import audit
+from gateways.http.resources import admin, audit
 from gateways.http.openapi_schemas import NULLABLE_S, PEM, S, SCHEMAS, V2_FIELDS, device_request_schema, ref, string
 
 BODY = {400, 413, 415}       # invalid or malformed body, too large, not application/json
@@ -53,6 +53,9 @@ OPERATIONS = {
                                    {200: "Tokens"}, AUTH_LIMITS | {401}),
     ("/v1/auth/logout", "post"): ("auth", "End this session; its refresh and access tokens stop working", None,
                                   {204: None}, {401}),
+    ("/v1/auth/logout-everywhere", "post"): ("auth", "End all your sessions: every refresh and access token of "
+                                                     "yours stops working (answered once that holds)", None,
+                                             {204: None}, {401}),
     ("/v1/auth/forgot-password", "post"): ("auth", "Email a password-reset code", "ForgotPassword",
                                            {202: "CodeSent"}, AUTH_LIMITS | {404}),
     ("/v1/auth/reset-password", "post"): ("auth", "Set a new password with the emailed code", "ResetPassword",
@@ -96,6 +99,7 @@ OPERATIONS = {
     **openapi_history.OPERATIONS,
     **openapi_webapp.OPERATIONS,
     **audit.OPERATIONS,
+    **admin.OPERATIONS,
 }
 
 _V2_SESSION = ("username", "token")
@@ -165,7 +169,7 @@ PATH_PARAMETERS = {"name": string(64, description="device name"),
                       for param in api.params if param.name in selectors(api)},
                    "command_id": {"type": "string", "format": "uuid"}, "slug": {"type": "string"},
                    "notification_id": {"type": "string", "format": "uuid"},
-                   "device_id": audit.DEVICE_ID}
+                   "device_id": audit.DEVICE_ID, **admin.PATH_PARAMETERS}
 
 
 def _answer(description: str, schema: dict | None, media: str = "application/json", headers: dict | None = None):
@@ -205,6 +209,7 @@ def _parameters(path: str, method: str) -> list[dict]:
     elif (path, method) == ("/v1/notifications", "get"):
         params += NOTIFICATION_QUERY
     params += openapi_webapp.PARAMETERS.get((path, method), [])
+    params += admin.PARAMETERS.get(path, []) if method == "get" else []
     return params + openapi_history.parameters(path) + audit.PARAMETERS.get(path, [])
 
 
@@ -264,6 +269,7 @@ def build_document(routes, settings) -> dict:
                                 "routes answer with their {status, message} envelope instead."},
         "servers": [{"url": settings.api_url}],
         "paths": paths,
-        "components": {"schemas": {**SCHEMAS, **openapi_history.SCHEMAS, **openapi_webapp.SCHEMAS, **audit.SCHEMAS},
+        "components": {"schemas": {**SCHEMAS, **openapi_history.SCHEMAS, **openapi_webapp.SCHEMAS, **audit.SCHEMAS,
+                                   **admin.SCHEMAS},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     }

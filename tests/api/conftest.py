@@ -10,6 +10,7 @@ from falcon import testing
 
 from gateways.http.app import create_app
 from gateways.outbox import Outbox
+from iotcloud.cli import parser
 
 
 class Api:
@@ -52,6 +53,12 @@ class Api:
         answer = self.post("/v1/auth/login", {"username": username, "password": password})
         assert answer.status_code == 200, answer.text
         return answer.json["access_token"]
+
+
+def cli(settings, *argv) -> int:
+    """Runs an `iotcloud` CLI command in-process, as an operator would."""
+    args = parser().parse_args(list(argv))
+    return args.func(settings, args)
 
 
 @pytest.fixture

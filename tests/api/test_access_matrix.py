@@ -54,6 +54,7 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     **{(f"/v1/auth/{route}", "post"): PUBLIC for route in ("signup", "confirm", "resend-code", "login", "refresh",
                                                             "forgot-password", "reset-password")},
     ("/v1/auth/logout", "post"): v1({204}, {204}),
+    ("/v1/auth/logout-everywhere", "post"): v1({204}, {204}),
     ("/v1/me", "get"): v1({200}, {200}),
     ("/v1/devices", "get"): v1({200}, {200}),
     ("/v1/devices", "post"): v1({201}, {201}, {"name": "fresh"}),
@@ -75,6 +76,9 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("/v1/audit/devices/{device_id}/events", "get"): v1({200}, {403}),
     ("/v1/audit/devices/{device_id}/state", "get"): v1({200}, {403}),
     ("/v1/audit/verify", "get"): v1({403}, {403}),  # auditors only
+    # administrators only (neither matrix user is one; admins: tests/api/test_admin_routes.py)
+    **{(path, "get"): v1({403}, {403}) for path in ("/v1/admin/users", "/v1/admin/devices")},
+    **{("/v1/admin/users/{username}/roles/{role}", method): v1({403}, {403}) for method in ("put", "delete")},
     # Refused (and recorded) before the device is called: the owner's refusal, the other user's 404.
     ("/v1/devices/{name}/notifications", "post"): v1({422}, {404}, {"recipient": "nobody", "message": "hi"}),
     ("/v1/notifications", "get"): v1({200}, {200}),
@@ -180,7 +184,8 @@ class World:
         name, device_id, command_id = self.owned_device()
         url = (path.replace(NAMED, name).replace("{number}", "1").replace("{command_id}", command_id)
                .replace("{device_id}", device_id)
-               .replace("{slug}", "device-not-found")) + expect.query
+               .replace("{slug}", "device-not-found").replace("{username}", self.other)
+               .replace("{role}", "analyst")) + expect.query
         if "{notification_id}" in url:
             url = url.replace("{notification_id}", self.owned_notification())
         body = {k: (name if v == NAMED else f"n{uuid.uuid4().hex[:8]}" if v == "fresh" else v)

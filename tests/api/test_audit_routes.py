@@ -5,13 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from iotcloud.cli import parser
-from tests.api.conftest import assert_problem
-
-
-def cli(settings, *argv) -> int:
-    args = parser().parse_args(list(argv))
-    return args.func(settings, args)
+from tests.api.conftest import assert_problem, cli
 
 
 @pytest.fixture

@@ -104,6 +104,19 @@ def test_modern_sign_up_login_refresh_logout(cognito_api, pool):
     assert api.get("/v1/me", token=again.json["access_token"]).status_code == 200
 
 
+
+def test_sign_out_everywhere_ends_both_sessions(cognito_api, pool):
+    api = cognito_api
+    username, first = modern_user(api, pool)
+    second = api.post("/v1/auth/login", {"username": username, "password": PASSWORD}).json
+    for session in (first, second):
+        assert api.get("/v1/me", token=session["access_token"]).status_code == 200
+    assert api.post("/v1/auth/logout-everywhere", token=first["access_token"]).status_code == 204
+    for session in (first, second):
+        assert_problem(api.get("/v1/me", token=session["access_token"]), 401, "invalid-token")
+        assert_problem(api.post("/v1/auth/refresh", {"refresh_token": session["refresh_token"]}), 401,
+                       "invalid-token")
+
 def test_modern_forgot_and_reset_password(cognito_api, pool):
     api = cognito_api
     username, _ = modern_user(api, pool)

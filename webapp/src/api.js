@@ -149,6 +149,13 @@ export async function logout() {
   } catch { /* offline: the tokens expire by themselves */ }
 }
 
+// Every session of the user ends; the API answers once no token of theirs is accepted anywhere, so the
+// tab keeps its session until then (a failure leaves the user signed in and told so).
+export async function logoutEverywhere() {
+  await request("POST", "/v1/auth/logout-everywhere");
+  save(null);
+}
+
 export const publicPost = (path, body) => request("POST", path, body, { auth: false });
 export const get = (path, options) => request("GET", path, undefined, options);
 export const post = (path, body) => request("POST", path, body);

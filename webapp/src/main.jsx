@@ -15,17 +15,19 @@ const Notifications = lazyPage(() => import("./pages/notifications.jsx"), "Notif
 const Analytics = lazyPage(() => import("./pages/analytics.jsx"), "Analytics");
 const History = lazyPage(() => import("./pages/history.jsx"), "History");
 const Audit = lazyPage(() => import("./pages/audit.jsx"), "Audit");
+const Admin = lazyPage(() => import("./pages/admin.jsx"), "Admin");
 const DevicePage = lazyPage(() => import("./pages/device.jsx"), "DevicePage");
 
 const PUBLIC = { "/login": ["Log in", Login], "/signup": ["Sign up", SignUp], "/confirm": ["Confirm your account", Confirm],
                  "/forgot": ["Forgot password", Forgot], "/reset": ["Reset password", Reset] };
 
-function page(path, query, roles) {
+function page(path, query, roles, username) {
   if (PUBLIC[path]) { const [title, Page] = PUBLIC[path]; return [title, <Page query={query} />]; }
   if (path === "/" || path === "/devices") return ["Devices", <Devices />];
   if (path === "/account") return ["Account", <Account />];
   if (path === "/history") return ["History", <History key="all" />];
   if (path === "/audit") return ["Audit", <Audit query={query} roles={roles} key={query.toString()} />];
+  if (path === "/admin") return ["Administration", <Admin me={username} />];
   if (path === "/analytics") return ["Analytics", <Analytics roles={roles} />];
   if (path === "/notifications") return ["Notifications", <Notifications query={query} key={query.toString()} />];
   let params = match("/devices/:name/history", path);
@@ -50,7 +52,7 @@ function App() {
   useEffect(() => { // roles shape the navigation only; the API decides what each role may see
     if (session) get("/v1/me").then((me) => setRoles(me.roles || []), () => setRoles([]));
   }, [session?.username]);
-  const [title, content] = !session && !isPublic ? ["Log in", null] : page(path, query, roles);
+  const [title, content] = !session && !isPublic ? ["Log in", null] : page(path, query, roles, session?.username);
   useEffect(() => { document.title = `${title} · iotcloud`; }, [title]);
   const current = (href) => (path.startsWith(href) ? "page" : undefined);
   return (
@@ -70,6 +72,7 @@ function App() {
             <Link href="/notifications" aria-current={current("/notifications")}>Notifications</Link>
             <Link href="/analytics" aria-current={current("/analytics")}>Analytics</Link>
             {roles.includes("auditor") && <Link href="/audit" aria-current={current("/audit")}>Audit</Link>}
+            {roles.includes("admin") && <Link href="/admin" aria-current={current("/admin")}>Admin</Link>}
             <Link href="/account" aria-current={current("/account")}>Account</Link>
             <button type="button" class="link" onClick={() => logout().finally(() => navigate("/login", { replace: true }))}>
               Log out

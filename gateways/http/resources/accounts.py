@@ -86,13 +86,25 @@ class Refresh(IdentityResource):
 
 
 class Logout(IdentityResource):
+    """Ends this session."""
+
     public = False
 
     def on_post(self, req, resp):
         principal = req.context.principal
         with acting_as(f"user:{principal.username}", req.context.correlation_id, req.context.request_id):
-            self._identity.logout(principal)
+            self._end(principal)
         resp.status = falcon.HTTP_204
+
+    def _end(self, principal) -> None:
+        self._identity.logout(principal)
+
+
+class LogoutEverywhere(Logout):
+    """Ends every session of the caller; answers once none of their tokens is accepted any more."""
+
+    def _end(self, principal) -> None:
+        self._identity.logout_everywhere(principal)
 
 
 class ForgotPassword(IdentityResource):

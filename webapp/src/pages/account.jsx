@@ -1,6 +1,6 @@
-// The account: profile, change password (by emailed code, the only way the API offers), log out.
+// The account: profile, change password (by emailed code, the only way the API offers), log out here or everywhere.
 import { useEffect, useState } from "preact/hooks";
-import { get, logout, publicPost } from "../api.js";
+import { get, logout, logoutEverywhere, publicPost } from "../api.js";
 import { navigate } from "../router.jsx";
 import { Notice } from "../ui.jsx";
 
@@ -8,6 +8,15 @@ export function Account() {
   const [profile, setProfile] = useState(null);
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
+  const [asking, setAsking] = useState(false);
+  const [ending, setEnding] = useState(false);
+  const endEverywhere = async () => {
+    setEnding(true);
+    try {
+      await logoutEverywhere();
+      navigate("/login", { replace: true });
+    } catch (e) { setError(e.message); setEnding(false); }
+  };
   useEffect(() => { get("/v1/me").then(setProfile, (e) => setError(e.message)); }, []);
   const changePassword = async () => {
     setBusy(true);
@@ -35,6 +44,17 @@ export function Account() {
       <button type="button" class="secondary" onClick={() => logout().finally(() => navigate("/login", { replace: true }))}>
         Log out
       </button>
+      <h3>Other devices and browsers</h3>
+      {!asking && <button type="button" class="danger" onClick={() => setAsking(true)}>Sign out everywhere…</button>}
+      {asking && (
+        <div class="confirm" role="group" aria-label="Confirm sign out everywhere">
+          <p>Every session of yours ends, on every browser and app, this one too. You then log in again.</p>
+          <button type="button" class="danger" disabled={ending} onClick={endEverywhere}>
+            {ending ? "Signing out everywhere…" : "Yes, sign out everywhere"}
+          </button>
+          <button type="button" class="secondary" disabled={ending} onClick={() => setAsking(false)}>Cancel</button>
+        </div>
+      )}
     </section>
   );
 }
