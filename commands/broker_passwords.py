@@ -19,8 +19,11 @@ MAX_PRESENTED = 128  # longer presented passwords are refused unhashed
 
 
 def new_broker_password() -> tuple[str, str]:
-    """(the password, shown once; its stored hash)."""
+    """(the password, shown once; its stored hash). Never starting with '-': devices take it on a command
+    line (libpyiotcloud's `--USE_PASSWORD`), where a leading dash reads as an option."""
     password = secrets.token_urlsafe(SECRET_BYTES)
+    while password.startswith("-"):
+        password = secrets.token_urlsafe(SECRET_BYTES)
     return password, broker_password_hash(password)
 
 

@@ -31,6 +31,8 @@ def test_random_paths_and_verbs_add_no_series():
     text = client.simulate_get("/metrics").text
     series = set(re.findall(r'^iotcloud_http_requests_total\{(.*)\} \S+$', text, re.M))
     new = series - set(re.findall(r'^iotcloud_http_requests_total\{(.*)\} \S+$', before, re.M))
-    assert new == {'method="GET",route="/things/{name}",status="2xx"', 'method="GET",route="unmatched",status="4xx"',
-                   'method="OTHER",route="/things/{name}",status="4xx"'}, new
+    expected = {'method="GET",route="/things/{name}",status="2xx"', 'method="GET",route="unmatched",status="4xx"',
+                'method="OTHER",route="/things/{name}",status="4xx"'}
+    # The registry is the process's own: an earlier test may have made one of these series already.
+    assert new <= expected <= series, (new, series)
     assert not re.search(r"[0-9a-f]{32}", text)
