@@ -6,7 +6,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.webapp.conftest import axe_violations, docs_dir, log_in
-from tests.webapp.test_roles import grant
+from tests.webapp.test_role_views import grant
 
 
 def test_an_administrator_sees_everyones_devices_and_grants_a_role(platform, base_url, page, browser, tmp_path,
