@@ -48,7 +48,8 @@ def test_two_processes_writing_at_once_keep_one_chain(make_settings, durable_sto
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
                for tag in ("one", "two")]
     for writer in writers:
-        assert writer.stdout.readline() == b"ready\n"
+        first = writer.stdout.readline()
+        assert first == b"ready\n", (first + writer.stdout.read()).decode(errors="replace")  # the writer's traceback
     for writer in writers:
         writer.stdin.write(b"go\n")
         writer.stdin.flush()

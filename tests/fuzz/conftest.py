@@ -20,6 +20,8 @@ from tests.fuzz.tally import EXAMPLES
 
 PASSWORD = "correct horse battery"
 LOGOUTS = {("/v1/auth/logout", "post"), ("/user/logout", "post")}
+# Ends every session of its caller: fuzzed as a second user, so the shared session lives on.
+EVERYWHERE = ("/v1/auth/logout-everywhere", "post")
 
 
 class FuzzTarget:
@@ -33,30 +35,35 @@ class FuzzTarget:
         self.schema = schemathesis.openapi.from_wsgi("/openapi.json", self.app)
         self.outbox = Outbox(running.settings.state_dir / "outbox.sqlite3")
         self.username = f"fuzz{uuid.uuid4().hex[:8]}"
+        self.bystander = f"fuzzb{uuid.uuid4().hex[:8]}"
         self.device = "fuzz-kitchen"
-        self._sign_up()
+        self._sign_up(self.username)
+        self._sign_up(self.bystander)
         self.token = self.login()
         answer = self.client.simulate_post("/v1/devices", json={"name": self.device},
                                            headers={"Authorization": f"Bearer {self.token['access']}"})
         assert answer.status_code == 201, answer.text
 
-    def _sign_up(self) -> None:
-        email = f"{self.username}@example.com"
+    def _sign_up(self, username: str) -> None:
+        email = f"{username}@example.com"
         answer = self.client.simulate_post("/v1/auth/signup", json={
-            "username": self.username, "password": PASSWORD, "email": email, "given_name": "Fuzz",
+            "username": username, "password": PASSWORD, "email": email, "given_name": "Fuzz",
             "family_name": "Tester"})
         assert answer.status_code == 201, answer.text
         code = re.search(r"code is (\d{6})", self.outbox.messages(limit=1, recipient=email)[0]["body"]).group(1)
-        answer = self.client.simulate_post("/v1/auth/confirm", json={"username": self.username, "code": code})
+        answer = self.client.simulate_post("/v1/auth/confirm", json={"username": username, "code": code})
         assert answer.status_code == 200, answer.text
 
     def token_for(self, path: str, method: str) -> dict:
         """The shared session, or a fresh one for a call that ends its session."""
+        if (path, method) == EVERYWHERE:
+            return self.login(self.bystander)
         return self.login() if (path, method) in LOGOUTS else self.token
 
-    def login(self) -> dict:
+    def login(self, username: str | None = None) -> dict:
         """A fresh session: {access, refresh, id} as v2 bodies carry it."""
-        answer = self.client.simulate_post("/v1/auth/login", json={"username": self.username, "password": PASSWORD})
+        answer = self.client.simulate_post("/v1/auth/login", json={"username": username or self.username,
+                                                                   "password": PASSWORD})
         assert answer.status_code == 200, answer.text
         tokens = answer.json
         return {"access": tokens["access_token"], "refresh": tokens["refresh_token"], "id": tokens["id_token"]}
