@@ -89,6 +89,10 @@ def parse_args(argv=None):
     p.add_argument("--profile", action="store_true",
                    help="after the saturated run, a further one with py-spy on the gateway, API worker(s), "
                         "projector and read store (collapsed stacks: bench/results/<name>.<process>.collapsed.txt)")
+    p.add_argument("--profile-sequential", action="store_true",
+                   help="a further sequential run with py-spy sampling every thread's wall clock (--idle --threads, "
+                        "500 Hz): where a sequential call's time goes (bench/results/<name>.seq.<process>.collapsed.txt)")
+    p.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second (default %(default)s)")
     p.add_argument("--profile-duration", type=float, default=15, help="seconds of the profiled run (default %(default)s)")
     p.add_argument("--wait-quiet", type=float, default=0,
                    help="wait up to this many seconds for the shared machine to go quiet before starting, and up "
@@ -155,12 +159,12 @@ def main(argv=None) -> int:
         if pg is not None:
             pg.drop()
         result["wall_clock_s"] = round(time.monotonic() - started, 1)
-        if result.get("saturated_profiled", {}).get("profile"):
-            for prof in result["saturated_profiled"]["profile"].values():
+        for phase, prefix in (("saturated_profiled", ""), ("sequential_profiled", "seq.")):
+            for prof in (result.get(phase) or {}).get("profile", {}).values():
                 src = Path(prof["file"]) if prof.get("file") else None
                 if src and src.is_file():
                     RESULTS.mkdir(parents=True, exist_ok=True)
-                    dst = RESULTS / f"{args.name}.{src.name}"
+                    dst = RESULTS / f"{args.name}.{prefix}{src.name}"
                     shutil.copy(src, dst)
                     prof["file"] = str(dst.relative_to(ROOT))
     return finish(args.name, result, state, args.keep_state, update_docs)

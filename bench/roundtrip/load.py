@@ -180,6 +180,20 @@ class Load:
         say(f"  {label}: {count} calls, {rec.errors} errors; {brief(result['latency'])}")
         return result
 
+    async def sequential_for(self, duration: float, during) -> dict:
+        """One client back to back for `duration` s while `during()` runs in a thread (a profiler)."""
+        slots = self.slots()
+        rec = Recorder()
+        side = asyncio.get_running_loop().run_in_executor(None, during)
+        start = time.monotonic()
+        i = 0
+        while time.monotonic() < start + duration:
+            await self.one_call(slots, slots.user_of(i), rec, time.monotonic())
+            i += 1
+        result = {"calls": i, "latency": percentiles(rec.service), "profile": await side}
+        say(f"  sequential (profiled): {i} calls, {rec.errors} errors; {brief(result['latency'])}")
+        return result
+
     async def open_loop(self, rate: float, duration: float, label: str) -> dict:
         """Calls at fixed times, latency from each call's *scheduled* time (coordinated-omission-correct)."""
         slots = self.slots()

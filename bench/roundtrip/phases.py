@@ -151,10 +151,19 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
             targets = profile_targets(platform)
             seconds = max(3, args.profile_duration - 3)
             say(f"profiled saturated run: py-spy on {', '.join(targets)} for {seconds:g} s")
-            during = lambda: (time.sleep(1), py_spy(targets, seconds, prof_dir))[1]  # noqa: E731
+            during = lambda: (time.sleep(1), py_spy(targets, seconds, prof_dir, rate=args.profile_rate))[1]  # noqa: E731
             await settle(platform)
             result["saturated_profiled"] = await load.closed_loop(clients, args.profile_duration,
                                                                   "saturated (profiled)", during)
+        if args.profile_sequential:
+            prof_dir = state / "profiles-sequential"
+            prof_dir.mkdir(exist_ok=True)
+            targets = profile_targets(platform)
+            seconds = max(3, args.profile_duration - 3)
+            say(f"profiled sequential run (wall clock, every thread): py-spy on {', '.join(targets)} for {seconds:g} s")
+            during = lambda: (time.sleep(1), py_spy(targets, seconds, prof_dir, rate=500, wall=True))[1]  # noqa: E731
+            await settle(platform)
+            result["sequential_profiled"] = await load.sequential_for(args.profile_duration, during)
         result["memory"]["after_load"] = platform.memory()
     finally:
         fleet.stop()

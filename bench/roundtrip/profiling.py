@@ -11,8 +11,9 @@ from pathlib import Path
 from roundtrip import VENV_BIN
 
 
-def py_spy(pids: dict[str, int], seconds: float, outdir: Path) -> dict:
-    """Samples each pid with py-spy (raw collapsed stacks) and summarises the top frames."""
+def py_spy(pids: dict[str, int], seconds: float, outdir: Path, rate: int = 100, wall: bool = False) -> dict:
+    """Samples each pid with py-spy (raw collapsed stacks) and summarises the top frames; `wall` also
+    samples waiting threads, one stack per thread, so a sequential call's wall time can be split up."""
     tool = VENV_BIN / "py-spy"
     if not tool.exists():
         found = shutil.which("py-spy")
@@ -24,7 +25,8 @@ def py_spy(pids: dict[str, int], seconds: float, outdir: Path) -> dict:
     for name, pid in pids.items():
         path = outdir / f"{re.sub(r'[^a-z0-9]+', '-', name.lower())}.collapsed.txt"
         procs[name] = (path, subprocess.Popen([str(tool), "record", "--pid", str(pid), "-d", str(int(seconds)),
-                                               "-r", "100", "--nonblocking", "-f", "raw", "-o", str(path)],
+                                               "-r", str(rate), "--nonblocking", "-f", "raw", "-o", str(path)]
+                                              + (["--idle", "--threads"] if wall else []),
                                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
     summary = {}
     for name, (path, proc) in procs.items():
