@@ -8,7 +8,7 @@ from iotcloud.bootstrap import build_platform
 from iotcloud.config import Settings
 
 settings = Settings.from_env()
-logs.configure(settings.log_level)
+logs.configure(settings.log_level, queued=True)
 platform = build_platform(settings)
 app = create_app(platform)
 # A worker stopped by SIGTERM first finishes its requests (gunicorn's graceful timeout), then exits
