@@ -29,7 +29,7 @@ class OpsServer:
             self._server = ThreadingHTTPServer((host, port), self._handler())
         except OSError as exc:
             log.warning("no metrics listener for %s: %s:%s is unavailable (%s)", process, host, port, exc,
-                        extra={"process": process, "port": port})
+                        extra={"service": process, "port": port})
             return
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name=f"{process}-ops", daemon=True).start()
