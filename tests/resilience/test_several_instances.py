@@ -121,8 +121,11 @@ class Cluster:
         for thread in threads:
             thread.join(240)
         assert not failures, failures
-        names = sorted([self.first.node_name, *(node.node_name for node in self.others.values())])
-        wait_for(lambda: self.second.cluster_nodes() == names, "a cluster of three running nodes", 60, 0.5)
+        wait_for(lambda: self.second.cluster_nodes() == self.names, "a cluster of three running nodes", 60, 0.5)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted([self.first.node_name, *(node.node_name for node in self.others.values())])
 
     def queues(self, node) -> dict[str, dict]:
         """name -> type, members and leader of every queue, as `node` sees them."""
@@ -260,6 +263,8 @@ def test_two_of_every_process_and_a_broker_node_survive_being_killed(several, pr
         after = cluster.queues(cluster.second)
         report["queue_leaders_before_after"] = {name: [leaders[name], after[name]["leader"]] for name in leaders}
         wait_for(lambda: cluster.first.is_running(), "the supervisor restarting the killed node", 120, 0.5)
+        wait_for(lambda: cluster.second.cluster_nodes() == cluster.names, "the killed node back in the cluster", 60, 0.5)
+        report["broker_node_back_seconds"] = round(time.monotonic() - killed_at, 1)
 
         load.phase, before = "api", len(load.calls)
         # The second API dies whole, master and worker, as a container or a pod does; nobody restarts it.
