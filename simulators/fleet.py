@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     for n, creds in enumerate(all_creds):
         try:
-            loop.add(MqttDevice(creds, loop, keepalive=args.keepalive, notification_recipient=args.notification_recipient,
+            loop.add(MqttDevice(creds, loop, keepalive=args.keepalive,
+                                notification_recipient=args.notification_recipient,
                                 backoff=Backoff(maximum=args.max_reconnect_delay), endpoints=args.broker or None,
                                 first_endpoint=n))
         except Exception as exc:

@@ -262,7 +262,8 @@ class PrivateBrokerNode:
         would keep the members they were declared with and lose their majority with one node."""
         for args in (("stop_app",), ("join_cluster", seed_node), ("start_app",)):
             done = self._ctl(*args, timeout=120)
-            if done.returncode != 0 and not (args[0] == "join_cluster" and "already_member" in done.stdout + done.stderr):
+            already = args[0] == "join_cluster" and "already_member" in done.stdout + done.stderr
+            if done.returncode != 0 and not already:
                 raise BrokerStartError(f"rabbitmqctl {' '.join(args)}: {done.stdout}{done.stderr}\n{self.log_tail()}")
         deadline = time.monotonic() + self.start_timeout
         for port in (self.ports.amqps, self.ports.mqtts, self.ports.management):

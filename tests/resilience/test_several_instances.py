@@ -101,8 +101,8 @@ class Cluster:
 
     def __init__(self, platform: Platform, tmp_path, ports: dict[str, BrokerPorts]):
         self.first = embedded_node(platform.settings)
-        self.others = {name: cluster_node(platform.settings, f"iotcloud-{name}", tmp_path / f"broker-{name}", ports[name])
-                       for name in ("second", "tiebreaker")}
+        self.others = {name: cluster_node(platform.settings, f"iotcloud-{name}", tmp_path / f"broker-{name}",
+                                          ports[name]) for name in ("second", "tiebreaker")}
         self.second, self.tiebreaker = self.others["second"], self.others["tiebreaker"]
 
     def form(self) -> None:
@@ -252,7 +252,8 @@ def test_two_of_every_process_and_a_broker_node_survive_being_killed(several, pr
         killed_wall, killed_at = dt.datetime.now(), time.monotonic()
         cluster.first.kill()
         moved = lambda: {d: w for d, w in subscriptions(fleet, mark).items() if d in on_first}  # noqa: E731
-        wait_for(lambda: len(moved()) == len(on_first), f"the {len(on_first)} devices of the killed node back", 120, 0.2)
+        wait_for(lambda: len(moved()) == len(on_first), f"the {len(on_first)} devices of the killed node back",
+                 120, 0.2)
         report["failover_seconds"]["devices (last of the killed node's)"] = round(
             max((when - killed_wall).total_seconds() for when, _ in moved().values()), 3)
         report["failover_seconds"]["devices (median)"] = round(
@@ -263,7 +264,8 @@ def test_two_of_every_process_and_a_broker_node_survive_being_killed(several, pr
         after = cluster.queues(cluster.second)
         report["queue_leaders_before_after"] = {name: [leaders[name], after[name]["leader"]] for name in leaders}
         wait_for(lambda: cluster.first.is_running(), "the supervisor restarting the killed node", 120, 0.5)
-        wait_for(lambda: cluster.second.cluster_nodes() == cluster.names, "the killed node back in the cluster", 60, 0.5)
+        wait_for(lambda: cluster.second.cluster_nodes() == cluster.names, "the killed node back in the cluster",
+                 60, 0.5)
         report["broker_node_back_seconds"] = round(time.monotonic() - killed_at, 1)
 
         load.phase, before = "api", len(load.calls)
