@@ -21,7 +21,22 @@ def embedded_node(settings: Settings) -> PrivateBrokerNode:
     backend = AuthBackendIdentity.load_or_create(settings.broker_dir)
     return PrivateBrokerNode(settings.broker_dir, CertificateAuthority.load_or_create(settings.pki_dir),
                              auth_backend_url=f"https://localhost:{settings.broker_auth_port}/{backend.secret}",
-                             auth_backend_cafile=backend.ca_file, ports=ports, host=settings.broker_host)
+                             auth_backend_cafile=backend.ca_file, ports=ports, host=settings.broker_host,
+                             queue_type=settings.broker_queue_type)
+
+
+def cluster_node(settings: Settings, name: str, state_dir, ports: BrokerPorts) -> PrivateBrokerNode:
+    """Another node for the embedded node's cluster, on this machine: the same CA, auth backend, queue
+    type, Erlang cookie and epmd (its own dist, AMQPS, MQTTS and management ports). Start it, then
+    `join_cluster(embedded_node(settings).node_name)`. Used by the several-instances test; a real
+    cluster runs one node per machine (docs/scaling.md)."""
+    seed = embedded_node(settings)
+    if ports.epmd != seed.ports.epmd:
+        raise ValueError("the nodes of one machine find each other through one epmd")
+    return PrivateBrokerNode(state_dir, seed.authority, auth_backend_url=seed.auth_backend_url,
+                             auth_backend_cafile=seed.auth_backend_cafile, ports=ports, node_name=name,
+                             host=settings.broker_host, queue_type=settings.broker_queue_type,
+                             erlang_cookie=seed.read_cookie())
 
 
 def certificate_revocation(settings: Settings, ca) -> BrokerRevocation | None:
@@ -51,11 +66,13 @@ def service_address(settings: Settings, name: str) -> BrokerAddress | None:
         return None
     context = ssl.create_default_context(cafile=str(ca_file))
     context.load_cert_chain(str(folder / "cert.pem"), str(folder / "key.pem"))
-    return BrokerAddress(settings.broker_host, settings.amqp_port, context, settings.broker_tls_name, name)
+    return BrokerAddress(settings.broker_host, settings.amqp_port, context, settings.broker_tls_name, name,
+                         alternates=settings.broker_alternates, queue_type=settings.broker_queue_type)
 
 
 def admin_client(settings: Settings) -> BrokerAdmin | None:
     if settings.broker != "embedded":
         return None
     return BrokerAdmin(f"http://127.0.0.1:{settings.broker_management_port}",
-                       load_or_create_admin_credentials(settings.broker_dir))
+                       load_or_create_admin_credentials(settings.broker_dir),
+                       alternates=settings.broker_management_alternates)

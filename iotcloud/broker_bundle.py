@@ -37,7 +37,8 @@ def broker_node_files(settings: Settings, hostnames: tuple[str, ...], host: str 
     node = PrivateBrokerNode(settings.broker_dir, CertificateAuthority.load_or_create(settings.pki_dir),
                              auth_backend_url=f"https://localhost:{settings.broker_auth_port}/{backend.secret}",
                              auth_backend_cafile=backend.ca_file, ports=ports, host=host,
-                             hostnames=hostnames, definitions_file=settings.broker_dir / "definitions.json")
+                             hostnames=hostnames, definitions_file=settings.broker_dir / "definitions.json",
+                             queue_type=settings.broker_queue_type)
     settings.broker_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_secret(node.definitions_file, json.dumps(service_definitions(), indent=2).encode(), replace=True)
     node.write_files()

@@ -115,6 +115,12 @@ class Settings:
     broker_dist_port: int = DEFAULT_BROKER_DIST_PORT
     broker_epmd_port: int = DEFAULT_BROKER_EPMD_PORT
     broker_service_dir: str = ""
+    # A RabbitMQ cluster (docs/scaling.md): the other nodes' AMQPS and management addresses,
+    # "host:port,host:port", which services fail over to in order, and the type of the durable
+    # queues (quorum on a cluster).
+    broker_amqp_nodes: str = ""
+    broker_management_nodes: str = ""
+    broker_queue_type: str = "classic"
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     signer_socket: str = ""              # empty: <state_dir>/signer/signer.sock
     direct_calls: str = "auto"           # the API's short path: auto (on with one API worker), on, off
@@ -184,6 +190,16 @@ class Settings:
         if self.direct_calls not in ("auto", "on", "off"):
             raise ValueError(f"IOTCLOUD_DIRECT_CALLS must be auto, on or off, not {self.direct_calls!r}")
         return self.direct_calls == "on" or (self.direct_calls == "auto" and self.api_workers == 1)
+
+    @property
+    def broker_alternates(self) -> tuple[tuple[str, int], ...]:
+        """IOTCLOUD_BROKER_AMQP_NODES as (host, port) pairs."""
+        return host_ports(self.broker_amqp_nodes, "IOTCLOUD_BROKER_AMQP_NODES")
+
+    @property
+    def broker_management_alternates(self) -> tuple[tuple[str, int], ...]:
+        """IOTCLOUD_BROKER_MANAGEMENT_NODES as (host, port) pairs."""
+        return host_ports(self.broker_management_nodes, "IOTCLOUD_BROKER_MANAGEMENT_NODES")
 
     @property
     def operator_names(self) -> frozenset[str]:
@@ -268,3 +284,14 @@ class Settings:
 def redact_uri(uri: str) -> str:
     """A URI with its password replaced by ***, fit for logs and banners."""
     return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", uri)
+
+
+def host_ports(value: str, name: str) -> tuple[tuple[str, int], ...]:
+    """"host:port,host:port" as pairs ("[::1]:5671" for an IPv6 address)."""
+    found = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{name}: {item!r} is not host:port")
+        found.append((host.strip("[]"), int(port)))
+    return tuple(found)

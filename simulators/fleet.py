@@ -22,7 +22,7 @@ import time
 
 from ._cli import add_common_arguments, install_stop_handlers, setup_logging
 from .credentials import CredentialsError, load_many
-from .mqtt_engine import KEEPALIVE, MqttDevice, MqttLoop
+from .mqtt_engine import KEEPALIVE, Backoff, MqttDevice, MqttLoop
 
 log = logging.getLogger("simulators.fleet")
 
@@ -80,6 +80,13 @@ class Progress:
             self._last_print = now
 
 
+def endpoint(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m simulators.fleet",
@@ -98,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--progress-interval", type=float, default=5.0, metavar="S",
                         help="seconds between progress lines (default %(default)s)")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every device's connects and subscribes")
+    parser.add_argument("--broker", action="append", default=[], metavar="HOST:PORT", type=endpoint,
+                        help="an MQTTS address of the broker's cluster (repeatable): device n starts at address "
+                             "n mod count and moves to the next whenever its node refuses or drops it "
+                             "(default: the address in each credentials file)")
+    parser.add_argument("--max-reconnect-delay", type=float, default=30.0, metavar="SECONDS",
+                        help="cap of each device's exponential reconnect backoff (default %(default)s)")
     add_common_arguments(parser)
     return parser
 
@@ -124,9 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress(loop, args.progress_interval)
     loop.tick = progress.tick  # set after construction: Progress needs the loop
     t0 = time.monotonic()
-    for creds in all_creds:
+    for n, creds in enumerate(all_creds):
         try:
-            loop.add(MqttDevice(creds, loop, keepalive=args.keepalive, notification_recipient=args.notification_recipient))
+            loop.add(MqttDevice(creds, loop, keepalive=args.keepalive,
+                                notification_recipient=args.notification_recipient,
+                                backoff=Backoff(maximum=args.max_reconnect_delay), endpoints=args.broker or None,
+                                first_endpoint=n))
         except Exception as exc:
             parser.error(f"{creds.source}: {exc}")
     progress.emit(f"fleet: starting {len(all_creds)} devices (set-up {time.monotonic() - t0:.2f} s, rss={rss_mib():.1f}MiB)")

@@ -72,7 +72,8 @@ class MqttDevice:
 
     def __init__(self, creds: Credentials, loop: "MqttLoop", *, keepalive: int = KEEPALIVE,
                  notification_recipient: str | None = None, device: Device | None = None,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, endpoints: list[tuple[str, int]] | None = None,
+                 first_endpoint: int = 0) -> None:
         self.creds = creds
         self.loop = loop
         self.id = creds.device_id
@@ -83,6 +84,11 @@ class MqttDevice:
         self.subscribed = False
         self.attempting = False  # counted in loop.stats.connecting
         self.sock: socket.socket | None = None
+        # The broker's nodes, as a device given several addresses knows them: it starts at one (a fleet
+        # spreads its devices over them) and moves to the next whenever its node refuses or drops it.
+        self.endpoints = list(endpoints or [(creds.host, creds.port("mqtt"))])
+        self.endpoint = first_endpoint % len(self.endpoints)
+        self.keepalive = keepalive
 
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=creds.device_id, clean_session=False,
                         protocol=mqtt.MQTTv311, userdata=self)
@@ -100,8 +106,18 @@ class MqttDevice:
         c.on_socket_close = self._on_socket_close
         c.on_socket_register_write = self._on_socket_register_write
         c.on_socket_unregister_write = self._on_socket_unregister_write
-        c.connect_async(creds.host, creds.port("mqtt"), keepalive)
+        c.connect_async(*self.endpoints[self.endpoint], keepalive)
         self.client = c
+
+    @property
+    def where(self) -> str:
+        return "%s:%s" % self.endpoints[self.endpoint]
+
+    def next_endpoint(self) -> None:
+        """Fail over: the next node is tried on the next attempt (a no-op with one endpoint)."""
+        if len(self.endpoints) > 1:
+            self.endpoint = (self.endpoint + 1) % len(self.endpoints)
+            self.client.connect_async(*self.endpoints[self.endpoint], self.keepalive)
 
     # -- connection management (called by the loop) -----------------------------------
     def attempt_connect(self) -> None:
@@ -116,9 +132,9 @@ class MqttDevice:
             self.settled()
             self.loop.stats.failures += 1
             delay = self.backoff.next()
-            log.warning("%s: connect to %s:%s failed (%s); retrying in %.1f s", self.id, self.creds.host,
-                        self.creds.port("mqtt"), exc, delay)
+            log.warning("%s: connect to %s failed (%s); retrying in %.1f s", self.id, self.where, exc, delay)
             self._drop_socket()
+            self.next_endpoint()
             self.loop.schedule_connect(self, delay)
 
     def settled(self) -> None:
@@ -172,8 +188,7 @@ class MqttDevice:
         self.connected = True
         self.loop.stats.connected += 1
         self.backoff.reset()
-        log.info("%s: connected to %s:%s (session_present=%s)", self.id, self.creds.host, self.creds.port("mqtt"),
-                 flags.session_present)
+        log.info("%s: connected to %s (session_present=%s)", self.id, self.where, flags.session_present)
         client.subscribe(f"{self.id}/#", qos=1)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
@@ -189,7 +204,7 @@ class MqttDevice:
             st.peak_subscribed = max(st.peak_subscribed, st.subscribed)
             if st.all_subscribed_at is None and st.subscribed == st.devices:
                 st.all_subscribed_at = time.monotonic()
-        log.info("%s: subscribed to %s/# (QoS 1)", self.id, self.id)
+        log.info("%s: subscribed to %s/# (QoS 1) at %s", self.id, self.id, self.where)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.settled()
@@ -203,7 +218,8 @@ class MqttDevice:
             log.info("%s: disconnected", self.id)
             return
         delay = self.backoff.next()
-        log.warning("%s: connection lost (%s); reconnecting in %.1f s", self.id, reason_code, delay)
+        log.warning("%s: connection lost (%s) at %s; reconnecting in %.1f s", self.id, reason_code, self.where, delay)
+        self.next_endpoint()
         self.loop.schedule_connect(self, delay)
 
     def _on_message(self, client, userdata, msg) -> None:

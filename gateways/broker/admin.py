@@ -33,9 +33,13 @@ class BrokerAdminError(RuntimeError):
 class BrokerAdmin:
     """A small client of the RabbitMQ management API (loopback, HTTP basic auth)."""
 
-    def __init__(self, management_url: str, credentials: AdminCredentials, timeout: float = 5.0):
+    def __init__(self, management_url: str, credentials: AdminCredentials, timeout: float = 5.0,
+                 alternates: tuple[tuple[str, int], ...] = ()):
         parts = urlsplit(management_url)
-        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 15672
+        # Every node of a cluster answers for the whole cluster: when the current one refuses, the next
+        # is asked (the gateway's presence listing must not stop with the node it happened to ask).
+        self._addresses = [(parts.hostname or "127.0.0.1", parts.port or 15672), *alternates]
+        self._current = 0
         token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}"}
         self._timeout = timeout
@@ -47,20 +51,26 @@ class BrokerAdmin:
 
     def _request(self, method: str, path: str, headers: dict[str, str] | None = None,
                  body: bytes | None = None) -> tuple[int, bytes]:
-        for attempt in (1, 2):  # a kept-alive connection the server closed is retried once
+        # A kept-alive connection the server closed is retried once; a node that refuses or does not
+        # answer hands over to the next one, each tried once.
+        attempts = 1 + len(self._addresses)
+        for attempt in range(1, attempts + 1):
             connection = getattr(self._local, "connection", None)
             if connection is None:
                 connection = self._local.connection = http.client.HTTPConnection(
-                    self._host, self._port, timeout=self._timeout)
+                    *self._addresses[self._current], timeout=self._timeout)
             try:
                 connection.request(method, path, body=body, headers={**self._headers, **(headers or {})})
                 response = connection.getresponse()
                 return response.status, response.read()
-            except (http.client.HTTPException, ConnectionError):
+            except (http.client.HTTPException, OSError) as exc:
                 connection.close()
                 self._local.connection = None
-                if attempt == 2:
+                dropped = isinstance(exc, (http.client.HTTPException, ConnectionResetError, BrokenPipeError))
+                if attempt == attempts or not (dropped or len(self._addresses) > 1):
                     raise
+                if not dropped or attempt > 1:
+                    self._current = (self._current + 1) % len(self._addresses)
         raise AssertionError("unreachable")
 
     def put(self, path: str, document: dict) -> None:

@@ -25,6 +25,7 @@ from commands.pki import CertificateAuthority
 from commands.secret_files import read_or_create_token, write_secret
 
 from .node_config import advanced_config, rabbitmq_conf
+from .topology import CLASSIC, durable_queue_arguments
 from .revocation import CertificateRevocations, crl_directory
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -80,7 +81,8 @@ class PrivateBrokerNode:
                  ports: BrokerPorts = BrokerPorts(),
                  node_name: str = "iotcloud", host: str = "127.0.0.1",
                  hostnames: tuple[str, ...] = ("localhost",), start_timeout: float = 90.0,
-                 definitions_file: str | os.PathLike | None = None):
+                 definitions_file: str | os.PathLike | None = None, queue_type: str = CLASSIC,
+                 erlang_cookie: str | None = None):
         self.state_dir = Path(state_dir)
         self.authority = authority
         self.auth_backend_url = auth_backend_url.rstrip("/")
@@ -94,6 +96,13 @@ class PrivateBrokerNode:
         self.start_timeout = start_timeout
         # Users and permissions loaded at boot (a broker the platform cannot provision over its API).
         self.definitions_file = Path(definitions_file) if definitions_file else None
+        durable_queue_arguments(queue_type)  # refuses an unknown type
+        # Of the devices' persistent MQTT sessions (mqtt.durable_queue_type); the platform's own durable
+        # queues take theirs from the services' BrokerAddress.
+        self.queue_type = queue_type
+        # Nodes of one cluster share it (Erlang distribution's shared secret); None: the node's own,
+        # created at its first boot.
+        self.erlang_cookie = erlang_cookie
         self.certs_dir = self.state_dir / "certs"
         self.services_dir = self.state_dir / "services"
         self.log_dir = self.state_dir / "log"
@@ -186,6 +195,17 @@ class PrivateBrokerNode:
         self.revocations.ensure()
         (self.state_dir / "enabled_plugins").write_text("[" + ",".join(PLUGINS) + "].\n")
         (self.state_dir / "rabbitmq-env.conf").write_text("")
+        if self.erlang_cookie is not None:
+            write_secret(self.cookie_file, self.erlang_cookie.encode(), replace=True)
+            os.chmod(self.cookie_file, 0o400)  # Erlang refuses a cookie file others may read
+
+    @property
+    def cookie_file(self) -> Path:
+        return self.state_dir / "home" / ".erlang.cookie"
+
+    def read_cookie(self) -> str:
+        """The node's Erlang cookie (written by its first boot), for the nodes that join it."""
+        return self.cookie_file.read_text().strip()
 
     # ------------------------------------------------------------- life cycle
 
@@ -233,6 +253,42 @@ class PrivateBrokerNode:
                 if time.monotonic() > deadline:
                     raise BrokerStartError(f"port {port} did not open\n{self.log_tail()}")
                 time.sleep(0.05)
+
+    def join_cluster(self, seed_node: str) -> None:
+        """Makes this running node a member of `seed_node`'s cluster (both must share the Erlang cookie
+        and the epmd port). Its own users, queues and messages are dropped: the cluster's are the
+        truth. Idempotent: a node already in that cluster only has its app restarted. Quorum queues
+        declared before the join get a replica here too (`rabbitmq-queues grow`): without it they
+        would keep the members they were declared with and lose their majority with one node."""
+        for args in (("stop_app",), ("join_cluster", seed_node), ("start_app",)):
+            done = self._ctl(*args, timeout=120)
+            already = args[0] == "join_cluster" and "already_member" in done.stdout + done.stderr
+            if done.returncode != 0 and not already:
+                raise BrokerStartError(f"rabbitmqctl {' '.join(args)}: {done.stdout}{done.stderr}\n{self.log_tail()}")
+        deadline = time.monotonic() + self.start_timeout
+        for port in (self.ports.amqps, self.ports.mqtts, self.ports.management):
+            while not _port_open(self.host if port != self.ports.management else "127.0.0.1", port):
+                if time.monotonic() > deadline:
+                    raise BrokerStartError(f"port {port} did not open after joining\n{self.log_tail()}")
+                time.sleep(0.05)
+        if self.queue_type != CLASSIC:
+            grown = subprocess.run([str(RABBITMQ_BIN / "rabbitmq-queues"), "-n", self.node_name, "grow",
+                                    self.node_name, "all"], env=self._env(), cwd=self.state_dir,
+                                   capture_output=True, text=True, timeout=120)
+            if grown.returncode != 0:
+                raise BrokerStartError(f"rabbitmq-queues grow: {grown.stdout}{grown.stderr}")
+
+    def cluster_nodes(self) -> list[str]:
+        """The running nodes of this node's cluster, as RabbitMQ sees them."""
+        done = self._ctl("eval", "rabbit_nodes:all_running().", timeout=60)
+        return sorted(name.strip(" '\n") for name in done.stdout.strip().strip("[]").split(",") if name.strip())
+
+    def kill(self) -> None:
+        """A crash: SIGKILL to the VM, nothing flushed, no goodbye to the other nodes."""
+        pid = self.beam_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            wait_vm_gone(pid, 20)
 
     def stop(self) -> None:
         """Stops the node and its private epmd; state (mnesia, certificates) is kept for the next start."""

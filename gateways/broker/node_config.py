@@ -59,6 +59,10 @@ def rabbitmq_conf(node) -> str:
         "mqtt.allow_anonymous = false",
         "mqtt.vhost = /",
         f"mqtt.exchange = {TOPIC_EXCHANGE}",
+        # Devices keep persistent sessions (clean_session=0): their queues are durable. On a cluster
+        # they are quorum queues, so a device whose node died finds its session on another node; a
+        # classic one would stay on the dead node and refuse the device's subscription there.
+        *([f"mqtt.durable_queue_type = {node.queue_type}"] if node.queue_type != "classic" else []),
         "management.tcp.ip = 127.0.0.1",
         f"management.tcp.port = {p.management}",
         "management.rates_mode = none",

@@ -60,6 +60,22 @@ def declare_shared_exchanges(channel) -> None:
 
 # -- queues ---------------------------------------------------------------------------------------
 
+# The queue type of the platform's durable queues (the gateway's answers, the notifier's triggers) and
+# of the devices' persistent MQTT sessions. Classic on one node. On a cluster a classic queue lives on
+# one node and is unusable while that node is down, so a cluster runs quorum queues (Raft replicas on
+# every node; they need a majority of the nodes up: three nodes to survive losing one, docs/scaling.md).
+CLASSIC, QUORUM = "classic", "quorum"
+QUEUE_TYPES = (CLASSIC, QUORUM)
+
+
+def durable_queue_arguments(queue_type: str) -> dict:
+    """`queue_declare` arguments of a durable platform queue. A queue's type cannot change in place:
+    moving a broker from classic to quorum means deleting these queues once (docs/scaling.md)."""
+    if queue_type not in QUEUE_TYPES:
+        raise ValueError(f"queue type must be one of {QUEUE_TYPES}, not {queue_type!r}")
+    return {"x-queue-type": QUORUM} if queue_type == QUORUM else {}
+
+
 GATEWAY_QUEUE_PREFIX = "iotcloud.gateway."
 NOTIFIER_QUEUE_PREFIX = "iotcloud.notifier."
 NOTIFIER_TRIGGERS_QUEUE = NOTIFIER_QUEUE_PREFIX + "triggers"

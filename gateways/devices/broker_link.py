@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import pika
 
 from commands.domain.device_ids import DEVICE_ID_PATTERN as DEVICE_ID
-from gateways.broker.topology import (ANSWERS_QUEUE, CONTROL_EXCHANGE, EVENT_EXCHANGE, PRESENCE_QUEUE,
+from gateways.broker.topology import (ANSWERS_QUEUE, CLASSIC, CONTROL_EXCHANGE, EVENT_EXCHANGE, PRESENCE_QUEUE,
                                       RESULTS_EXCHANGE, TOPIC_EXCHANGE, WAKE_QUEUE, declare_shared_exchanges,
-                                      parse_answer_routing_key, request_routing_key)
+                                      durable_queue_arguments, parse_answer_routing_key, request_routing_key)
 from gateways.devices.messages import CommandOutcome, DeviceAnswer, PresenceChange
 from gateways.devices.protocol import MAX_ANSWER
 from gateways.devices.tally import BAD_TOPIC, MessageTally
@@ -35,14 +35,25 @@ class BrokerAddress:
     ssl_context: ssl.SSLContext | None
     server_hostname: str = "localhost"
     name: str = "iotcloud-gateway"
+    # The other nodes of a RabbitMQ cluster, (host, AMQPS port), tried in order when `host` refuses:
+    # a service whose node dies reconnects to the next one (pika takes a list of parameters).
+    alternates: tuple[tuple[str, int], ...] = ()
+    queue_type: str = CLASSIC  # of the platform's durable queues: quorum on a cluster (topology.py)
 
-    def parameters(self) -> pika.ConnectionParameters:
+    def parameters(self, host: str | None = None, port: int | None = None) -> pika.ConnectionParameters:
         ssl_options = pika.SSLOptions(self.ssl_context, self.server_hostname) if self.ssl_context else None
         credentials = pika.credentials.ExternalCredentials() if self.ssl_context else pika.PlainCredentials("guest", "guest")
-        return pika.ConnectionParameters(host=self.host, port=self.port, ssl_options=ssl_options,
+        return pika.ConnectionParameters(host=host or self.host, port=port or self.port, ssl_options=ssl_options,
                                          credentials=credentials, heartbeat=20, blocked_connection_timeout=30,
                                          connection_attempts=1, socket_timeout=5,
                                          client_properties={"connection_name": self.name})
+
+    def all_parameters(self) -> list[pika.ConnectionParameters]:
+        """This node first, then every alternate: what `pika.BlockingConnection` tries in turn."""
+        return [self.parameters(), *(self.parameters(host, port) for host, port in self.alternates)]
+
+    def connect(self) -> pika.BlockingConnection:
+        return pika.BlockingConnection(self.all_parameters())
 
 
 class GatewayLink:
@@ -51,7 +62,7 @@ class GatewayLink:
     def __init__(self, address: BrokerAddress, clock=time.time, tally: MessageTally | None = None):
         self._clock = clock
         self._tally = tally or MessageTally()
-        self.connection = pika.BlockingConnection(address.parameters())
+        self.connection = address.connect()
         self.channel = self.connection.channel()
         self.channel.basic_qos(prefetch_count=2000)
         declare_shared_exchanges(self.channel)
@@ -61,7 +72,7 @@ class GatewayLink:
         self._connection_users: dict[str, str] = {}
         self._acks: list[int] = []
         ch = self.channel
-        ch.queue_declare(ANSWERS_QUEUE, durable=True)
+        ch.queue_declare(ANSWERS_QUEUE, durable=True, arguments=durable_queue_arguments(address.queue_type))
         ch.queue_bind(ANSWERS_QUEUE, TOPIC_EXCHANGE, "server.#")
         ch.queue_declare(PRESENCE_QUEUE, durable=False, auto_delete=True)
         for key in ("connection.created", "connection.closed"):

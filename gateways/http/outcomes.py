@@ -138,7 +138,7 @@ class CommandOutcomes:
         backoff = 0.5
         while not self._stop.is_set():
             try:
-                connection = pika.BlockingConnection(self._address.parameters())
+                connection = self._address.connect()
                 channel = connection.channel()
                 declare_shared_exchanges(channel)
                 queue = f"{API_QUEUE_PREFIX}{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"

@@ -12,7 +12,7 @@ from pika.exceptions import UnroutableError
 
 from commands.notification_channels import Channel, Delivery, DeliveryFailed
 from gateways.broker.topology import (NOTIFIER_TRIGGERS_QUEUE, TOPIC_EXCHANGE, TRIGGER_API, TRIGGERS_BINDING,
-                                      parse_answer_routing_key, request_routing_key)
+                                      durable_queue_arguments, parse_answer_routing_key, request_routing_key)
 from gateways.devices.broker_link import BrokerAddress, close_quietly
 
 log = logging.getLogger("iotcloud.notifier")
@@ -31,11 +31,12 @@ class Trigger:
 
 class NotifierLink:
     def __init__(self, address: BrokerAddress):
-        self.connection = pika.BlockingConnection(address.parameters())
+        self.connection = address.connect()
         self.channel = self.connection.channel()
         self.channel.basic_qos(prefetch_count=PREFETCH)
         # Durable: triggers published while the notifier is down wait for it.
-        self.channel.queue_declare(NOTIFIER_TRIGGERS_QUEUE, durable=True)
+        self.channel.queue_declare(NOTIFIER_TRIGGERS_QUEUE, durable=True,
+                                   arguments=durable_queue_arguments(address.queue_type))
         self.channel.queue_bind(NOTIFIER_TRIGGERS_QUEUE, TOPIC_EXCHANGE, TRIGGERS_BINDING)
         self.channel.basic_consume(NOTIFIER_TRIGGERS_QUEUE, self._on_trigger)
         # Confirms make a device delivery synchronous: routed to the device's queue, or refused.
