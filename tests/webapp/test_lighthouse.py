@@ -97,8 +97,9 @@ def write_benchmarks(results: dict) -> None:
     section = f"""{BEGIN}
 Lighthouse 12 (mobile preset: simulated slow 4G and 4x CPU slowdown) on Debian's Chromium, against
 `iotcloud run` with a simulator online, logged in; a page under a floor gets a second run and the
-better one is shown (all runs' performance in brackets); machine load {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}
-(1/5/15 min). Written by `IOTCLOUD_WEBAPP_DOCS=1 pytest tests/webapp/test_lighthouse.py`.
+better one is shown (all runs' performance in brackets); a CLI run that fails outright (no report) is
+repeated, at most {CLI_RUNS} runs; machine load {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min).
+Part of `make test`; written by `IOTCLOUD_WEBAPP_DOCS=1 pytest tests/webapp/test_lighthouse.py`.
 
 | Page | Performance | Accessibility | Best practices | FCP ms | LCP ms | TBT ms |
 |---|---|---|---|---|---|---|
