@@ -1,12 +1,14 @@
 """Lighthouse (npm, on the same Debian Chromium, attached to the test browser so it shares the logged-in
 session) on the device list and the device page: performance >= 90, accessibility >= 95, best
-practices >= 90. With IOTCLOUD_WEBAPP_DOCS=1 the scores go to docs/benchmarks.md."""
+practices >= 90. With IOTCLOUD_WEBAPP_DOCS=1 the scores go to docs/benchmarks.md. Part of make test:
+a CLI run that fails outright is repeated (at most CLI_RUNS in all) and reported with its stderr."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import warnings
 from pathlib import Path
 import pytest
 
@@ -17,11 +19,35 @@ CATEGORIES = {"performance": 90, "accessibility": 95, "best-practices": 90}
 BEGIN, END = "<!-- webapp-lighthouse:begin -->", "<!-- webapp-lighthouse:end -->"
 
 
+# A run that ends without a report (the CLI exits non-zero: a protocol timeout, a tab or target lost
+# under load, a page Lighthouse judged hung) is repeated up to this many runs in all; every failed run's
+# exit code, runtime error and stderr end up in the failure message if none succeeds.
+CLI_RUNS = 3
+
+
 def lighthouse(url: str, port: int, out: Path) -> dict:
-    subprocess.run(["node", str(LIGHTHOUSE), url, f"--port={port}", "--output=json", f"--output-path={out}",
-                    "--only-categories=" + ",".join(CATEGORIES), "--disable-storage-reset", "--quiet",
-                    "--max-wait-for-load=30000"],
-                   check=True, timeout=180, env={**os.environ, "CHROME_PATH": "/usr/bin/chromium"})
+    failures = []
+    for run in range(1, CLI_RUNS + 1):
+        out.unlink(missing_ok=True)
+        command = ["node", str(LIGHTHOUSE), url, f"--port={port}", "--output=json", f"--output-path={out}",
+                   "--only-categories=" + ",".join(CATEGORIES), "--disable-storage-reset", "--quiet",
+                   "--max-wait-for-load=30000"]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=180,
+                                  env={**os.environ, "CHROME_PATH": "/usr/bin/chromium"})
+            code, stderr = done.returncode, done.stderr
+        except subprocess.TimeoutExpired as expired:
+            code, stderr = "none (killed after 180 s)", _text(expired.stderr)
+        if code == 0:
+            break
+        # With a runtime error (NO_FCP, PAGE_HUNG, PROTOCOL_TIMEOUT...) the CLI still writes its report.
+        runtime_error = json.loads(out.read_text()).get("runtimeError") if out.is_file() else None
+        failures.append(f"run {run}: exit code {code}, runtime error {runtime_error}, "
+                        f"load {os.getloadavg()[0]:.1f}, stderr:\n{stderr.strip()[-4000:] or '(empty)'}")
+    else:
+        pytest.fail(f"Lighthouse on {url} failed {CLI_RUNS} times in a row:\n" + "\n".join(failures), pytrace=False)
+    for failure in failures:  # a transient failure stays visible in the run's warnings summary
+        warnings.warn(f"Lighthouse on {url} was retried after {failure}", stacklevel=1)
     report = json.loads(out.read_text())
     scores = {name: round(report["categories"][name]["score"] * 100) for name in CATEGORIES}
     audits = report["audits"]
@@ -31,12 +57,14 @@ def lighthouse(url: str, port: int, out: Path) -> dict:
     failing = [a["id"] for a in audits.values() if a.get("score") is not None and a["score"] < 1
                and a.get("scoreDisplayMode") == "binary"]
     scores["failing_audits"] = failing
+    scores["warnings"] = report.get("runWarnings", [])
     return scores
 
 
-# Left out of make test (-m long) until its crash is understood: in one fresh-clone run the Lighthouse CLI
-# exited non-zero (no score); run it with: .venv/bin/python -m pytest -m long tests/webapp/test_lighthouse.py
-@pytest.mark.long
+def _text(output: bytes | str | None) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+
+
 def test_lighthouse_device_list_and_device_page(platform, base_url, page, browser, simulator, tmp_path):
     user = platform.user()
     log_in(page, base_url, user)
@@ -69,8 +97,9 @@ def write_benchmarks(results: dict) -> None:
     section = f"""{BEGIN}
 Lighthouse 12 (mobile preset: simulated slow 4G and 4x CPU slowdown) on Debian's Chromium, against
 `iotcloud run` with a simulator online, logged in; a page under a floor gets a second run and the
-better one is shown (all runs' performance in brackets); machine load {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}
-(1/5/15 min). Written by `IOTCLOUD_WEBAPP_DOCS=1 pytest tests/webapp/test_lighthouse.py`.
+better one is shown (all runs' performance in brackets); a CLI run that fails outright (no report) is
+repeated, at most {CLI_RUNS} runs; machine load {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min).
+Part of `make test`; written by `IOTCLOUD_WEBAPP_DOCS=1 pytest tests/webapp/test_lighthouse.py`.
 
 | Page | Performance | Accessibility | Best practices | FCP ms | LCP ms | TBT ms |
 |---|---|---|---|---|---|---|

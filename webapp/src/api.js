@@ -87,19 +87,22 @@ async function parse(response) {
   return response.text();
 }
 
-export async function request(method, path, body, { auth = true, retried = false, signal } = {}) {
+// `priority` is the Fetch Priority hint ("low" for a background long poll, so it never competes with
+// what the page needs to show and a page holding one still counts as loaded).
+export async function request(method, path, body, { auth = true, retried = false, signal, priority } = {}) {
   const headers = { accept: "application/json, application/problem+json" };
   if (body !== undefined) headers["content-type"] = "application/json";
   if (auth && session) headers.authorization = `Bearer ${session.access_token}`;
   let response;
   try {
-    response = await fetch(path, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });
+    response = await fetch(path, { method, headers, signal, priority,
+                                   body: body === undefined ? undefined : JSON.stringify(body) });
   } catch (error) {
     if (error.name === "AbortError") throw error;
     throw new ApiError(0, { title: "The platform cannot be reached. Check your connection." });
   }
   if (response.status === 401 && auth && session && !retried) {
-    if (await refresh().then(() => true, () => false)) return request(method, path, body, { auth, retried: true, signal });
+    if (await refresh().then(() => true, () => false)) return request(method, path, body, { auth, retried: true, signal, priority });
   }
   const data = await parse(response);
   if (!response.ok) {

@@ -17,7 +17,10 @@ export function useDeviceListVersion() {
       while (!stopped) {
         try {
           const query = since === null ? "" : `?since=${encodeURIComponent(since)}&wait=${WAIT}`;
-          const answer = await get(`/v1/devices/_changes${query}`, { signal: abort.signal });
+          // The waiting poll is fetched at low priority: at the default (high) priority a browser, and
+          // Lighthouse, would count the page as still loading for as long as it is open.
+          const answer = await get(`/v1/devices/_changes${query}`,
+                                   { signal: abort.signal, priority: since === null ? "auto" : "low" });
           if (answer.version !== since) { since = answer.version; setVersion(since); }
           if (answer.retry_after) await pause(answer.retry_after);
         } catch (error) {
