@@ -149,7 +149,10 @@ class PrivateBrokerNode:
 
     def _env(self) -> dict[str, str]:
         s = self.state_dir
-        erl_args = "-kernel inet_dist_use_interface {127,0,0,1}"
+        # Schedulers that find no work spin before they sleep (busy waiting): a broker that shares the
+        # machine with the platform's processes then burns the CPU they need, most of all when it is
+        # nearly idle. RabbitMQ's own advice for shared hosts: no busy waiting (docs: "runtime").
+        erl_args = "-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
         env.update({
             "HOME": str(s / "home"),
