@@ -85,6 +85,16 @@ def profile_targets(platform: Platform) -> dict[str, int]:
     return {name: pid for name, pid in named.items() if pid}
 
 
+async def profiler(args, prof_dir: Path, platform: Platform, what: str, **how):
+    """Settles the platform and returns the py-spy run to start one second into a profiled phase."""
+    prof_dir.mkdir(exist_ok=True)
+    targets = profile_targets(platform)
+    seconds = max(3, args.profile_duration - 3)
+    say(f"profiled {what} run: py-spy on {', '.join(targets)} for {seconds:g} s")
+    await settle(platform)
+    return lambda: (time.sleep(1), py_spy(targets, seconds, prof_dir, **how))[1]
+
+
 async def run(args, state: Path, result: dict, platform: Platform) -> None:
     apis = [a.strip() for a in args.apis.split(",") if a.strip()]
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
@@ -144,25 +154,14 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
             floor(floor_saturated, window, min(10.0, args.saturate_duration)))
         if args.no_floor:
             del result["floor"]
+        # Apart from the measured runs: py-spy takes CPU from the same two cores.
         if args.profile:
-            # Apart from the measured run: py-spy takes CPU from the same two cores.
-            prof_dir = state / "profiles"
-            prof_dir.mkdir(exist_ok=True)
-            targets = profile_targets(platform)
-            seconds = max(3, args.profile_duration - 3)
-            say(f"profiled saturated run: py-spy on {', '.join(targets)} for {seconds:g} s")
-            during = lambda: (time.sleep(1), py_spy(targets, seconds, prof_dir, rate=args.profile_rate))[1]  # noqa: E731
-            await settle(platform)
+            during = await profiler(args, state / "profiles", platform, "saturated", rate=args.profile_rate)
             result["saturated_profiled"] = await load.closed_loop(clients, args.profile_duration,
                                                                   "saturated (profiled)", during)
         if args.profile_sequential:
-            prof_dir = state / "profiles-sequential"
-            prof_dir.mkdir(exist_ok=True)
-            targets = profile_targets(platform)
-            seconds = max(3, args.profile_duration - 3)
-            say(f"profiled sequential run (wall clock, every thread): py-spy on {', '.join(targets)} for {seconds:g} s")
-            during = lambda: (time.sleep(1), py_spy(targets, seconds, prof_dir, rate=500, wall=True))[1]  # noqa: E731
-            await settle(platform)
+            during = await profiler(args, state / "profiles-sequential", platform, "sequential (wall clock, every thread)",
+                                    rate=500, wall=True)
             result["sequential_profiled"] = await load.sequential_for(args.profile_duration, during)
         result["memory"]["after_load"] = platform.memory()
     finally:
