@@ -16,17 +16,30 @@ from queries.read_models import ReadModelCatalogue
 WINDOW = 30.0  # seconds of applied events the lag percentiles cover
 
 
+PARTS = ("wait", "paced", "apply", "write")  # what each event's lag is made of (see LagWindow)
+
+
 class LagWindow:
     """Per-event lag (recorded -> written to the read model) of the events applied in the last
-    `seconds`; the projector stores its percentiles with the checkpoint at most once a second."""
+    `seconds`; the projector stores its percentiles with the checkpoint at most once a second.
+
+    Each lag is also split into the time until its batch began (`wait`: commit, notification,
+    the projector busy with the batch before, and `paced`, the part the projector held the batch
+    back on purpose), reading and applying the batch (`apply`: the log query, decoding, the
+    projection) and writing it (`write`: the read store's bulk writes)."""
 
     def __init__(self, seconds: float = WINDOW, clock=time.time):
         self._seconds, self._clock = seconds, clock
-        self._lags: deque[tuple[float, float]] = deque()
+        self._lags: deque[tuple] = deque()
         self._reported = 0.0
 
-    def add(self, written_at: float, recorded: list[float]) -> None:
-        self._lags.extend((written_at, (written_at - at) * 1000) for at in recorded)
+    def add(self, written_at: float, recorded: list[float], began: float | None = None,
+            applied_at: float | None = None, paced: float = 0.0) -> None:
+        began = written_at if began is None else began
+        applied_at = began if applied_at is None else applied_at
+        apply, write = (applied_at - began) * 1000, (written_at - applied_at) * 1000
+        self._lags.extend((written_at, (written_at - at) * 1000, (began - at) * 1000, paced * 1000, apply, write)
+                          for at in recorded)
 
     def due(self) -> dict | None:
         """The window's summary when a second has passed since the last one, else None."""
@@ -36,12 +49,20 @@ class LagWindow:
         self._reported = now
         while self._lags and self._lags[0][0] < now - self._seconds:
             self._lags.popleft()
-        lags = sorted(lag for _, lag in self._lags)
-        if not lags:
+        if not self._lags:
             return {"lag_events": 0, "lag_p50_ms": None, "lag_p99_ms": None, "lag_max_ms": None}
-        pick = lambda p: round(lags[max(0, math.ceil(p / 100 * len(lags)) - 1)], 3)  # noqa: E731 - nearest rank
-        return {"lag_events": len(lags), "lag_p50_ms": pick(50), "lag_p99_ms": pick(99),
-                "lag_max_ms": round(lags[-1], 3), "lag_window_s": self._seconds}
+        lags = sorted(row[1] for row in self._lags)
+        summary = {"lag_events": len(lags), "lag_p50_ms": _pick(lags, 50), "lag_p99_ms": _pick(lags, 99),
+                   "lag_max_ms": round(lags[-1], 3), "lag_window_s": self._seconds}
+        for i, part in enumerate(PARTS, 2):
+            values = sorted(row[i] for row in self._lags)
+            summary[f"lag_{part}_p50_ms"], summary[f"lag_{part}_p99_ms"] = _pick(values, 50), _pick(values, 99)
+        return summary
+
+
+def _pick(values: list[float], p: float) -> float:
+    """Nearest-rank percentile of sorted `values`."""
+    return round(values[max(0, math.ceil(p / 100 * len(values)) - 1)], 3)
 
 
 def lag_report(catalogue: ReadModelCatalogue, sources: dict[str, Application]) -> list[dict]:
@@ -56,7 +77,7 @@ def lag_report(catalogue: ReadModelCatalogue, sources: dict[str, Application]) -
                      "source": row["source"], "position": position, "head": head, "behind": max(0, head - position),
                      "waiting_s": _waiting(sources[row["source"]], position) if head > position else 0.0,
                      "last_lag_ms": row.get("lag_ms"),
-                     **{k: row.get(k) for k in ("lag_events", "lag_p50_ms", "lag_p99_ms", "lag_max_ms")}})
+                     **{k: v for k, v in row.items() if k.startswith("lag_") and k != "lag_ms"}})
     return rows
 
 
