@@ -112,14 +112,14 @@ def step_source(projectors: list[Projector], source: str, generation: int | None
     decoded: dict[int, object] = {}
     writers = []
     for projector, (gen, collection, position) in zip(projectors, targets):
-        writer, recorded, apply, consumed = BatchWriter(collection), [], projector.projection.apply, projector.consumed
+        writer, recorded, consumed = BatchWriter(collection), [], projector.consumed
         for notification in notifications:
             if notification.id <= position or not consumed(notification.topic):
                 continue
             event = decoded.get(notification.id)
             if event is None:
                 event = decoded[notification.id] = app.mapper.to_domain_event(notification)
-            apply(event, notification.id, writer)
+            consumed.handler(type(event))(event, notification.id, writer)
             recorded.append(event.timestamp.timestamp())
         writers.append((writer, recorded))
     last = notifications[-1]
@@ -130,10 +130,12 @@ def step_source(projectors: list[Projector], source: str, generation: int | None
     written_at = time.time()
     advances = []
     for projector, (gen, _, _), (_, recorded) in zip(projectors, targets, writers):
-        window = projector.lag_window(gen, source)
-        window.add(written_at, recorded, began, applied_at, paced)
-        advances.append((projector.projection.name, gen, source, last.id, last_event.timestamp.timestamp(),
-                         window.due()))
+        lag = None
+        if generation is None:  # the live read model; a rebuild's events were recorded long ago
+            window = projector.lag_window(gen, source)
+            window.add(written_at, recorded, began, applied_at, paced)
+            lag = window.due()
+        advances.append((projector.projection.name, gen, source, last.id, last_event.timestamp.timestamp(), lag))
     projectors[0].catalogue.advance_many(advances)
     full = len(notifications) >= batch_size
     for projector, (gen, _, _) in zip(projectors, targets):
