@@ -89,7 +89,7 @@ def parse_sort(value: str | None) -> Sort | None:
 
 
 def encode_sort_cursor(sort: Sort, value, key: str) -> str:
-    text = "s" + json.dumps([sort.name, sort.ascending, value, key], separators=(",", ":"))
+    text = "s" + json.dumps([sort.name, sort.ascending, value, key], separators=(",", ":"), ensure_ascii=False)
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
@@ -130,7 +130,7 @@ def decode_any_cursor(cursor: str) -> tuple[Sort, object, str]:
     """(sort, last value, last key) of any cursor the history routes hand out; for time-ordered
     pages the value is the key itself."""
     text = _cursor_text(cursor)
-    if text.startswith("s") and len(text) < 400:
+    if text.startswith("s") and len(text) < 700:
         return decode_sort_cursor(text[1:])
     key, oldest_first = decode_cursor(cursor)
     return Sort("time", oldest_first), key, key

@@ -30,7 +30,7 @@ FILTERS = [
 ]
 PAGING = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
-    {"name": "next", "in": "query", "schema": string(200), "description": "the `next` of the previous page"},
+    {"name": "next", "in": "query", "schema": string(1000), "description": "the `next` of the previous page"},
     {"name": "order", "in": "query", "schema": {"enum": ["newest", "oldest"], "default": "newest"},
      "description": "time order (or give `sort`, not both)"},
     {"name": "sort", "in": "query", "schema": {"enum": list(SORT_VALUES), "default": "-time"},

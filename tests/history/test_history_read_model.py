@@ -161,3 +161,16 @@ def test_rebuild_command_covers_history(recorded, capsys):
 
 def all_documents(collection) -> list[dict]:
     return sorted(collection.find({}), key=lambda d: d["_id"])
+
+
+def test_a_sorted_cursor_round_trips_the_longest_names_within_the_routes_limit():
+    from gateways.http.resources.history import MAX_CURSOR
+    from queries.history import decode_any_cursor, encode_sort_cursor
+    name = "ü" * 64 + "灯" * 64  # a device name of the longest kind, none of it ASCII
+    key = "01795893957000000:" + "a" * 80
+    for sort in (Sort("device", True), Sort("device", False)):
+        cursor = encode_sort_cursor(sort, name, key)
+        assert len(cursor) <= MAX_CURSOR
+        assert decode_any_cursor(cursor) == (sort, name, key)
+    cursor = encode_sort_cursor(Sort("latency", False), 12.75, key)
+    assert decode_any_cursor(cursor) == (Sort("latency", False), 12.75, key)

@@ -19,6 +19,7 @@ from queries.history import (DEFAULT_PAGE, MAX_PAGE, HistoryQueries, Sort, decod
 
 ANALYST = "analyst"
 MAX_PARAM = 200
+MAX_CURSOR = 1000  # a sorted page's cursor holds a device name (up to 128 characters) and a key
 CSV_FIELDS = ("id", "at", "event", "owner", "device_name", "device_id", "api", "direction", "state", "latency_ms",
               "actor", "correlation_id", "requested_at", "sent_at", "completed_at", "request_payload",
               "answer_payload", "error")
@@ -26,7 +27,7 @@ CSV_FIELDS = ("id", "at", "event", "owner", "device_name", "device_id", "api", "
 
 def _param(req, name: str) -> str | None:
     value = req.get_param(name)
-    if value is not None and len(value) > MAX_PARAM:
+    if value is not None and len(value) > (MAX_CURSOR if name == "next" else MAX_PARAM):
         raise ValidationFailed(f"'{name}' is too long", field=name)
     return value or None
 
