@@ -6,8 +6,9 @@ the SQLite event store of a temporary state directory: devices registered and go
 line (Device.*), and device calls Requested -> Sent -> Succeeded, every 20th TimedOut instead
 (DeviceCommand.*). Then replays them three ways:
 
-  null sink  the projection reads, decodes and applies every event, and the batch writer merges
-             its writes, but the bulk writes go nowhere: what iotcloud itself costs;
+  null sink  the projector's own batches (Projector.step, as `iotcloud projections rebuild` runs
+             them: read, decode, apply, merge, build the bulk writes and checkpoints) into a read
+             store that keeps nothing: what iotcloud itself costs;
   rebuild    the projector's batches into a private nx-27017 through pymongo, as `iotcloud projections
              rebuild` runs them (--rebuild-events stops it early: nx-27017 takes ~30 min for 1M);
   profile    cProfile over the first --profile-events of a rebuild (where the time goes).
@@ -15,6 +16,7 @@ line (Device.*), and device calls Requested -> Sent -> Succeeded, every 20th Tim
 Prints the figures and writes bench/results/history/<name>.json.
 
     .venv/bin/python bench/history_rebuild.py --name rebuild-1m
+    .venv/bin/python bench/history_rebuild.py --name rebuild-1m-null --events 1000000 --skip-rebuild
 """
 
 from __future__ import annotations
@@ -39,10 +41,8 @@ from commands.domain.devices import Device  # noqa: E402
 from iotcloud.bootstrap import build_device_control, build_event_applications, connect_read_store  # noqa: E402
 from iotcloud.config import Settings  # noqa: E402
 from iotcloud.embedded_mongo import start_embedded_mongo  # noqa: E402
-from projections.guarded import BatchWriter  # noqa: E402
 from projections.history import HistoryProjection  # noqa: E402
 from projections.runner import Projector  # noqa: E402
-from projections.topics import ConsumedTopics  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "history"
 PRESENCE_CHANGES = 20
@@ -107,6 +107,9 @@ class NullCollection:
     def bulk_write(self, requests, ordered=True):
         return None
 
+    def update_one(self, *args, **kwargs):
+        return None
+
     def find_one(self, *args, **kwargs):
         return None
 
@@ -114,26 +117,26 @@ class NullCollection:
         return None
 
 
+class NullDatabase:
+    """A read store that keeps nothing: every collection is a NullCollection (checkpoints included)."""
+
+    def __getitem__(self, name: str) -> NullCollection:
+        return NullCollection()
+
+
 def null_sink(sources: dict, page: int) -> dict:
-    projection = HistoryProjection()
-    consumed = ConsumedTopics(projection)
-    writer = BatchWriter(NullCollection())
+    """The projector's own batches (projections.runner.Projector.step, as a rebuild runs them) with
+    every read-store request discarded: read, decode, apply, merge, build the bulk writes."""
+    projector = Projector(HistoryProjection(), sources, NullDatabase(), page)
     started, cpu, events = time.perf_counter(), time.process_time(), 0
-    for app in sources.values():
-        position = 0
-        while True:
-            notifications = app.recorder.select_notifications(start=position + 1, limit=page)
-            if not notifications:
-                break
-            for notification in notifications:
-                if consumed(notification.topic):
-                    projection.apply(app.mapper.to_domain_event(notification), notification.id, writer)
-            writer.flush()
-            position = notifications[-1].id
-            events += len(notifications)
+    while True:
+        applied = projector.step(generation=1)
+        if not applied:
+            break
+        events += applied
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"events": events, "seconds": round(seconds, 2), "events_per_s": round(events / seconds),
-            "cpu_s": round(cpu, 2), "events_per_cpu_s": round(events / cpu)}
+            "cpu_s": round(cpu, 2), "events_per_cpu_s": round(events / cpu), "page": page}
 
 
 def cpu_of(pid: int) -> float:

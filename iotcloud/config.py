@@ -36,7 +36,7 @@ DEFAULT_DEVICE_KEY_TYPE = "ec"
 DEFAULT_PROJECTION_BATCH = 500
 DEFAULT_PROJECTION_WAIT = 2.0             # seconds a write waits for its read model to catch up
 # Seconds from one projector batch to the next: the events of that interval share one write per document.
-DEFAULT_PROJECTION_INTERVAL = 0.05
+DEFAULT_PROJECTION_INTERVAL = 0.02  # docs/benchmarks.md, history lag: 0.05 was a floor under the lag
 DEFAULT_IDENTITY_PROVIDER = "local"
 # Settings read under the names other tools or libpyiotcloud gave them rather than IOTCLOUD_*.
 SEED_NAMES = {"persistence_module": "PERSISTENCE_MODULE", "cognito_client_id": "AWS_COGNITO_CLIENT_ID",

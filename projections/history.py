@@ -32,7 +32,9 @@ LIFECYCLE = ("registered", "certificate_reissued", "broker_password_set", "unreg
 NAIVE_EPOCH = dt.datetime(1970, 1, 1)  # UTC
 REMEMBERED = 200_000  # request times and device names kept in memory (a miss costs one find_one)
 
-# (fields, name) of every index: each query of queries/history.py is served by one of them.
+# (fields, name) of every index: each query of queries/history.py is served by one of them. The
+# `(owner,) field ASC, key DESC` ones also serve the pages sorted by that field (queries.history.Sort):
+# ascending with ties newest first, or walked backwards for the descending sort.
 INDEXES = [
     ([("key", DESCENDING)], "key"),
     ([("owner", ASCENDING), ("key", DESCENDING)], "owner_key"),
@@ -45,6 +47,9 @@ INDEXES = [
     ([("state", ASCENDING), ("key", DESCENDING)], "state_key"),
     ([("event", ASCENDING), ("key", DESCENDING)], "event_key"),
     ([("direction", ASCENDING), ("key", DESCENDING)], "direction_key"),
+    ([("device_name", ASCENDING), ("key", DESCENDING)], "device_name_key"),
+    ([("latency_ms", ASCENDING), ("key", DESCENDING)], "latency_key"),
+    ([("owner", ASCENDING), ("latency_ms", ASCENDING), ("key", DESCENDING)], "owner_latency_key"),
 ]
 
 

@@ -16,17 +16,32 @@ from queries.read_models import ReadModelCatalogue
 WINDOW = 30.0  # seconds of applied events the lag percentiles cover
 
 
+PARTS = ("wait", "paced", "apply", "write")  # what each event's lag is made of (see LagWindow)
+
+
 class LagWindow:
     """Per-event lag (recorded -> written to the read model) of the events applied in the last
-    `seconds`; the projector stores its percentiles with the checkpoint at most once a second."""
+    `seconds`; the projector stores its percentiles with the checkpoint at most once a second.
+
+    Each lag is also split into the time until its batch began (`wait`: commit, notification,
+    the projector busy with the batch before, and `paced`, the part the projector held the batch
+    back on purpose), reading and applying the batch (`apply`: the log query, decoding, the
+    projection) and writing it (`write`: the read store's bulk writes)."""
 
     def __init__(self, seconds: float = WINDOW, clock=time.time):
         self._seconds, self._clock = seconds, clock
-        self._lags: deque[tuple[float, float]] = deque()
+        self._lags: deque[tuple[float, float, float]] = deque()  # (written at, lag, wait) per event
+        self._batches: deque[tuple[float, int, float, float, float]] = deque()  # (written at, events, paced, apply, write)
         self._reported = 0.0
 
-    def add(self, written_at: float, recorded: list[float]) -> None:
-        self._lags.extend((written_at, (written_at - at) * 1000) for at in recorded)
+    def add(self, written_at: float, recorded: list[float], began: float | None = None,
+            applied_at: float | None = None, paced: float = 0.0) -> None:
+        began = written_at if began is None else began
+        applied_at = began if applied_at is None else applied_at
+        self._lags.extend((written_at, (written_at - at) * 1000, (began - at) * 1000) for at in recorded)
+        if recorded:
+            self._batches.append((written_at, len(recorded), paced * 1000, (applied_at - began) * 1000,
+                                  (written_at - applied_at) * 1000))
 
     def due(self) -> dict | None:
         """The window's summary when a second has passed since the last one, else None."""
@@ -34,14 +49,40 @@ class LagWindow:
         if now - self._reported < 1.0:
             return None
         self._reported = now
-        while self._lags and self._lags[0][0] < now - self._seconds:
-            self._lags.popleft()
-        lags = sorted(lag for _, lag in self._lags)
-        if not lags:
+        for rows in (self._lags, self._batches):
+            while rows and rows[0][0] < now - self._seconds:
+                rows.popleft()
+        if not self._lags:
             return {"lag_events": 0, "lag_p50_ms": None, "lag_p99_ms": None, "lag_max_ms": None}
-        pick = lambda p: round(lags[max(0, math.ceil(p / 100 * len(lags)) - 1)], 3)  # noqa: E731 - nearest rank
-        return {"lag_events": len(lags), "lag_p50_ms": pick(50), "lag_p99_ms": pick(99),
-                "lag_max_ms": round(lags[-1], 3), "lag_window_s": self._seconds}
+        lags = sorted(row[1] for row in self._lags)
+        waits = sorted(row[2] for row in self._lags)
+        summary = {"lag_events": len(lags), "lag_p50_ms": _pick(lags, 50), "lag_p99_ms": _pick(lags, 99),
+                   "lag_max_ms": round(lags[-1], 3), "lag_window_s": self._seconds,
+                   "lag_wait_p50_ms": _pick(waits, 50), "lag_wait_p99_ms": _pick(waits, 99),
+                   "lag_batches": len(self._batches)}
+        # The parts a whole batch shares: percentiles over its events (a batch weighs its event count).
+        for i, part in enumerate(PARTS[1:], 2):
+            summary[f"lag_{part}_p50_ms"], summary[f"lag_{part}_p99_ms"] = _weighted(self._batches, i)
+        return summary
+
+
+def _pick(values: list[float], p: float) -> float:
+    """Nearest-rank percentile of sorted `values`."""
+    return round(values[max(0, math.ceil(p / 100 * len(values)) - 1)], 3)
+
+
+def _weighted(batches, index: int) -> tuple[float | None, float | None]:
+    """p50 and p99 of the batches' value at `index`, each batch counted once per event it held."""
+    rows = sorted((row[index], row[1]) for row in batches)
+    total = sum(count for _, count in rows)
+    found, seen = [], 0
+    targets = [max(1, math.ceil(p / 100 * total)) for p in (50, 99)]
+    for value, count in rows:
+        seen += count
+        while targets and seen >= targets[0]:
+            found.append(round(value, 3))
+            targets.pop(0)
+    return (found + [None, None])[0], (found + [None, None])[1]
 
 
 def lag_report(catalogue: ReadModelCatalogue, sources: dict[str, Application]) -> list[dict]:
@@ -56,7 +97,7 @@ def lag_report(catalogue: ReadModelCatalogue, sources: dict[str, Application]) -
                      "source": row["source"], "position": position, "head": head, "behind": max(0, head - position),
                      "waiting_s": _waiting(sources[row["source"]], position) if head > position else 0.0,
                      "last_lag_ms": row.get("lag_ms"),
-                     **{k: row.get(k) for k in ("lag_events", "lag_p50_ms", "lag_p99_ms", "lag_max_ms")}})
+                     **{k: v for k, v in row.items() if k.startswith("lag_") and k != "lag_ms"}})
     return rows
 
 

@@ -32,9 +32,9 @@ class Projector:
         self.projection = projection
         self._sources = {name: sources[name] for name in projection.sources}
         self.db = db
-        self._catalogue = ReadModelCatalogue(db)
-        self._batch_size = batch_size
-        self._consumed = ConsumedTopics(projection)
+        self.catalogue = ReadModelCatalogue(db)
+        self.batch_size = batch_size
+        self.consumed = ConsumedTopics(projection)
         self._prepared: set[int] = set()
         # This process's own checkpoints, so an idle step costs one query (the log), not three.
         self._positions: dict[tuple[int, str], int] = {}
@@ -48,46 +48,43 @@ class Projector:
 
     def step(self, generation: int | None = None, sources: set[str] | None = None) -> int:
         """Applies at most one batch per source (of `sources`, default all); returns how many events it read."""
+        applied = 0
+        for source_name in self._sources:
+            if sources is None or source_name in sources:
+                applied += step_source([self], source_name, generation)
+        self.trim_if_due(generation)
+        return applied
+
+    def target(self, generation: int | None, source: str) -> tuple[int, object, int]:
+        """(generation, its collection, position applied) for a batch of `source`."""
         name = self.projection.name
-        generation = self._catalogue.active_generation(name) if generation is None else generation
+        generation = self.catalogue.active_generation(name) if generation is None else generation
         collection = self.db[collection_name(name, generation)]
         if generation not in self._prepared:
             self.projection.prepare(collection)
             self._prepared.add(generation)
-        applied = 0
-        for source_name, app in self._sources.items():
-            if sources is not None and source_name not in sources:
-                continue
-            key = (generation, source_name)
-            if key not in self._positions:
-                self._positions[key] = self._catalogue.position(name, generation, source_name)
-            notifications = app.recorder.select_notifications(start=self._positions[key] + 1, limit=self._batch_size)
-            writer = BatchWriter(collection)
-            event, recorded = None, []
-            for notification in notifications:
-                event = None
-                if self._consumed(notification.topic):
-                    event = app.mapper.to_domain_event(notification)
-                    self.projection.apply(event, notification.id, writer)
-                    recorded.append(event.timestamp.timestamp())
-            writer.flush()
-            if notifications:
-                last = event or app.mapper.to_domain_event(notifications[-1])  # its time: the batch's lag
-                window = self._lags.setdefault((generation, source_name), LagWindow())
-                window.add(time.time(), recorded)
-                self._catalogue.advance(name, generation, source_name, notifications[-1].id,
-                                        last.timestamp.timestamp(), window.due())
-                self._positions[key] = notifications[-1].id
-                applied += len(notifications)
-            if len(notifications) >= self._batch_size:
-                self.behind.add(source_name)
-            else:
-                self.behind.discard(source_name)
+        key = (generation, source)
+        if key not in self._positions:
+            self._positions[key] = self.catalogue.position(name, generation, source)
+        return generation, collection, self._positions[key]
+
+    def applied(self, generation: int, source: str, position: int, full: bool) -> None:
+        self._positions[(generation, source)] = max(position, self._positions.get((generation, source), 0))
+        if full:
+            self.behind.add(source)
+        else:
+            self.behind.discard(source)
+
+    def lag_window(self, generation: int, source: str) -> LagWindow:
+        return self._lags.setdefault((generation, source), LagWindow())
+
+    def trim_if_due(self, generation: int | None = None) -> None:
         trim = getattr(self.projection, "trim", None)
         if trim is not None and time.monotonic() - self._trimmed > TRIM_EVERY:
             self._trimmed = time.monotonic()
-            trim(collection)
-        return applied
+            name = self.projection.name
+            generation = self.catalogue.active_generation(name) if generation is None else generation
+            trim(self.db[collection_name(name, generation)])
 
     def source_head(self, source: str) -> int:
         return self._sources[source].recorder.max_notification_id() or 0
@@ -96,38 +93,125 @@ class Projector:
         return sum(self.source_head(source) for source in self._sources)
 
 
+def step_source(projectors: list[Projector], source: str, generation: int | None = None, paced: float = 0.0) -> int:
+    """One batch of `source` for every projector that follows it; returns how many events it read.
+
+    The log is read once and each event decoded once for all of them (the commands and history
+    read models both follow DeviceControl), every projector's writes go out as its one bulk request,
+    and then all their checkpoints in one more. `paced`: seconds the batch was held back before it
+    began (reported with the lag)."""
+    app = projectors[0].sources[source]
+    targets = [projector.target(generation, source) for projector in projectors]
+    batch_size = min(projector.batch_size for projector in projectors)
+    began = time.time()
+    notifications = app.recorder.select_notifications(start=min(t[2] for t in targets) + 1, limit=batch_size)
+    if not notifications:
+        for projector in projectors:
+            projector.behind.discard(source)
+        return 0
+    decoded: dict[int, object] = {}
+    writers = []
+    for projector, (gen, collection, position) in zip(projectors, targets):
+        writer, recorded, consumed = BatchWriter(collection), [], projector.consumed
+        for notification in notifications:
+            if notification.id <= position or not consumed(notification.topic):
+                continue
+            event = decoded.get(notification.id)
+            if event is None:
+                event = decoded[notification.id] = app.mapper.to_domain_event(notification)
+            consumed.handler(type(event))(event, notification.id, writer)
+            recorded.append(event.timestamp.timestamp())
+        writers.append((writer, recorded))
+    last = notifications[-1]
+    last_event = decoded.get(last.id) or app.mapper.to_domain_event(last)  # its time: the batch's lag
+    applied_at = time.time()
+    for writer, _ in writers:
+        writer.flush()
+    written_at = time.time()
+    advances = []
+    for projector, (gen, _, _), (_, recorded) in zip(projectors, targets, writers):
+        lag = None
+        if generation is None:  # the live read model; a rebuild's events were recorded long ago
+            window = projector.lag_window(gen, source)
+            window.add(written_at, recorded, began, applied_at, paced)
+            lag = window.due()
+        advances.append((projector.projection.name, gen, source, last.id, last_event.timestamp.timestamp(), lag))
+    projectors[0].catalogue.advance_many(advances)
+    full = len(notifications) >= batch_size
+    for projector, (gen, _, _) in zip(projectors, targets):
+        projector.applied(gen, source, last.id, full)
+    return len(notifications)
+
+
+TINY_BATCH = 16  # events: a batch this small, right after another, is worth holding back a little
+
+
+class Pacer:
+    """When the next batch may begin: at once, unless the projector is busy with trickles.
+
+    Each batch reads everything committed so far, and the commits made while it is applied form
+    the next one ("natural batching": batches grow with the load, and nothing waits while the
+    projector keeps up). What that alone costs is a batch per commit when commits trickle in a few
+    ms apart (a call's Requested, Sent and Succeeded): every batch is a log query, a bulk write
+    and a checkpoint write whatever it holds. So a batch that held at most `tiny` events and began
+    less than `interval` ago holds the next one back until `interval` after it began; a commit
+    after a quiet spell, a batch after a larger one, and a source a writer waits for are read at once.
+    """
+
+    def __init__(self, interval: float, tiny: int = TINY_BATCH, clock=time.monotonic):
+        self.interval, self.tiny, self._clock = interval, tiny, clock
+        self._began, self._events = -interval, 0
+
+    def hold(self) -> float:
+        """Seconds the next batch should wait (0: begin now)."""
+        if self._events > self.tiny:
+            return 0.0
+        return max(0.0, self._began + self.interval - self._clock())
+
+    def began(self) -> None:
+        self._began = self._clock()
+
+    def ended(self, events: int) -> None:
+        self._events = events
+
+
 def run_projectors(projectors: list[Projector], stop: threading.Event, wakeup: Wakeup | None = None,
                    min_interval: float = 0.0) -> None:
     """Runs until `stop` is set; a failing batch is logged and retried, never skipped.
 
     A source is read when the wakeup names it (a PostgreSQL commit notification, or every poll
-    interval on other stores) and again at once while its batches come back full. Where writers
-    can nudge (PostgreSQL), a batch also waits until `min_interval` has passed since the previous
-    one began: a commit after a quiet spell is read at once, but under load the events of that
-    interval share one batch (one write per document and per checkpoint instead of one per event),
-    and a writer waiting to read its own write nudges its source past that wait.
+    interval on other stores), together with every notification pending by then (one batch for all
+    the commits they name), and again at once while its batches come back full. Where writers can
+    nudge (PostgreSQL), `Pacer` holds a batch back for at most `min_interval` after a tiny one; a
+    writer waiting to read its own write nudges its source past that wait.
     """
     sources = {name: app for projector in projectors for name, app in projector.sources.items()}
+    followers = {name: [p for p in projectors if name in p.sources] for name in sources}
     wakeup = wakeup or wakeup_for(sources, stop)
-    linger = min_interval if wakeup.hears_nudges else 0.0
-    due, wanted, failures, catching_up, started = set(sources), set(), 0, False, -linger
+    pacer = Pacer(min_interval if wakeup.hears_nudges else 0.0)
+    due, wanted, failures = set(sources), set(), 0
     try:
         while not stop.is_set():
             if due:
-                until = started + linger
-                if not (wanted or catching_up) and time.monotonic() < until:
+                held = 0.0 if wanted else pacer.hold()
+                paced_from = time.monotonic()
+                if held:
+                    until = paced_from + held
                     while not (wanted or stop.is_set()) and time.monotonic() < until:
                         wanted = wakeup.nudged(until - time.monotonic())
-                    due |= wanted | wakeup.wait(0)[0]  # the commits of the interval: all read in this batch
-                started = time.monotonic()
+                    due |= wanted | wakeup.wait(0)[0]  # every commit notified meanwhile: one batch
+                paced = time.monotonic() - paced_from
+                pacer.began()
                 try:
+                    events = 0
+                    for name in sources:
+                        if name in due:
+                            events += step_source(followers[name], name, paced=paced)
                     for projector in projectors:
-                        chosen = due.intersection(projector.sources)
-                        if chosen:
-                            projector.step(sources=chosen)
+                        projector.trim_if_due()
                     failures = 0
                     due = set().union(*(projector.behind for projector in projectors))
-                    catching_up = bool(due)
+                    pacer.ended(pacer.tiny + 1 if due else events)
                 except Exception:  # noqa: BLE001 - a projector must outlive a broken database connection
                     failures += 1
                     log.exception("projection batch failed; retrying")
@@ -179,4 +263,4 @@ def progress_bar(stream=None, width: int = 30):
     return show
 
 
-__all__ = ["Projector", "run_projectors", "rebuild", "progress_bar"]
+__all__ = ["Projector", "Pacer", "step_source", "run_projectors", "rebuild", "progress_bar"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from pymongo import UpdateOne
 from pymongo.database import Database
 
 DEVICE_LIST = "device_list"
@@ -67,14 +68,23 @@ class ReadModelCatalogue:
         """`recorded_at`: when the event at `position` was recorded; the checkpoint keeps how long it
         took to become visible (`lag_ms`, event recorded -> read model written) and when; `lag`:
         percentiles of recent events' lags (projections.lag.LagWindow)."""
-        # One flat document per source: `$max` never moves a checkpoint backwards.
-        fields = {"collection": collection_name(projection, generation), "source": source, **(lag or {})}
-        if recorded_at is not None:
-            now = time.time()
-            fields.update(applied_at=now, lag_ms=round(max(0.0, now - recorded_at) * 1000, 3))
-        self._db[CHECKPOINTS].update_one(
-            {"_id": checkpoint_id(projection, generation, source)},
-            {"$max": {"position": position}, "$set": fields}, upsert=True)
+        self.advance_many([(projection, generation, source, position, recorded_at, lag)])
+
+    def advance_many(self, advances: list[tuple]) -> None:
+        """Several `advance`s (tuples of its arguments) in one request: the read models that follow
+        one source move their checkpoints together after a batch."""
+        now, requests = time.time(), []
+        for projection, generation, source, position, recorded_at, lag in advances:
+            # One flat document per source: `$max` never moves a checkpoint backwards.
+            fields = {"collection": collection_name(projection, generation), "source": source, **(lag or {})}
+            if recorded_at is not None:
+                fields.update(applied_at=now, lag_ms=round(max(0.0, now - recorded_at) * 1000, 3))
+            requests.append(({"_id": checkpoint_id(projection, generation, source)},
+                             {"$max": {"position": position}, "$set": fields}))
+        if len(requests) == 1:
+            self._db[CHECKPOINTS].update_one(*requests[0], upsert=True)
+        elif requests:
+            self._db[CHECKPOINTS].bulk_write([UpdateOne(*r, upsert=True) for r in requests], ordered=True)
 
     def forget(self, projection: str, generation: int) -> None:
         self._db[CHECKPOINTS].delete_many({"collection": collection_name(projection, generation)})
@@ -104,7 +114,8 @@ class ReadModelCatalogue:
             rows.append({"collection": doc["collection"], "source": doc["source"], "position": doc["position"],
                          "active": self.active_generation(projection) == int(generation),
                          **{k: doc.get(k) for k in ("lag_ms", "applied_at", "lag_events", "lag_p50_ms",
-                                                    "lag_p99_ms", "lag_max_ms")}})
+                                                    "lag_p99_ms", "lag_max_ms")},
+                         **{k: v for k, v in doc.items() if k.startswith("lag_") and k.endswith("_ms")}})
         return rows
 
     def generations(self, projection: str) -> list[int]:

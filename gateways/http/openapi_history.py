@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateways.http.openapi_schemas import NULLABLE_S, S, TIME, obj, ref, string
-from queries.history import DIRECTIONS, MAX_PAGE, STATES
+from queries.history import DIRECTIONS, MAX_PAGE, SORT_VALUES, STATES
 
 ITEMS = {"type": "array", "items": ref("HistoryItem")}
 SCHEMAS = {
@@ -30,8 +30,15 @@ FILTERS = [
 ]
 PAGING = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
-    {"name": "next", "in": "query", "schema": string(200), "description": "the `next` of the previous page"},
-    {"name": "order", "in": "query", "schema": {"enum": ["newest", "oldest"], "default": "newest"}},
+    {"name": "next", "in": "query", "schema": string(1000), "description": "the `next` of the previous page"},
+    {"name": "order", "in": "query", "schema": {"enum": ["newest", "oldest"], "default": "newest"},
+     "description": "time order (or give `sort`, not both)"},
+    {"name": "sort", "in": "query", "schema": {"enum": list(SORT_VALUES), "default": "-time"},
+     "description": "sort by time, latency (ms), device (name), api or state; a leading '-' sorts descending. "
+                    "Ties are newest first in an ascending sort, and a descending sort is its exact reverse. "
+                    "Items without a value in the field (the api of a presence change, the latency of an "
+                    "unanswered call) are left out. `next` continues the sort it was handed out with; an "
+                    "unknown field is a 400 validation-failed problem"},
 ]
 OWNER = [{"name": "owner", "in": "query", "schema": string(64),
           "description": "analysts: one owner's data (default everyone's); others: only their own username"}]
@@ -48,7 +55,7 @@ OPERATIONS = {
                              {200: "HistoryPage"}, {400}),
     ("/v1/devices/{name}/history", "get"): ("history", "One device's history (by name), newest first", None,
                                             {200: "HistoryPage"}, {400}),
-    ("/v1/analytics/history", "get"): ("analytics", "History with filters, order and cursor" + ANALYST, None,
+    ("/v1/analytics/history", "get"): ("analytics", "History with filters, sort and cursor" + ANALYST, None,
                                        {200: "HistoryPage"}, {400, 403}),
     ("/v1/analytics/commands", "get"): ("analytics", "Calls per device per hour or day" + ANALYST, None,
                                         {200: "AggregateRows"}, {400, 403}),

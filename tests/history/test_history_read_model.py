@@ -11,7 +11,7 @@ import pytest
 
 from projections.history import INDEXES, HistoryProjection
 from projections.runner import Projector, rebuild
-from queries.history import history_filter
+from queries.history import Sort, history_filter, sorted_queries
 from queries.read_models import HISTORY, collection_name
 
 NOW = dt.datetime.now(dt.timezone.utc)
@@ -63,6 +63,27 @@ def test_every_query_shape_uses_an_index(recorded):
     for shape, filters in SHAPES.items():
         plan = history.find(history_filter(**filters)).sort([("key", -1)]).limit(50).explain()
         assert index_used(plan), f"{shape}: {plan['queryPlanner']['winningPlan']}"
+
+
+SORTED_SHAPES = {name: shape for name, shape in SHAPES.items()
+                 if name in ("owner", "owner+device", "owner+range", "everyone", "everyone+range", "everyone+api",
+                             "everyone+state")}
+
+
+@pytest.mark.parametrize("field", ["latency", "device", "api", "state"])
+def test_every_sorted_query_shape_uses_an_index(recorded, field):
+    """Each sort the routes serve, both ways, first page and after a cursor: every scan searches an index."""
+    recorder, *_ = recorded
+    history = recorder.platform.history.collection()
+    value = 12.5 if field == "latency" else "kitchen"
+    for shape, filters in SORTED_SHAPES.items():
+        for ascending in (True, False):
+            sort = Sort(field, ascending)
+            for after in (None, (value, "01795800000000000:abc")):
+                for query, order in sorted_queries(history_filter(**filters), sort, after):
+                    plan = history.find(query).sort(order).limit(51).explain()
+                    assert index_used(plan), f"{shape} sort={field} asc={ascending} after={after}: " \
+                                             f"{plan['queryPlanner']['winningPlan']}"
 
 
 def test_a_rebuild_reproduces_the_live_read_model(recorded):
@@ -140,3 +161,16 @@ def test_rebuild_command_covers_history(recorded, capsys):
 
 def all_documents(collection) -> list[dict]:
     return sorted(collection.find({}), key=lambda d: d["_id"])
+
+
+def test_a_sorted_cursor_round_trips_the_longest_names_within_the_routes_limit():
+    from gateways.http.resources.history import MAX_CURSOR
+    from queries.history import decode_any_cursor, encode_sort_cursor
+    name = "ü" * 64 + "灯" * 64  # a device name of the longest kind, none of it ASCII
+    key = "01795893957000000:" + "a" * 80
+    for sort in (Sort("device", True), Sort("device", False)):
+        cursor = encode_sort_cursor(sort, name, key)
+        assert len(cursor) <= MAX_CURSOR
+        assert decode_any_cursor(cursor) == (sort, name, key)
+    cursor = encode_sort_cursor(Sort("latency", False), 12.75, key)
+    assert decode_any_cursor(cursor) == (Sort("latency", False), 12.75, key)

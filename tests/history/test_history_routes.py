@@ -124,3 +124,94 @@ def test_analysts_query_everyone(recorded):
     assert {row["owner"] for row in table} == {"alice", "bob"}
     assert len(table) == len(all_pages(api, "/v1/analytics/history", bob.token))
     assert_problem(api.get("/v1/analytics/export", bob.token, params={"format": "xml"}), 400, "validation-failed")
+
+
+SORTED_FIELDS = {"latency": "latency_ms", "device": "device_name", "api": "api", "state": "state"}
+
+
+def expected_order(items: list[dict], name: str, ascending: bool) -> list[dict]:
+    """By the field, ties newest first; descending is the exact reverse; items without a value left out."""
+    if name == "time":
+        ordered = sorted(items, key=lambda i: (i["at"], i["id"]))
+        return ordered if ascending else ordered[::-1]
+    field = SORTED_FIELDS[name]
+    newest_first = sorted((i for i in items if i.get(field) is not None), key=lambda i: (i["at"], i["id"]),
+                          reverse=True)
+    ordered = sorted(newest_first, key=lambda i: i[field])  # stable: ties stay newest first
+    return ordered if ascending else ordered[::-1]
+
+
+def test_analysts_sort_by_each_field_with_cursor_paging(recorded):
+    recorder, alice, bob = recorded
+    api = recorder.api
+    grant(api, "bob", "analyst")
+    everything = all_pages(api, "/v1/analytics/history", bob.token, limit=500)
+    assert len({i["owner"] for i in everything}) == 2
+    for name in ("time", *SORTED_FIELDS):
+        for ascending in (True, False):
+            sort = name if ascending else f"-{name}"
+            expected = expected_order(everything, name, ascending)
+            assert expected, sort
+            for limit in (1, 2, 5, 500):
+                got = all_pages(api, "/v1/analytics/history", bob.token, sort=sort, limit=limit)
+                assert [i["id"] for i in got] == [i["id"] for i in expected], f"sort={sort} limit={limit}"
+    # Ties: alice's kitchen has several documents, listed newest first within the name when ascending.
+    by_device = all_pages(api, "/v1/analytics/history", bob.token, sort="device", limit=2)
+    kitchen = [i["at"] for i in by_device if i["device_name"] == "kitchen"]
+    assert len(kitchen) > 2 and kitchen == sorted(kitchen, reverse=True)
+    slowest = all_pages(api, "/v1/analytics/history", bob.token, sort="-latency", limit=1)
+    assert [i["latency_ms"] for i in slowest] == sorted((i["latency_ms"] for i in slowest), reverse=True)
+    assert {i["event"] for i in slowest} == {"command"}
+    # Sorts combine with filters, the owner scope and a time range; the cursor keeps them all.
+    for params in ({"owner": "alice", "sort": "-latency"}, {"api": "get_gpio", "sort": "device"},
+                   {"api": "get_gpio", "sort": "-api"}, {"state": "succeeded", "sort": "latency"},
+                   {"owner": "alice", "from": everything[-3]["at"], "sort": "state"},
+                   {"direction": "from_device", "sort": "-device"}):
+        sort = params["sort"]
+        name, ascending = sort.lstrip("-"), not sort.startswith("-")
+        matching = all_pages(api, "/v1/analytics/history", bob.token,
+                             **{k: v for k, v in params.items() if k != "sort"})
+        expected = expected_order(matching, name, ascending)
+        assert expected, params
+        for limit in (1, 3):
+            got = all_pages(api, "/v1/analytics/history", bob.token, limit=limit, **params)
+            assert [i["id"] for i in got] == [i["id"] for i in expected], f"{params} limit={limit}"
+    # The owner's own routes sort the same way.
+    own = all_pages(api, "/v1/history", alice.token, sort="-state", limit=2)
+    assert [i["id"] for i in own] == [i["id"] for i in expected_order(
+        all_pages(api, "/v1/history", alice.token), "state", False)]
+    assert {i["owner"] for i in own} == {"alice"}
+
+
+def test_unknown_sorts_and_bad_sort_cursors_are_problems(recorded):
+    recorder, alice, bob = recorded
+    api = recorder.api
+    grant(api, "bob", "analyst")
+    for params in ({"sort": "colour"}, {"sort": "-"}, {"sort": "owner"}, {"sort": "latency", "order": "oldest"}):
+        answer = api.get("/v1/analytics/history", bob.token, params=params)
+        assert_problem(answer, 400, "validation-failed")
+        assert "sort" in answer.json["detail"]
+    first = api.get("/v1/analytics/history", bob.token, params={"sort": "-latency", "limit": 1}).json
+    assert first["next"]
+    import base64
+    text = base64.urlsafe_b64decode(first["next"] + "=" * (-len(first["next"]) % 4)).decode()
+    for forged in (text.replace('"latency"', '"owner"'), text.replace("false", '"no"'), 's["latency",true,"x","1"]',
+                   's["device",true,{"$gt":""},"00000000000000001:x"]', "s[]"):
+        cursor = base64.urlsafe_b64encode(forged.encode()).decode().rstrip("=")
+        assert_problem(api.get("/v1/analytics/history", bob.token, params={"next": cursor}), 400, "validation-failed")
+
+
+def test_sorted_pages_never_show_other_users_history(recorded):
+    recorder, alice, bob = recorded
+    api = recorder.api
+    for sort in ("latency", "-device", "api", "-state", "time"):
+        assert {i["owner"] for i in all_pages(api, "/v1/analytics/history", bob.token, sort=sort, limit=1)} <= {"bob"}
+        assert {i["owner"] for i in all_pages(api, "/v1/history", bob.token, sort=sort, limit=1)} <= {"bob"}
+        assert all_pages(api, "/v1/devices/kitchen/history", bob.token, sort=sort) == []
+        assert_problem(api.get("/v1/analytics/history", bob.token, params={"owner": "alice", "sort": sort}), 403,
+                       "role-required")
+    # A cursor handed to alice carries no right to her data: bob's request with it is still scoped to bob.
+    cursor = api.get("/v1/history", alice.token, params={"sort": "-latency", "limit": 1}).json["next"]
+    assert cursor
+    rest = all_pages(api, "/v1/analytics/history", bob.token, next=cursor)
+    assert {i["owner"] for i in rest} <= {"bob"}

@@ -123,3 +123,20 @@ def test_stores_that_cannot_notify_are_polled(make_settings):
         assert wakeup.wait(None) == ({"DeviceControl"}, set())
     finally:
         app.close()
+
+
+def test_the_pacer_holds_a_batch_back_only_after_a_tiny_recent_one():
+    from projections.runner import Pacer
+    now = [100.0]
+    pacer = Pacer(0.02, tiny=16, clock=lambda: now[0])
+    assert pacer.hold() == 0.0, "the first batch begins at once"
+    pacer.began()
+    pacer.ended(1)
+    now[0] += 0.005
+    assert abs(pacer.hold() - 0.015) < 1e-9, "a tiny batch 5 ms ago: the next waits out the rest of 20 ms"
+    now[0] += 0.030
+    assert pacer.hold() == 0.0, "a commit after a quiet spell is read at once"
+    pacer.began()
+    pacer.ended(17)
+    assert pacer.hold() == 0.0, "after a larger batch the next begins at once: batches grow with the load"
+    assert Pacer(0.0).hold() == 0.0

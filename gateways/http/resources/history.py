@@ -14,11 +14,12 @@ from commands.errors import ValidationFailed
 from gateways.http import access
 from queries.analytics import Analytics
 from queries.fleet_analytics import FleetAnalytics
-from queries.history import (DEFAULT_PAGE, MAX_PAGE, HistoryQueries, decode_cursor, history_filter,
-                             parse_time)
+from queries.history import (DEFAULT_PAGE, MAX_PAGE, HistoryQueries, Sort, decode_any_cursor, history_filter,
+                             parse_sort, parse_time)
 
 ANALYST = "analyst"
 MAX_PARAM = 200
+MAX_CURSOR = 1000  # a sorted page's cursor holds a device name (up to 128 characters) and a key
 CSV_FIELDS = ("id", "at", "event", "owner", "device_name", "device_id", "api", "direction", "state", "latency_ms",
               "actor", "correlation_id", "requested_at", "sent_at", "completed_at", "request_payload",
               "answer_payload", "error")
@@ -26,7 +27,7 @@ CSV_FIELDS = ("id", "at", "event", "owner", "device_name", "device_id", "api", "
 
 def _param(req, name: str) -> str | None:
     value = req.get_param(name)
-    if value is not None and len(value) > MAX_PARAM:
+    if value is not None and len(value) > (MAX_CURSOR if name == "next" else MAX_PARAM):
         raise ValidationFailed(f"'{name}' is too long", field=name)
     return value or None
 
@@ -40,23 +41,38 @@ def _limit(req) -> int:
     return int(raw)
 
 
-def query_from(req, owner: str | None, **fixed) -> tuple[dict, bool]:
-    """The history filter a request's parameters ask for (owner fixed by the caller's rights), and
-    whether pages run oldest first."""
+def query_from(req, owner: str | None, **fixed) -> tuple[dict, Sort, tuple | None]:
+    """The history filter a request's parameters ask for (owner fixed by the caller's rights), the
+    order of its pages (`sort`, or the older `order`), and where the cursor left off."""
     cursor = _param(req, "next")
-    oldest_first = (_param(req, "order") or "newest") == "oldest"
     if _param(req, "order") not in (None, "newest", "oldest"):
         raise ValidationFailed("'order' must be newest or oldest", field="order")
-    before = after = None
+    sort = parse_sort(_param(req, "sort"))
+    if sort is not None and _param(req, "order"):
+        raise ValidationFailed("give 'sort' or 'order', not both", field="sort")
+    sort = sort or Sort("time", _param(req, "order") == "oldest")
+    before = after = last = None
     if cursor:
-        key, oldest_first = decode_cursor(cursor)
-        after, before = (key, None) if oldest_first else (None, key)
+        sort, value, key = decode_any_cursor(cursor)  # a cursor continues in the order it was handed out in
+        if sort.by_time:
+            after, before = (key, None) if sort.ascending else (None, key)
+        else:
+            last = (value, key)
     query = history_filter(
         owner=owner, device=fixed.get("device", _param(req, "device")), device_id=_param(req, "device_id"),
         api=_param(req, "api"), direction=_param(req, "direction"), state=_param(req, "state"),
         since=parse_time(_param(req, "from"), "from"), until=parse_time(_param(req, "to"), "to"),
         before_key=before, after_key=after, event=fixed.get("event"))
-    return query, oldest_first
+    return query, sort, last
+
+
+def _page(history: HistoryQueries, req, owner: str | None, **fixed) -> dict:
+    query, sort, last = query_from(req, owner, **fixed)
+    if sort.by_time:
+        items, cursor = history.page(query, _limit(req), sort.ascending)
+    else:
+        items, cursor = history.sorted_page(query, sort, _limit(req), last)
+    return {"items": items, "next": cursor}
 
 
 def scope(req) -> str | None:
@@ -76,9 +92,7 @@ class History:
         self._history = history
 
     def on_get(self, req, resp):
-        query, oldest_first = query_from(req, req.context.principal.owner)
-        items, cursor = self._history.page(query, _limit(req), oldest_first)
-        resp.media = {"items": items, "next": cursor}
+        resp.media = _page(self._history, req, req.context.principal.owner)
 
 
 class DeviceHistory:
@@ -88,21 +102,17 @@ class DeviceHistory:
         self._history = history
 
     def on_get(self, req, resp, name):
-        query, oldest_first = query_from(req, req.context.principal.owner, device=name)
-        items, cursor = self._history.page(query, _limit(req), oldest_first)
-        resp.media = {"items": items, "next": cursor}
+        resp.media = _page(self._history, req, req.context.principal.owner, device=name)
 
 
 class AnalyticsHistory:
-    """GET /v1/analytics/history: filters, order, cursor; everyone's for analysts."""
+    """GET /v1/analytics/history: filters, sort, cursor; everyone's for analysts."""
 
     def __init__(self, history: HistoryQueries):
         self._history = history
 
     def on_get(self, req, resp):
-        query, oldest_first = query_from(req, scope(req))
-        items, cursor = self._history.page(query, _limit(req), oldest_first)
-        resp.media = {"items": items, "next": cursor}
+        resp.media = _page(self._history, req, scope(req))
 
 
 class Aggregate:
@@ -112,7 +122,7 @@ class Aggregate:
         self._analytics, self._kind = analytics, kind
 
     def on_get(self, req, resp):
-        query, _ = query_from(req, scope(req))
+        query, _, _ = query_from(req, scope(req))
         if self._kind == "commands":
             rows = self._analytics.commands_per_device(query, _param(req, "bucket") or "hour")
         elif self._kind == "outcomes":
@@ -132,7 +142,7 @@ class Export:
         self._history = history
 
     def on_get(self, req, resp):
-        query, _ = query_from(req, scope(req))
+        query, _, _ = query_from(req, scope(req))
         kind = _param(req, "format") or "jsonl"
         if kind not in ("csv", "jsonl"):
             raise ValidationFailed("'format' must be csv or jsonl", field="format")
