@@ -40,9 +40,11 @@ VENV_CLI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "iotcloud"
 
 
 def lag_rows(platform: Platform) -> list[dict]:
-    out = subprocess.run([str(VENV_CLI), "projections", "status", "--json"], env=platform.env, capture_output=True,
-                         text=True, timeout=120, check=True).stdout
-    return [json.loads(line) for line in out.splitlines()]
+    done = subprocess.run([str(VENV_CLI), "projections", "status", "--json"], env=platform.env, capture_output=True,
+                          text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"iotcloud projections status failed ({done.returncode}): {done.stderr[-2000:]}")
+    return [json.loads(line) for line in done.stdout.splitlines()]
 
 
 async def measure(args, state: Path, platform: Platform, result: dict) -> None:

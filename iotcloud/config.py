@@ -264,6 +264,10 @@ class Settings:
             env["SQLITE_DBNAME"] = str(self.state_dir / f"{application_name.lower()}.events.sqlite3")
             env["SQLITE_LOCK_TIMEOUT"] = "10"
         elif self.persistence_module == "eventsourcing.postgres":
+            # eventsourcing opens 5 connections per application per process up front: one platform
+            # held 108 of them, past PostgreSQL's default max_connections (100), and the next process
+            # (a CLI command) could not connect. Two kept, more opened while a burst needs them.
+            env.update({"POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "8"})
             env.update(self.postgres)
             if self.postgres_password_file:
                 env["POSTGRES_PASSWORD"] = Path(self.postgres_password_file).read_text().strip()
