@@ -20,7 +20,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError, Programm
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 
 from commands.chain.links import ChainWriter, Link
 
@@ -78,6 +78,11 @@ class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
             "  END LOOP;\n"
             "END;\n"
             "$BODY$").format(**append))
+        # Processes that start together (compose, several replicas) create the tables and replace the
+        # function at once; PostgreSQL fails one of two concurrent replaces ("tuple concurrently
+        # updated"). The creating transactions take turns on this lock instead.
+        self.sql_create_statements.insert(0, SQL("SELECT pg_advisory_xact_lock(hashtext({key}))").format(
+            key=Literal(f"iotcloud-create:{self.datastore.schema}.{events_table_name}")))
         self._append_call = SQL("SELECT * FROM {schema}.{append}(%s, %s, %s, %s)").format(**append)
         self._rows = SQL("SELECT notification_id, replace(originator_id::text, '-', ''), originator_version, topic, "
                          "state FROM {schema}.{events} WHERE notification_id > %s "
