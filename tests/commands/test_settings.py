@@ -22,9 +22,12 @@ def test_every_variable_is_read_and_cast():
     assert settings.state_dir == Path("/tmp/x") and not settings.uses_embedded_mongodb
     assert settings.event_store_env("DeviceFleet") == {"PERSISTENCE_MODULE": "eventsourcing.postgres",
                                                        "POSTGRES_HOST": "pg", "POSTGRES_PASSWORD": "secret",
+                                                       "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "8",
                                                        "APPLICATION_RECORDER_TOPIC":
                                                        "commands.chain.postgres_recorder:ChainedPostgresRecorder"}
     assert settings.describe()["postgres"]["POSTGRES_PASSWORD"] == "***"
+    sized = Settings.from_env({"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_POOL_SIZE": "10"})
+    assert sized.event_store_env("DeviceFleet")["POSTGRES_POOL_SIZE"] == "10"  # an operator's choice wins
 
 
 def test_secrets_can_come_from_files_and_are_not_shown(tmp_path):
