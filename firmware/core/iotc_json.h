@@ -1,6 +1,7 @@
 /* A strict, bounded JSON reader (RFC 8259, UTF-8 checked) into a caller's token array, and a writer
  * that serialises exactly like Python's json.dumps defaults: ", " and ": " separators, ASCII only
- * (\uXXXX, lowercase hex), keys in their first position with their last value. No allocation. */
+ * (\uXXXX, lowercase hex), keys in their first position with their last value. No allocation.
+ * The reader is in iotc_json_read.c, the writer in iotc_json_write.c. */
 #ifndef IOTC_JSON_H
 #define IOTC_JSON_H
 

@@ -24,12 +24,12 @@ cc=$(command -v clang-14 || command -v clang)
 profdata=$(command -v llvm-profdata-14 || command -v llvm-profdata)
 cov=$(command -v llvm-cov-14 || command -v llvm-cov)
 flags="-std=c99 -O1 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping -Icore -Itests"
-$cc $flags fuzz/fuzz_json.c core/iotc_json.c -o "$work/cov-json"
-$cc $flags fuzz/fuzz_request.c tests/fake_hal.c core/iotc_json.c core/iotc_topic.c core/iotc_device.c -o "$work/cov-request"
+$cc $flags fuzz/fuzz_json.c core/iotc_json_read.c core/iotc_json_write.c -o "$work/cov-json"
+$cc $flags fuzz/fuzz_request.c tests/fake_hal.c core/iotc_json_read.c core/iotc_json_write.c core/iotc_topic.c core/iotc_device.c -o "$work/cov-request"
 for target in json request; do
   LLVM_PROFILE_FILE="$work/$target.profraw" "$work/cov-$target" -runs=0 "$work/$target" "fuzz/corpus/$target" >/dev/null 2>&1
 done
 $profdata merge -sparse "$work"/*.profraw -o "$work/all.profdata"
 echo "== line/branch coverage of the core over the grown corpora =="
 $cov report "$work/cov-request" -object "$work/cov-json" -instr-profile="$work/all.profdata" \
-  core/iotc_json.c core/iotc_topic.c core/iotc_device.c
+  core/iotc_json_read.c core/iotc_json_write.c core/iotc_topic.c core/iotc_device.c
