@@ -92,6 +92,8 @@ def parse_args(argv=None):
     p.add_argument("--profile-sequential", action="store_true",
                    help="a further sequential run with py-spy sampling every thread's wall clock (--idle --threads, "
                         "500 Hz): where a sequential call's time goes (bench/results/<name>.seq.<process>.collapsed.txt)")
+    p.add_argument("--profile-gil", action="store_true",
+                   help="with --profile: sample only the thread holding the GIL (py-spy --gil), the Python CPU")
     p.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second (default %(default)s)")
     p.add_argument("--profile-duration", type=float, default=15, help="seconds of the profiled run (default %(default)s)")
     p.add_argument("--wait-quiet", type=float, default=0,

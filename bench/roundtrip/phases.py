@@ -161,7 +161,8 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
             del result["floor"]
         # Apart from the measured runs: py-spy takes CPU from the same two cores.
         if args.profile:
-            during = await profiler(args, state / "profiles", platform, "saturated", rate=args.profile_rate)
+            during = await profiler(args, state / "profiles", platform, "saturated", rate=args.profile_rate,
+                                   gil=args.profile_gil)
             result["saturated_profiled"] = await load.closed_loop(clients, args.profile_duration,
                                                                   "saturated (profiled)", during)
         if args.profile_sequential:

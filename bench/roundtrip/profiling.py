@@ -11,9 +11,12 @@ from pathlib import Path
 from roundtrip import VENV_BIN
 
 
-def py_spy(pids: dict[str, int], seconds: float, outdir: Path, rate: int = 100, wall: bool = False) -> dict:
+def py_spy(pids: dict[str, int], seconds: float, outdir: Path, rate: int = 100, wall: bool = False,
+           gil: bool = False) -> dict:
     """Samples each pid with py-spy (raw collapsed stacks) and summarises the top frames; `wall` also
-    samples waiting threads, one stack per thread, so a sequential call's wall time can be split up."""
+    samples waiting threads, one stack per thread, so a sequential call's wall time can be split up;
+    `gil` only the thread holding the GIL: where the Python CPU goes, without threads py-spy takes for
+    running that are only waiting."""
     tool = VENV_BIN / "py-spy"
     if not tool.exists():
         found = shutil.which("py-spy")
@@ -26,7 +29,7 @@ def py_spy(pids: dict[str, int], seconds: float, outdir: Path, rate: int = 100, 
         path = outdir / f"{re.sub(r'[^a-z0-9]+', '-', name.lower())}.collapsed.txt"
         procs[name] = (path, subprocess.Popen([str(tool), "record", "--pid", str(pid), "-d", str(int(seconds)),
                                                "-r", str(rate), "--nonblocking", "-f", "raw", "-o", str(path)]
-                                              + (["--idle", "--threads"] if wall else []),
+                                              + (["--idle", "--threads"] if wall else []) + (["--gil"] if gil else []),
                                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
     summary = {}
     for name, (path, proc) in procs.items():

@@ -1,0 +1,101 @@
+"""Write side of a device call alone: the API's commit of Requested+Sent and the outcome's, on PostgreSQL.
+
+One thread does what the short path does per call (DeviceControl.dispatch, then the answer recorded in
+the next shared commit) with no broker, HTTP or read store, so a change to the append path is measured
+without the noise of the whole platform. Reports CPU per call of this process (the Python side of the
+commit) and of its PostgreSQL backends, and the dispatch latency.
+
+    eval "$(bash deploy/test-postgres.sh .state/test-pg)"     # or any PostgreSQL trusting user postgres
+    .venv/bin/python bench/write_side.py --calls 3000 [--threads 1] [--host 127.0.0.1 --port 5432]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from commands.chain import chained_recorder_topic  # noqa: E402
+from commands.device_control import DeviceControl  # noqa: E402
+
+DEVICE = {"device_id": "a" * 40, "owner": "alice", "name": "kitchen"}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICK
+        except OSError:
+            pass
+    return total
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--calls", type=int, default=3000, help="calls per thread (default %(default)s)")
+    p.add_argument("--threads", type=int, default=1, help="threads calling at once (default %(default)s)")
+    p.add_argument("--host", default=os.environ.get("IOTCLOUD_TEST_PG_HOST", "127.0.0.1"))
+    p.add_argument("--port", default=os.environ.get("IOTCLOUD_TEST_PG_PORT", "5432"))
+    p.add_argument("--user", default=os.environ.get("IOTCLOUD_TEST_PG_USER", "postgres"))
+    args = p.parse_args()
+
+    database = f"bench_write_{uuid.uuid4().hex[:8]}"
+    admin = f"host={args.host} port={args.port} user={args.user} dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    env = {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": database,
+           "POSTGRES_HOST": args.host, "POSTGRES_PORT": str(args.port), "POSTGRES_USER": args.user,
+           "POSTGRES_PASSWORD": "", "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "8",
+           "APPLICATION_RECORDER_TOPIC": chained_recorder_topic("eventsourcing.postgres")}
+    control = DeviceControl(env=env)
+    try:
+        dispatch_ms: list[float] = []
+
+        def calls(n: int) -> None:
+            for i in range(n):
+                started = time.perf_counter()
+                command = control.dispatch(DEVICE, "get_status", None, None, None, by="api:bench")
+                dispatch_ms.append((time.perf_counter() - started) * 1000)
+                command.record_answer(i, {"status": "running"})
+                control.record_later(command)
+
+        calls(100)  # warm: pool, prepared statements
+        dispatch_ms.clear()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))]
+        cpu0, pg0, wall0 = time.process_time(), backend_cpu(pids), time.perf_counter()
+        threads = [threading.Thread(target=calls, args=(args.calls,)) for _ in range(args.threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        control.record_later(control.dispatch(DEVICE, "get_status", None, None, None, by="api:bench")).result(30)
+        total = args.calls * args.threads
+        cpu, pg, wall = time.process_time() - cpu0, backend_cpu(pids) - pg0, time.perf_counter() - wall0
+    finally:
+        control.close()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+    quantiles = statistics.quantiles(dispatch_ms, n=100)
+    print(json.dumps({"calls": total, "threads": args.threads, "calls_per_s": round(total / wall, 1),
+                      "process_cpu_ms_per_call": round(cpu * 1000 / total, 3),
+                      "postgres_cpu_ms_per_call": round(pg * 1000 / total, 3),
+                      "dispatch_p50_ms": round(quantiles[49], 3), "dispatch_p99_ms": round(quantiles[98], 3)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
