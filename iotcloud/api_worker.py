@@ -28,6 +28,7 @@ from functools import partial
 from gunicorn import http
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from gateways.http import draining
 from iotcloud.config import Settings
 from iotcloud.https import server_context
 
@@ -72,6 +73,12 @@ class ApiWorker(ThreadWorker):
         self.tls_port = settings.api_https_port
         self.tls_context = server_context(settings) if self.tls_port else None
         super().init_process()
+
+    def handle_exit(self, sig, frame) -> None:
+        """SIGTERM: waiting requests answer at once (gateways/http/draining.py), then gunicorn's
+        graceful stop finishes the rest."""
+        draining.STOPPING.set()
+        super().handle_exit(sig, frame)
 
     def accept(self, listener) -> None:
         """gunicorn's accept, with a TLS connection for the HTTPS listener's clients."""

@@ -15,6 +15,7 @@ from gateways.devices.broker_link import WAKE_DEVICES
 from gateways.http import compat_v2 as v2
 from gateways.http import compat_v2_devices as v2_devices
 from gateways.http import compat_v2_history as v2_history
+from gateways.http import draining
 from gateways.http import problems
 from gateways.http.access import RoleLookup
 from gateways.http.bodies import bounded_loads, read_bounded
@@ -81,7 +82,8 @@ def routes(platform) -> list[Route]:
         Route("/v1/ca", devices.CertificateAuthorityCertificate(fleet)),
         Route("/v1/devices", devices.Devices(fleet, platform.devices, rw, platform.device_endpoints)),
         Route("/v1/devices/_count", devices.DeviceCount(platform.devices)),
-        Route("/v1/devices/_changes", live.DeviceChanges(DeviceListVersions(platform.db), platform.waiting)),
+        Route("/v1/devices/_changes", live.DeviceChanges(DeviceListVersions(platform.db), platform.waiting,
+                                                         draining.STOPPING)),
         Route("/v1/emulator", emulator.Emulator(platform.emulators, fleet)),
         Route("/v1/devices/{name}", devices.Device(fleet, platform.devices, rw, wake_for_revocation)),
         Route("/v1/devices/{name}/certificate", devices.DeviceCertificate(fleet, rw, platform.device_endpoints)),

@@ -7,11 +7,13 @@ A long poll holds its thread for at most MAX_WAIT seconds and takes its slot fro
 device calls that wait for their devices (per user and in all, gateways/http/capacity.py), so
 waiting requests of every kind together never take more than their share of the threads. A caller
 over the bound is not refused (a 429 would be noise in the browser console): it gets the current
-version at once and `retry_after`, the seconds to wait before asking again.
+version at once and `retry_after`, the seconds to wait before asking again. So does a poll that is
+waiting when the worker is asked to stop (gateways/http/draining.py).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 from gateways.http.bodies import number_param, text_field
@@ -21,12 +23,15 @@ from queries.device_changes import DeviceListVersions
 MAX_WAIT = 20        # seconds one poll may hold a thread
 CHECK_EVERY = 0.25   # seconds between two looks at the read model while waiting
 BUSY_RETRY_MAX = 10  # seconds a caller over the bound is told to wait, at most
+STOPPING_RETRY = 1   # seconds a caller is told to wait when the worker stops under its poll
 
 
 class DeviceChanges:
-    def __init__(self, versions: DeviceListVersions, waiting: ConcurrencyLimit, clock=time.monotonic,
-                 sleep=time.sleep):
-        self._versions, self._waiting, self._clock, self._sleep = versions, waiting, clock, sleep
+    def __init__(self, versions: DeviceListVersions, waiting: ConcurrencyLimit,
+                 stopping: threading.Event | None = None, clock=time.monotonic, sleep=None):
+        self._versions, self._waiting, self._clock = versions, waiting, clock
+        self._stopping = stopping if stopping is not None else threading.Event()
+        self._sleep = sleep if sleep is not None else self._stopping.wait  # a stop ends the wait at once
 
     def on_get(self, req, resp):
         owner = req.context.principal.username
@@ -45,9 +50,11 @@ class DeviceChanges:
             return
         try:
             deadline = self._clock() + wait
-            while version == since and self._clock() < deadline:
+            while version == since and self._clock() < deadline and not self._stopping.is_set():
                 self._sleep(CHECK_EVERY)
                 version = self._versions.version(owner)
         finally:
             self._waiting.release(key, slot)
-        resp.media = {"version": version, "changed": version != since, "retry_after": 0}
+        cut_short = version == since and self._stopping.is_set()
+        resp.media = {"version": version, "changed": version != since,
+                      "retry_after": STOPPING_RETRY if cut_short else 0}
