@@ -263,6 +263,7 @@ class Supervisor:
         # Reverse start order: the API stops taking requests before the broker and stores it uses go away.
         for child in reversed(self.children):
             if child.process.poll() is None:
+                began = time.monotonic()
                 child.process.send_signal(signal.SIGTERM)
                 try:
                     child.process.wait(timeout=10)
@@ -270,6 +271,8 @@ class Supervisor:
                     log.warning("%s did not stop within 10 s; killing it", child.name)
                     child.process.kill()
                     child.process.wait()
+                log.info("%s stopped in %.1f s", child.name, time.monotonic() - began,
+                         extra={"child": child.name})
 
 
 class FailedStart:
