@@ -87,7 +87,7 @@ class BrokerNodeProcess:
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
-        self.node.stop()  # an orderly rabbitmqctl stop (and its private epmd), whatever the signal
+        self.node.stop()  # an orderly stop (SIGTERM to the VM, then its private epmd), whatever the signal
         self.returncode = 0
 
     def wait(self, timeout: float | None = None) -> int:
