@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from gateways.broker.node import wait_vm_gone
+from gateways.broker.node import end_vm
 from iotcloud.bootstrap import prepare_state
 from iotcloud.config import Settings, redact_uri
 from iotcloud.embedded_mongo import start_embedded_mongo, wait_for_port
@@ -97,13 +97,7 @@ class BrokerNodeProcess:
         """Stops the node at once: SIGTERM to the VM (it halts in seconds, without booting a CLI VM
         as rabbitmqctl does), SIGKILL if it lingers. Durable state survives; the next start recovers."""
         if self.poll() is None:
-            for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-                try:
-                    os.kill(self.pid, sig)
-                except ProcessLookupError:
-                    break
-                if wait_vm_gone(self.pid, grace):
-                    break
+            end_vm(self.pid, 15.0, 5.0)
         self.returncode = self.returncode if self.returncode is not None else -signal.SIGTERM
 
 

@@ -301,13 +301,7 @@ class PrivateBrokerNode:
         platform a test starts paid it)."""
         pid = self.beam_pid()
         if pid is not None:
-            for sig, grace in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    break
-                if wait_vm_gone(pid, grace):
-                    break
+            end_vm(pid, 30.0, 10.0)
         self._ctl_epmd_kill()
 
     def _ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -384,6 +378,17 @@ def _vm_alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
     except (OSError, IndexError):
         return False
+
+
+def end_vm(pid: int, term_grace: float, kill_grace: float) -> None:
+    """SIGTERM to the node's VM (RabbitMQ stops in order), SIGKILL if it is still there `term_grace` s later."""
+    for sig, grace in ((signal.SIGTERM, term_grace), (signal.SIGKILL, kill_grace)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        if wait_vm_gone(pid, grace):
+            return
 
 
 def wait_vm_gone(pid: int, timeout: float) -> bool:
