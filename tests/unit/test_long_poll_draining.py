@@ -17,8 +17,13 @@ from gateways.http.resources.live import STOPPING_RETRY, DeviceChanges
 class Versions:
     def __init__(self):
         self.current = "v1"
+        self.looks = 0
+        self.waiting = threading.Event()  # set on the poll's second look: it is inside its wait
 
     def version(self, owner: str) -> str:
+        self.looks += 1
+        if self.looks == 2:
+            self.waiting.set()
         return self.current
 
 
@@ -38,13 +43,13 @@ def test_a_waiting_poll_answers_at_once_when_the_worker_stops_and_says_when_to_a
     answers = []
     poll = threading.Thread(target=lambda: answers.append(
         client(versions, stopping).simulate_get("/v1/devices/_changes", params={"since": "v1", "wait": "20"})))
-    started = time.monotonic()
     poll.start()
-    time.sleep(0.3)  # let it wait; the answer must not come before the stop anyway
+    assert versions.waiting.wait(5)
     assert not answers
+    stopped = time.monotonic()
     stopping.set()
     poll.join(5)
-    assert time.monotonic() - started < 2, "the poll held its request past the stop"
+    assert time.monotonic() - stopped < 2, "the poll held its request past the stop"
     assert answers[0].json == {"version": "v1", "changed": False, "retry_after": STOPPING_RETRY}
 
 

@@ -28,10 +28,9 @@ STOPPING_RETRY = 1   # seconds a caller is told to wait when the worker stops un
 
 class DeviceChanges:
     def __init__(self, versions: DeviceListVersions, waiting: ConcurrencyLimit,
-                 stopping: threading.Event | None = None, clock=time.monotonic, sleep=None):
+                 stopping: threading.Event | None = None, clock=time.monotonic):
         self._versions, self._waiting, self._clock = versions, waiting, clock
         self._stopping = stopping if stopping is not None else threading.Event()
-        self._sleep = sleep if sleep is not None else self._stopping.wait  # a stop ends the wait at once
 
     def on_get(self, req, resp):
         owner = req.context.principal.username
@@ -51,7 +50,7 @@ class DeviceChanges:
         try:
             deadline = self._clock() + wait
             while version == since and self._clock() < deadline and not self._stopping.is_set():
-                self._sleep(CHECK_EVERY)
+                self._stopping.wait(CHECK_EVERY)  # a stop ends the wait at once
                 version = self._versions.version(owner)
         finally:
             self._waiting.release(key, slot)
