@@ -236,12 +236,18 @@ def test_two_of_every_process_and_a_broker_node_survive_being_killed(several, pr
             pid = platform.child_pid(f"iotcloud.cli {kind}") if working == "first" else extra[kind][0].pid
             killed_at = time.monotonic()
             os.kill(pid, signal.SIGKILL)
-            wait_for(lambda: lease_held(ports[kind][standby]), f"the standby {kind} taking over", 30, 0.05)
+            if working == "first":
+                # The supervisor restarts the killed instance after 0.5 s; started that fast, it may ask for
+                # the lease before the standby's next try (every 1 s) and work again. Either way exactly one
+                # instance works (holder() fails on two).
+                wait_for(lambda: holder(ports[kind]) is not None, f"an instance of {kind} taking over", 30, 0.05)
+            else:
+                wait_for(lambda: lease_held(ports[kind][standby]), f"the standby {kind} taking over", 30, 0.05)
             report["failover_seconds"][kind] = round(time.monotonic() - killed_at, 3)
             wait_for(lambda: canary(http.base), f"a device call after the {kind} failover", 60, 0.5)
-            if working == "first":  # the supervisor restarts it: it must now stand by, not work too
+            if working == "first":  # the restarted one and the standby: one works, the other stands by
                 wait_for(lambda: lease_held(ports[kind]["first"]) is not None, f"the restarted {kind}", 60, 0.2)
-                assert holder(ports[kind]) == "second"
+                assert holder(ports[kind]) in ("first", "second")
 
         # The first broker node dies: it leads the platform's quorum queues, serves every service and
         # half the devices. Services and devices move to the second node; the supervisor restarts the
