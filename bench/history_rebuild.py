@@ -43,18 +43,12 @@ from iotcloud.config import Settings  # noqa: E402
 from iotcloud.embedded_mongo import start_embedded_mongo  # noqa: E402
 from projections.history import HistoryProjection  # noqa: E402
 from projections.runner import Projector  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "history"
 PRESENCE_CHANGES = 20
 CERTIFICATE = {"serial": "1", "fingerprint_sha256": "00", "not_before": "2026-01-01T00:00:00Z",
                "not_after": "2028-01-01T00:00:00Z", "pem": ""}
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def generate(fleet, control, events: int, devices: int, batch: int) -> dict:

@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roundtrip import HOST, RESULTS, ROOT, say  # noqa: E402
 from roundtrip.procstats import cpu_seconds, percentiles  # noqa: E402
-from roundtrip.services import Postgres, find_postgres, free_ports  # noqa: E402
+from roundtrip.services import Postgres, find_postgres  # noqa: E402
+from tests.ports import free_ports  # noqa: E402
 
 APP_NAME = "iotcloud-projector"
 PROFILED_PROJECTOR = """

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import threading
 import uuid
@@ -16,16 +15,11 @@ from iotcloud.bootstrap import build_platform, build_projectors, build_signer, p
 from iotcloud.config import Settings
 from iotcloud.embedded_mongo import nx_command, wait_for_port
 from projections.runner import run_projectors
+from tests.ports import free_port
 
 PG = {"host": os.environ.get("IOTCLOUD_TEST_PG_HOST", "127.0.0.1"),
       "port": int(os.environ.get("IOTCLOUD_TEST_PG_PORT", "5432")),
       "user": os.environ.get("IOTCLOUD_TEST_PG_USER", "postgres")}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stop_process(process: subprocess.Popen, grace: float = 30) -> None:

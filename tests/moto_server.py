@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.ports import free_port
+
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -52,7 +47,7 @@ class MotoServer:
 
 def start_moto_server(log: Path, port: int | None = None, deadline: float = 30.0) -> MotoServer:
     """Starts `moto_server` on 127.0.0.1 (a fixed port lets a test stop and restart the same endpoint)."""
-    port = port or _free_port()
+    port = port or free_port()
     binary = Path(sys.executable).with_name("moto_server")
     with open(log, "ab") as out:
         process = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=out,

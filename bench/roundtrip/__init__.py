@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # for tests/ports.py, the port picker the benchmarks share with the tests
+    sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 DOCS = ROOT / "docs" / "benchmarks.md"
 VENV_BIN = Path(sys.executable).parent

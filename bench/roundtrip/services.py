@@ -6,7 +6,6 @@ import collections
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from roundtrip import HOST, ROOT, VENV_BIN, say
 from roundtrip.cpu import PG_SHARED, WHOLE_MACHINE
 from roundtrip.procstats import (children_of, descendants_of, find_pids, machine_busy_s, mib, pss_kib, scan, sh,
                                 status_kib)
+from tests.ports import free_ports
 
 
 class Postgres:
@@ -72,20 +72,6 @@ def find_postgres() -> tuple[str, int, str]:
 # The server's own processes: their WAL writing is part of every commit, but other databases share them.
 PG_SERVER_WORDS = ("walwriter", "checkpointer", "background writer", "autovacuum launcher", "logical replication",
                    "stats collector")
-
-def free_ports(n: int) -> list[int]:
-    socks, ports = [], []
-    while len(ports) < n:
-        s = socket.socket()
-        s.bind((HOST, 0))
-        port = s.getsockname()[1]
-        if port not in ports:
-            ports.append(port)
-        socks.append(s)
-    for s in socks:
-        s.close()
-    return ports
-
 
 class PgSampler:
     """Samples pg_stat_activity of the benchmark database every 50 ms: what the backends wait on."""

@@ -18,7 +18,8 @@ import jwt
 import pytest
 
 from tests.api.conftest import Api, assert_problem
-from tests.conftest import RunningPlatform, free_port
+from tests.conftest import RunningPlatform
+from tests.ports import free_port
 
 PASSWORD = "Correct-horse1"   # the pool's default policy wants upper, lower, digit and symbol
 NEW_PASSWORD = "Battery-staple2"

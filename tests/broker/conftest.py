@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -19,21 +17,7 @@ from gateways.broker import (AuthBackendIdentity, AuthBackendServer, BrokerStart
                              InMemoryDeviceDirectory, PrivateBrokerNode, create_auth_app,
                              load_or_create_admin_credentials)
 from gateways.broker.directory import FleetDirectory
-
-
-def _free_ports(count: int) -> list[int]:
-    """Free loopback ports below the kernel's ephemeral range, so outgoing sockets cannot grab them."""
-    ports: list[int] = []
-    while len(ports) < count:
-        port = random.randint(20000, 32000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        if port not in ports:
-            ports.append(port)
-    return ports
+from tests.ports import free_ports
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +85,7 @@ def auth_server(device_directory, fleet_directory, broker_state_dir, auth_identi
 
 @pytest.fixture(scope="session")
 def broker_node(auth_server, auth_identity, broker_ca, broker_state_dir):
-    mqtts, amqps, management, dist, epmd = _free_ports(5)
+    mqtts, amqps, management, dist, epmd = free_ports(5)
     node = PrivateBrokerNode(broker_state_dir, broker_ca, auth_backend_url=auth_server.url,
                              auth_backend_cafile=auth_identity.ca_file,
                              ports=BrokerPorts(mqtts=mqtts, amqps=amqps, management=management,
@@ -117,7 +101,7 @@ def broker_node(auth_server, auth_identity, broker_ca, broker_state_dir):
                 node.stop()
                 if attempt == 2:
                     raise
-                mqtts, amqps, management, dist, epmd = _free_ports(5)
+                mqtts, amqps, management, dist, epmd = free_ports(5)
                 node.ports = BrokerPorts(mqtts=mqtts, amqps=amqps, management=management, dist=dist, epmd=epmd)
         node.first_boot_seconds = time.monotonic() - started
         yield node

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tests.conftest import free_port
+from tests.ports import free_port
 
 from gateways.broker.topology import GATEWAY_SERVICE
 from gateways.devices.broker_link import GatewayLink

@@ -19,7 +19,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from iotcloud.config import Settings
-from tests.conftest import free_port, ops_port_env
+from tests.conftest import ops_port_env
+from tests.ports import free_port
 from tests.http_client import Http
 from tests.simulators.sim_helpers import FIRMWARE, SimProcess
 

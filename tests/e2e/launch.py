@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import free_port, ops_port_env
+from tests.conftest import ops_port_env
+from tests.ports import free_port
 
 
 def start_platform(root, extra_env: dict) -> tuple[subprocess.Popen, dict]:

@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import free_port, stop_process
+from tests.conftest import stop_process
+from tests.ports import free_port
 from tests.e2e.launch import start_platform
 
 pytestmark = pytest.mark.e2e

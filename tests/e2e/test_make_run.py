@@ -16,7 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from iotcloud.embedded_mongo import port_open
-from tests.conftest import free_port, stop_process
+from tests.conftest import stop_process
+from tests.ports import free_port
 from tests.e2e.launch import start_platform
 from tests.http_client import Http
 

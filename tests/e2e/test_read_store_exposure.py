@@ -11,7 +11,7 @@ import pymongo
 import pytest
 
 from iotcloud.embedded_mongo import start_embedded_mongo
-from tests.conftest import free_port
+from tests.ports import free_port
 
 
 @pytest.fixture

@@ -76,7 +76,7 @@ class SmtpCapture:
 def smtp_server():
     """A real aiosmtpd server on loopback that keeps what it receives."""
     from aiosmtpd.controller import Controller
-    from tests.conftest import free_port
+    from tests.ports import free_port
 
     capture = SmtpCapture("127.0.0.1", free_port())
 

@@ -16,7 +16,7 @@ import boto3
 
 from gateways.outbox import Outbox
 from iotcloud.bootstrap import build_notifier_process
-from tests.conftest import free_port
+from tests.ports import free_port
 from tests.moto_server import start_moto_server
 from tests.resilience.test_crash_restart import wait_for
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 from projections.runner import rebuild
 from queries.read_models import ReadModelCatalogue, collection_name
 from tests.notifications.test_delivery import deliver
+from tests.ports import free_port
 
 
 def test_a_rebuild_equals_the_live_read_model(stack, smtp_server):
@@ -20,10 +19,7 @@ def test_a_rebuild_equals_the_live_read_model(stack, smtp_server):
     deliver(s.settings, lambda: all(s.notifications.notification(n.id).state != "requested"
                                     for n in made if n.channel != "device"))
     # An SMTP server that went away: attempts fail, then the notification fails for good.
-    with socket.socket() as dead:
-        dead.bind(("127.0.0.1", 0))
-        port = dead.getsockname()[1]
-    moved = s.settings.__class__(**{**s.settings.__dict__, "smtp_port": port})
+    moved = s.settings.__class__(**{**s.settings.__dict__, "smtp_port": free_port()})
     failing = s.trigger(bob, "z@example.com", "fails")
     deliver(moved, lambda: s.notifications.notification(failing.id).state == "failed")
     s.trigger(bob, "w@example.com", "still waiting")  # requested, never attempted

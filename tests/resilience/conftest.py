@@ -18,7 +18,8 @@ import psycopg
 import pytest
 
 from iotcloud.config import Settings
-from tests.conftest import free_port, ops_port_env
+from tests.conftest import ops_port_env
+from tests.ports import free_port
 from tests.http_client import Http
 
 REPO = Path(__file__).resolve().parents[2]

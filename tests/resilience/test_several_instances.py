@@ -36,7 +36,8 @@ import pytest
 from gateways.broker.node import BrokerPorts
 from gateways.broker.topology import ANSWERS_QUEUE, NOTIFIER_TRIGGERS_QUEUE
 from iotcloud.broker import cluster_node, embedded_node
-from tests.conftest import free_port, stop_process
+from tests.conftest import stop_process
+from tests.ports import free_port
 from tests.resilience.conftest import Platform
 from tests.resilience.test_crash_restart import Load, send, signed_up_token, verify_calls, wait_for
 from tests.simulators.sim_helpers import SimProcess

@@ -10,7 +10,7 @@ from falcon import testing
 from gateways.http.app import create_app
 from gateways.outbox import Outbox
 from iotcloud.bootstrap import build_platform, build_signer
-from tests.conftest import free_port
+from tests.ports import free_port
 
 
 def test_a_read_store_outage_answers_503_and_recorded_writes_still_succeed(make_settings):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
+
 from sim_helpers import (
     AMQP_HOST,
     AMQP_PORT,
@@ -22,7 +24,6 @@ from sim_helpers import (
     MqttProbe,
     SimProcess,
     TestPKI,
-    _free_port,
     _port_open,
     new_id,
     wipe_sessions,
@@ -129,7 +130,7 @@ def tls_mosquitto(pki, tmp_path_factory):
     cert, key = pki.issue("localhost", server=True)
     (d / "server.pem").write_text(cert)
     (d / "server.key").write_text(key)
-    port = _free_port()
+    port = free_port()
     (d / "mosquitto.conf").write_text(
         # 'user': when started as root, mosquitto would drop to the mosquitto user, which cannot read pytest's tmp dirs.
         f"user {getpass.getuser()}\nper_listener_settings false\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n"

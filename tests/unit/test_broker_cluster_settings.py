@@ -17,7 +17,7 @@ from gateways.broker.node_config import rabbitmq_conf
 from gateways.broker.topology import durable_queue_arguments
 from iotcloud.broker import service_address
 from iotcloud.config import Settings
-from tests.conftest import free_port
+from tests.ports import free_port
 
 
 def test_the_single_node_default_declares_classic_queues_and_a_cluster_quorum_ones():

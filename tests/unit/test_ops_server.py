@@ -8,6 +8,7 @@ import socket
 import urllib.request
 
 from iotcloud.ops_server import OpsServer
+from tests.ports import free_port
 
 
 def test_a_taken_port_is_logged_and_the_process_goes_on(caplog):
@@ -25,12 +26,6 @@ def test_a_taken_port_is_logged_and_the_process_goes_on(caplog):
 
 
 def test_a_free_port_answers_health_probes():
-    server = OpsServer("127.0.0.1", _free_port(), "projector")
+    server = OpsServer("127.0.0.1", free_port(), "projector")
     with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=5) as answer:
         assert answer.status == 200
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import free_port
+from tests.ports import free_port
 from tests.control.conftest import RunningPlatform
 from tests.simulators.sim_helpers import SimProcess
 
