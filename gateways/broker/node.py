@@ -370,7 +370,7 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-def _vm_alive(pid: int) -> bool:
+def vm_alive(pid: int) -> bool:
     """Whether the node's VM `pid` still runs: its pid file goes early in a shutdown, and a node started
     while the old VM still shuts down finds its distribution port taken and never boots."""
     try:
@@ -393,7 +393,7 @@ def end_vm(pid: int, term_grace: float, kill_grace: float) -> None:
 
 def wait_vm_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while _vm_alive(pid):
+    while vm_alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
