@@ -301,8 +301,27 @@ class PrivateBrokerNode:
         platform a test starts paid it)."""
         pid = self.beam_pid()
         if pid is not None:
+            self._detach_statistics()
             end_vm(pid, 30.0, 10.0)
         self._ctl_epmd_kill()
+
+    def _detach_statistics(self) -> None:
+        """Removes the management agent's statistics handler from the running node, so that the stop
+        after it takes 1 s instead of 6.
+
+        Stopping the node (SIGTERM, and `rabbitmqctl stop` alike) makes that handler's terminate call
+        application:set_env while the application controller is busy stopping the apps: the call waits
+        out its 5 s timeout (RabbitMQ 3.10). Removed beforehand, the handler makes the same call at
+        once. erl_call (Erlang's own, beside RabbitMQ) talks to the node in milliseconds without
+        booting a CLI VM; it reads the cookie from the node's HOME. Should it fail, the stop is only
+        5 s longer."""
+        erl_call = shutil.which("erl_call") or "/usr/lib/erlang/bin/erl_call"
+        try:
+            subprocess.run([erl_call, "-sname", self.node_name, "-timeout", "5",
+                            "-a", "gen_event delete_handler [rabbit_event, rabbit_mgmt_db_handler, []]"],
+                           env=self._env(), cwd=self.state_dir, capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
 
     def _ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         return subprocess.run([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node_name, *args],
