@@ -79,6 +79,9 @@ def parse_args(argv=None):
                         "0: the platform's, a quarter of the threads)")
     p.add_argument("--broker-work", type=float, default=10,
                    help="seconds over which the idle broker's work is broken down by process kind (0: skip)")
+    p.add_argument("--broker-work-phases", action="store_true",
+                   help="also break the broker's work down during the calls and during the floor's echoes (for "
+                        "diagnosis: the sample walks every broker process twice, which the phases' latencies then include)")
     p.add_argument("--log-level", default="INFO", help="IOTCLOUD_LOG_LEVEL of the platform (default %(default)s)")
     p.add_argument("--postgres", metavar="HOST:PORT", help="PostgreSQL trusting user postgres (default: the machine's, "
                    "else deploy/test-postgres.sh); a private cluster keeps a shared server's connection slots free")
@@ -207,12 +210,24 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
                        len(drawn) / (2 * args.rate), dict)
         await blocking(settle, platform)
         say(f"calls: {args.rate:g}/s for {args.duration:g} s over the same {len(drawn)} devices, called before")
-        result["calls"] = await load.open_loop(args.rate, args.duration, f"{args.rate:g}/s")
+        async def broker_work_during(phase: str) -> None:
+            """Which broker processes work while `phase` runs (sampled inside it): calls against raw echoes."""
+            if args.broker_work > 0 and args.broker_work_phases:
+                await asyncio.sleep(min(2.0, args.duration / 4))
+                result[f"broker_work_{phase}"] = await blocking(broker_work, state, platform.ports["epmd"],
+                                                                min(args.broker_work, args.duration / 2))
+                say(f"  broker's work during the {phase} by process kind: {result[f'broker_work_{phase}']}")
+
+        calls = asyncio.ensure_future(load.open_loop(args.rate, args.duration, f"{args.rate:g}/s"))
+        await broker_work_during("calls")
+        result["calls"] = await calls
         result["load"]["calls"] = loadavg()
         await blocking(settle, platform)
         say(f"floor: raw broker echo at {args.rate:g}/s over the same devices")
-        result["floor"] = {"open_loop": [await blocking(echo_phase, state, platform.ports["amqp"], drawn_ids,
-                                                        floor_open_loop, args.rate, args.duration, platform.cpu)]}
+        echoes = asyncio.ensure_future(blocking(echo_phase, state, platform.ports["amqp"], drawn_ids,
+                                                floor_open_loop, args.rate, args.duration, platform.cpu))
+        await broker_work_during("floor")
+        result["floor"] = {"open_loop": [await echoes]}
         await blocking(settle, platform)
 
         say(f"presence: stopping the simulator of {args.presence_devices} devices")
