@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from gateways.broker.node import end_vm, vm_alive
+from gateways.broker.vm_process import end_vm, vm_alive
 from iotcloud.bootstrap import prepare_state
 from iotcloud.config import Settings, redact_uri
 from iotcloud.embedded_mongo import start_embedded_mongo, wait_for_port
@@ -82,9 +82,9 @@ class BrokerNodeProcess:
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
-        # The pid file goes early in a node's shutdown, seconds before its VM exits: a node started
-        # before then finds the node name still taken and never boots (its start waited out all 90 s).
-        if self.returncode is None and self.node.beam_pid() != self.pid and not vm_alive(self.pid):
+        # Not the node's pid file, which goes seconds before the VM exits (a node restarted in that
+        # window never booted: its start waited out all 90 s).
+        if self.returncode is None and not vm_alive(self.pid):
             self.returncode = -1  # not our child: its exit status is not ours to read
         return self.returncode
 

@@ -25,6 +25,7 @@ from commands.pki import CertificateAuthority
 from commands.secret_files import read_or_create_token, write_secret
 
 from .node_config import advanced_config, rabbitmq_conf
+from .vm_process import end_vm, wait_vm_gone
 from .topology import CLASSIC, durable_queue_arguments
 from .revocation import CertificateRevocations, crl_directory
 
@@ -387,33 +388,3 @@ def _port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def vm_alive(pid: int) -> bool:
-    """Whether the node's VM `pid` still runs: its pid file goes early in a shutdown, and a node started
-    while the old VM still shuts down finds its distribution port taken and never boots."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
-    except (OSError, IndexError):
-        return False
-
-
-def end_vm(pid: int, term_grace: float, kill_grace: float) -> None:
-    """SIGTERM to the node's VM (RabbitMQ stops in order), SIGKILL if it is still there `term_grace` s later."""
-    for sig, grace in ((signal.SIGTERM, term_grace), (signal.SIGKILL, kill_grace)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        if wait_vm_gone(pid, grace):
-            return
-
-
-def wait_vm_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while vm_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
