@@ -67,7 +67,7 @@ async def measure(args, state: Path, platform: Platform, result: dict) -> None:
         result["load_after"] = os.getloadavg()
         await asyncio.sleep(1.5)  # the projector stores its window once a second
         result["projection_lag"] = [row for row in await asyncio.to_thread(lag_rows, platform)
-                                    if row["projection"] in ("history", "commands", "device_list")]
+                                    if row["projection"] in ("history", "device_list")]
     finally:
         fleet.stop()
         http.close()

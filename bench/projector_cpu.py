@@ -200,7 +200,7 @@ def measure(rig: Rig, catalogue, head: int, action) -> dict:
     before, started = rig.cpu(), time.monotonic()
     calls = action()
     target = head()
-    if not catalogue.wait_for("commands", "DeviceControl", target, timeout=120):
+    if not catalogue.wait_for("history", "DeviceControl", target, timeout=120):
         raise SystemExit(f"the projector did not reach {target}")
     seconds = time.monotonic() - started
     after = rig.cpu()
@@ -247,7 +247,7 @@ def main(argv=None) -> int:
             for _ in range(args.lag_calls):
                 _, position = writer.request()
                 started = time.perf_counter()
-                catalogue.wait_for("commands", "DeviceControl", position, 10, *([nudge] if nudge else []))
+                catalogue.wait_for("history", "DeviceControl", position, 10, *([nudge] if nudge else []))
                 waits.append(1000 * (time.perf_counter() - started))
                 time.sleep(max(0.0, 0.1 - waits[-1] / 1000))
             others.result()

@@ -36,7 +36,6 @@ from gateways.outbox import Outbox
 from gateways.signer import SignerClient, SignerServer
 from iotcloud.config import SEED_NAMES, Settings
 from iotcloud.metrics import instrument_event_store
-from projections.device_commands import DeviceCommandsProjection
 from projections.device_list import DeviceListProjection
 from projections.history import HistoryProjection
 from projections.notifications import NotificationsProjection
@@ -247,7 +246,7 @@ def build_projectors(settings: Settings, sources: dict | None = None) -> tuple[l
     sources.setdefault("Notifications", Notifications(env=settings.event_store_env("Notifications")))
     mongo, db = connect_read_store(settings)
     batch = settings.projection_batch
-    projections = (DeviceListProjection(), UsersProjection(), DeviceCommandsProjection(), NotificationsProjection(),
+    projections = (DeviceListProjection(), UsersProjection(), NotificationsProjection(),
                    HistoryProjection(settings.history_retention_days))
     return [Projector(projection, sources, db, batch) for projection in projections], mongo
 

@@ -31,7 +31,7 @@ def cmd_projector(settings: Settings, args) -> int:
     from iotcloud.bootstrap import build_projectors
     from iotcloud.leases import lease_for, work_under
     from iotcloud.metrics import ProjectionCollector, register
-    from projections.runner import run_projectors
+    from projections.runner import retire_read_models, run_projectors
     stop = stop_on_signals()
     lease = lease_for(settings, "projector")
     projectors, mongo = build_projectors(settings)
@@ -39,6 +39,7 @@ def cmd_projector(settings: Settings, args) -> int:
     register(ProjectionCollector(projectors, db))
     ops = ops_listener(settings, "projector", lambda: (lease is None or lease.held) and db.command("ping"))
     if work_under(lease, stop):
+        retire_read_models(db)
         run_projectors(projectors, stop, min_interval=settings.projection_interval)
     return finish(lease, ops, mongo)
 

@@ -13,7 +13,7 @@ from prometheus_client import Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
-from queries.read_models import COMMANDS, ReadModelCatalogue
+from queries.read_models import HISTORY, ReadModelCatalogue
 
 STORE_WRITES = Histogram("iotcloud_event_store_write_seconds", "Time to commit one batch of events",
                          ("application",),
@@ -55,9 +55,10 @@ class ProjectionCollector(Collector):
                 lag.add_metric((name, source), projector.source_head(source)
                                - catalogue.position(name, generation, source))
         yield lag
-        calls = GaugeMetricFamily("iotcloud_device_calls", "Device calls in the commands read model by state",
+        calls = GaugeMetricFamily("iotcloud_device_calls", "Device calls in the history read model by state",
                                   labels=("state",))
-        for row in catalogue.collection(COMMANDS).aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]):
+        for row in catalogue.collection(HISTORY).aggregate([{"$match": {"event": "command"}},
+                                                            {"$group": {"_id": "$state", "n": {"$sum": 1}}}]):
             calls.add_metric((str(row["_id"]),), row["n"])
         yield calls
 

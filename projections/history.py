@@ -1,6 +1,9 @@
 """The history read model: one document per device exchange (a call and its answer) and per device
 event worth showing (registration, presence changes, certificate reissue, unregistration).
 
+A call's document is also where its status is read (`GET /v1/commands/{id}`, queries/device_commands.py)
+and where the gateway finds the calls left open by an earlier run: one document per call in all.
+
 Documents are ordered by `key` = "<microseconds since the epoch, 17 digits>:<_id>": unique, and
 sorting it is sorting by time, so one index serves newest-first paging, time ranges and cursors.
 Events that do not carry what a document shows (a Succeeded has no request time, a Connected no
@@ -28,6 +31,7 @@ from queries.read_models import HISTORY
 
 TO_DEVICE, FROM_DEVICE = "to_device", "from_device"
 COMMAND = "command"
+OPEN = (QUEUED, SENT)  # a call in either state is not finished
 LIFECYCLE = ("registered", "certificate_reissued", "broker_password_set", "unregistered")  # kept whatever the retention
 NAIVE_EPOCH = dt.datetime(1970, 1, 1)  # UTC
 REMEMBERED = 200_000  # request times and device names kept in memory (a miss costs one find_one)
@@ -101,11 +105,13 @@ class HistoryProjection:
 
     def trim(self, history: Collection) -> int:
         """Deletes calls and presence changes older than the retention (never lifecycle documents,
-        which name the device for later events); the event store keeps everything."""
+        which name the device for later events, nor calls still open, which the gateway recovers
+        from here); the event store keeps everything."""
         if not self.retention_days:
             return 0
         cutoff = key_bound(dt.datetime.fromtimestamp(self._clock() - self.retention_days * 86400, dt.timezone.utc))
-        return history.delete_many({"key": {"$lt": cutoff}, "event": {"$nin": list(LIFECYCLE)}}).deleted_count
+        return history.delete_many({"key": {"$lt": cutoff}, "event": {"$nin": list(LIFECYCLE)},
+                                    "state": {"$nin": list(OPEN)}}).deleted_count
 
     @singledispatchmethod
     def apply(self, event, position: int, history: BatchWriter) -> None:
@@ -124,7 +130,8 @@ class HistoryProjection:
             "device_name": event.device_name, "api": event.api, "request": event.params,
             "request_payload": _payload(event.params), "state": QUEUED, "timeout": event.timeout,
             "actor": event.actor, "correlation_id": event.correlation_id, "at": _at(requested),
-            "requested_at": _at(requested), "sent_at": None, "completed_at": None, "answer": None,
+            "requested_at": _at(requested), "expires_at": _at(event.expires_at), "sent_at": None,
+            "completed_at": None, "answer": None,
             "answer_payload": None, "result": None, "error": None, "latency_ms": None})
 
     @apply.register

@@ -224,6 +224,14 @@ def run_projectors(projectors: list[Projector], stop: threading.Event, wakeup: W
         wakeup.close()
 
 
+def retire_read_models(db: Database) -> list[str]:
+    """Drops the read models no projection writes any more (queries.read_models.RETIRED)."""
+    dropped = ReadModelCatalogue(db).retire()
+    if dropped:
+        log.info("dropped retired read models", extra={"collections": dropped})
+    return dropped
+
+
 def rebuild(projector: Projector, progress=None) -> int:
     """Replays the whole event store into the next generation, then makes it live. Returns it."""
     catalogue = ReadModelCatalogue(projector.db)
@@ -263,4 +271,4 @@ def progress_bar(stream=None, width: int = 30):
     return show
 
 
-__all__ = ["Projector", "Pacer", "step_source", "run_projectors", "rebuild", "progress_bar"]
+__all__ = ["Projector", "Pacer", "step_source", "run_projectors", "retire_read_models", "rebuild", "progress_bar"]

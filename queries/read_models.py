@@ -15,11 +15,13 @@ from pymongo.database import Database
 
 DEVICE_LIST = "device_list"
 USERS = "users"
-COMMANDS = "commands"
 NOTIFICATIONS = "notifications"
 HISTORY = "history"
 CATALOGUE = "read_model_catalogue"
 CHECKPOINTS = "projection_checkpoints"
+# Read models no projection writes any more: their collections and checkpoints are dropped when a
+# projector starts. `commands` held a second document per device call; its history document has it all.
+RETIRED = ("commands",)
 
 
 def collection_name(projection: str, generation: int) -> str:
@@ -88,6 +90,21 @@ class ReadModelCatalogue:
 
     def forget(self, projection: str, generation: int) -> None:
         self._db[CHECKPOINTS].delete_many({"collection": collection_name(projection, generation)})
+
+    def retire(self, projections=RETIRED) -> list[str]:
+        """Drops every generation of read models no projection writes any more, their checkpoints and
+        catalogue entries, so status and lag reports stop showing them. Returns the collections dropped."""
+        dropped = []
+        for projection in projections:
+            for generation in sorted(set(self.generations(projection)) | {self.active_generation(projection)}):
+                name = collection_name(projection, generation)
+                if name in self._db.list_collection_names(filter={"name": name}):
+                    self._db.drop_collection(name)
+                    dropped.append(name)
+                self.forget(projection, generation)
+            self._db[CATALOGUE].delete_one({"_id": projection})
+            self._generations.pop(projection, None)
+        return dropped
 
     def wait_for(self, projection: str, source: str, position: int, timeout: float,
                  nudge: Callable[[str], None] | None = None) -> bool:

@@ -21,7 +21,7 @@ from gateways.devices.reconcile_schedule import ReconcileSchedule
 from gateways.devices.messages import CommandOutcome, PresenceChange
 from gateways.devices.tally import MessageTally
 from queries.device_commands import CommandQueries
-from queries.read_models import COMMANDS, DEVICE_LIST, ReadModelCatalogue
+from queries.read_models import DEVICE_LIST, HISTORY, ReadModelCatalogue
 
 log = logging.getLogger("iotcloud.gateway")
 REQUESTED = get_topic(DeviceCommand.Requested)
@@ -72,8 +72,8 @@ class DeviceGateway:
     def recover(self) -> list[DeviceCommand]:
         """Finds the commands left open by an earlier run: queued ones are to be sent, sent ones awaited."""
         catalogue = ReadModelCatalogue(self._db)
-        generation = catalogue.active_generation(COMMANDS)
-        projected = catalogue.position(COMMANDS, generation, "DeviceControl")
+        generation = catalogue.active_generation(HISTORY)  # where open calls are read from
+        projected = catalogue.position(HISTORY, generation, "DeviceControl")
         open_ids = CommandQueries(self._db).open_command_ids()
         self.dispatcher.assume_online(d["device_id"] for d in catalogue.collection(DEVICE_LIST)
                                       .find({"connection": "online"}, {"device_id": 1}))

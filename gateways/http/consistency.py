@@ -7,7 +7,7 @@ from typing import Callable
 import falcon
 from pymongo.errors import ConnectionFailure
 
-from queries.read_models import COMMANDS, DEVICE_LIST, USERS, ReadModelCatalogue
+from queries.read_models import DEVICE_LIST, HISTORY, USERS, ReadModelCatalogue
 
 
 class ReadYourWrites:
@@ -27,7 +27,8 @@ class ReadYourWrites:
         self._settle(resp, USERS, "Accounts", position)
 
     def commands(self, resp: falcon.Response | None, position: int) -> None:
-        self._settle(resp, COMMANDS, "DeviceControl", position)
+        """A call's status is read from its history document (queries/device_commands.py)."""
+        self._settle(resp, HISTORY, "DeviceControl", position)
 
     def _settle(self, resp, projection: str, source: str, position: int) -> None:
         try:

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from queries.read_models import COMMANDS
+from queries.read_models import HISTORY
 from tests.api.conftest import Api, assert_problem
 from tests.conftest import RunningPlatform
 
@@ -38,9 +38,9 @@ def in_background(function, *args, **kwargs) -> threading.Thread:
 
 
 def wait_until_recorded(api, owner: str, count: int) -> None:
-    commands = api.platform.catalogue.collection(COMMANDS)
+    commands = api.platform.catalogue.collection(HISTORY)
     deadline = time.monotonic() + 20
-    while commands.count_documents({"owner": owner}) < count:
+    while commands.count_documents({"owner": owner, "event": "command"}) < count:
         assert time.monotonic() < deadline, "the waiting call was never recorded"
         time.sleep(0.02)
 
@@ -65,9 +65,9 @@ def test_a_user_over_their_share_of_waiting_calls_is_refused_before_anything_is_
     deferred = api.client.simulate_post("/v1/devices/lamp/commands", json={"api": "get_status"},
                                         headers={"Authorization": f"Bearer {alice_token}", "Prefer": "respond-async"})
     assert deferred.status_code == 202 and deferred.json["status"] == "queued"
-    commands = api.platform.catalogue.collection(COMMANDS)
+    commands = api.platform.catalogue.collection(HISTORY)
     wait_until_recorded(api, alice, 3)
-    assert commands.count_documents({"owner": alice}) == 3  # the two refused calls left no event
+    assert commands.count_documents({"owner": alice, "event": "command"}) == 3  # the two refused calls left no event
     # Other users still have their share.
     bob, bob_token = user_with_device(api)
     assert waiting_call(api, bob_token, timeout=0.1).status_code == 504

@@ -10,14 +10,15 @@ import time
 from pymongo import MongoClient
 
 from iotcloud.config import DEFAULT_API_THREADS
-from queries.read_models import COMMANDS, ReadModelCatalogue
+from queries.read_models import HISTORY, ReadModelCatalogue
 
 STORM = DEFAULT_API_THREADS + 8
 
 
 def recorded_commands(platform, owner: str) -> int:
     with MongoClient(f"mongodb://127.0.0.1:{platform.ports['mongo']}/", serverSelectionTimeoutMS=5000) as client:
-        return ReadModelCatalogue(client["iotcloud"]).collection(COMMANDS).count_documents({"owner": owner})
+        return ReadModelCatalogue(client["iotcloud"]).collection(HISTORY).count_documents({"owner": owner,
+                                                                                           "event": "command"})
 
 
 def test_one_users_waiting_calls_leave_threads_for_health_and_other_users(platform, user, simulator, tmp_path):

@@ -32,8 +32,9 @@ def request(control) -> int:
 
 
 def commands_projector(settings, control):
+    """The projector of the read model where calls are (history)."""
     projectors, mongo = build_projectors(settings, {"DeviceControl": control})
-    return [p for p in projectors if p.projection.name == "commands"], mongo
+    return [p for p in projectors if p.projection.name == "history"], mongo
 
 
 class Running:
@@ -86,9 +87,9 @@ def test_the_projector_follows_commits_without_polling(control):
     catalogue = ReadModelCatalogue(mongo[settings.mongodb_database])
     first = request(app)  # committed before the projector listens: its first full read finds it
     with Running(projectors, lambda stop: PostgresNotifications({"DeviceControl": app}, stop, safety_poll=NEVER)):
-        assert catalogue.wait_for("commands", "DeviceControl", first, timeout=30)
+        assert catalogue.wait_for("history", "DeviceControl", first, timeout=30)
         for _ in range(3):
-            assert catalogue.wait_for("commands", "DeviceControl", request(app), timeout=10)
+            assert catalogue.wait_for("history", "DeviceControl", request(app), timeout=10)
     mongo.close()
 
 
@@ -101,14 +102,14 @@ def test_a_batch_interval_holds_events_back_but_a_nudge_does_not(control):
     with Running(projectors, lambda stop: PostgresNotifications({"DeviceControl": app}, stop, safety_poll=NEVER),
                  min_interval=NEVER):
         # The first batch is not held back: what was committed before the projector started is read at once ...
-        assert catalogue.wait_for("commands", "DeviceControl", before, timeout=30)
+        assert catalogue.wait_for("history", "DeviceControl", before, timeout=30)
         # ... the next one waits for the interval: without a nudge nothing arrives ...
         held = request(app)
-        assert not catalogue.wait_for("commands", "DeviceControl", held, timeout=0.5)
-        assert catalogue.collection("commands").count_documents({}) == 1
+        assert not catalogue.wait_for("history", "DeviceControl", held, timeout=0.5)
+        assert catalogue.collection("history").count_documents({"event": "command"}) == 1
         # ... and the writer that waits for it nudges it through.
-        assert catalogue.wait_for("commands", "DeviceControl", held, timeout=30, nudge=nudge)
-        assert catalogue.collection("commands").count_documents({}) == 2
+        assert catalogue.wait_for("history", "DeviceControl", held, timeout=30, nudge=nudge)
+        assert catalogue.collection("history").count_documents({"event": "command"}) == 2
     mongo.close()
 
 
