@@ -46,7 +46,8 @@ def test_a_killed_child_is_restarted_and_the_log_says_how_it_died(tmp_path, capl
         assert other.process.pid == other_pid and other.process.poll() is None  # the rest keep running
         assert thread.is_alive()
         assert any(f"worker (pid {first}) killed by SIGKILL; restarting it in" in r.getMessage() for r in caplog.records)
-        assert any(f"worker restarted (pid {worker.process.pid})" in r.getMessage() for r in caplog.records)
+        # The supervisor logs the restart right after it took the new process: wait for the line too.
+        wait_for(lambda: any(f"worker restarted (pid {worker.process.pid})" in r.getMessage() for r in caplog.records))
     finally:
         supervisor.request_stop()
         thread.join(5)
