@@ -111,6 +111,14 @@ class Load:
             self._stop.wait(self.pause if call.status else 0.2)
 
 
+def _about(marker: str, calls, simulators) -> dict:
+    """What a failure report needs of one call: when it was made, how, and what its device printed."""
+    call = next((c for c in calls if c.marker == marker), None)
+    return {"command_id": getattr(call, "command_id", None), "wait": getattr(call, "wait", None),
+            "phases": list(getattr(call, "phases", ()) or ()),
+            "device_lines": [line for sim in simulators for line in sim.output().splitlines() if marker in line][:6]}
+
+
 def wait_for(condition, what: str, timeout: float, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while True:
@@ -357,7 +365,7 @@ def verify_calls(platform, postgres, tmp_path, token, calls, simulators, extra: 
     (tmp_path / "report.json").write_text(json.dumps(report, default=dict))
 
     assert len(accepted) >= min_accepted, report
-    assert not duplicates, f"executed more than once: {duplicates}"
+    assert not duplicates, f"executed more than once: { {m: (n, _about(m, calls, simulators)) for m, n in duplicates.items()} }"
     assert not twice_ended, f"commands with other than one terminal state: {twice_ended}"
     assert not unknown_to_store, f"accepted calls the store does not know: {unknown_to_store}"
     assert not api_disagrees, f"GET /v1/commands disagrees with the store: {list(api_disagrees.items())[:5]}"
