@@ -26,12 +26,11 @@ from commands.domain.device_commands import (EXPIRED, FAILED, QUEUED, SENT, SUCC
                                              DeviceCommand)
 from commands.domain.devices import Device
 from projections.guarded import BatchWriter
+from queries.device_commands import CALL as COMMAND, OPEN_STATES
 from queries.history import key_bound
 from queries.read_models import HISTORY
 
 TO_DEVICE, FROM_DEVICE = "to_device", "from_device"
-COMMAND = "command"
-OPEN = (QUEUED, SENT)  # a call in either state is not finished
 LIFECYCLE = ("registered", "certificate_reissued", "broker_password_set", "unregistered")  # kept whatever the retention
 NAIVE_EPOCH = dt.datetime(1970, 1, 1)  # UTC
 REMEMBERED = 200_000  # request times and device names kept in memory (a miss costs one find_one)
@@ -111,7 +110,7 @@ class HistoryProjection:
             return 0
         cutoff = key_bound(dt.datetime.fromtimestamp(self._clock() - self.retention_days * 86400, dt.timezone.utc))
         return history.delete_many({"key": {"$lt": cutoff}, "event": {"$nin": list(LIFECYCLE)},
-                                    "state": {"$nin": list(OPEN)}}).deleted_count
+                                    "state": {"$nin": list(OPEN_STATES)}}).deleted_count
 
     @singledispatchmethod
     def apply(self, event, position: int, history: BatchWriter) -> None:

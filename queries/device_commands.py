@@ -10,9 +10,10 @@ from queries.read_models import HISTORY, ReadModelCatalogue
 from queries.timestamps import normalised
 
 CALL = "command"  # the history document's `event` for a device call
+OPEN_STATES = (QUEUED, SENT)  # a call in either state is not finished
 # Open calls, one query per open state: `$eq` on `state` is served by the (state, key) index (in
 # nx-27017 too, where `$in` or a bare value scans); device events never hold either state.
-OPEN = ({"state": {"$eq": QUEUED}}, {"state": {"$eq": SENT}})
+OPEN = tuple({"state": {"$eq": state}} for state in OPEN_STATES)
 # A command's status, by its field name, from the history field that holds it.
 STATUS_FIELDS = {"command_id": "command_id", "device_id": "device_id", "owner": "owner",
                  "device_name": "device_name", "api": "api", "params": "request", "status": "state",
