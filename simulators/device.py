@@ -29,6 +29,11 @@ Rules:
   trigger per recipient.
 * ``trigger_notification`` addressed to the device itself is displayed and not answered;
   any other is echoed unchanged to ``server/<id>/trigger_notification``.
+* **A repeated correlation id is not run again** (and not answered again): MQTT QoS 1 is at
+  least once, and a broker node that dies between handing a device a request and seeing its
+  acknowledgement delivers that request again after the device reconnects. The device keeps
+  the last :data:`RECENT_CORRELATION_IDS` string ids (up to :data:`MAX_CORRELATION_ID` UTF-8
+  bytes) of requests it ran; devices without correlation ids cannot tell a redelivery apart.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import socket
 import struct
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -64,6 +70,10 @@ KEYWORD_MESSAGE = "Hi, How are you today?"
 #: The seed hard-coded a personal address; ours is a placeholder, set per device.
 DEFAULT_NOTIFICATION_RECIPIENT = "user@example.com"
 CORRELATION_KEY = "correlation_id"
+#: How many recent correlation ids a device remembers, and the longest one it remembers; the same
+#: bounds as the C core (firmware/core/iotc_config.h), so the three devices drop the same repeats.
+RECENT_CORRELATION_IDS = 8
+MAX_CORRELATION_ID = 64
 
 
 def dumps(obj: Any) -> bytes:
@@ -201,6 +211,15 @@ def _required(req: dict[str, Any], key: str) -> Any:
     return req[key]
 
 
+def _remembered_id(req: dict[str, Any]) -> str | None:
+    """The request's correlation id if it is one a device remembers: a string of at most
+    MAX_CORRELATION_ID UTF-8 bytes (platform command ids are 32 hex digits)."""
+    cid = req.get(CORRELATION_KEY)
+    if not isinstance(cid, str) or len(cid.encode("utf-8", "surrogatepass")) > MAX_CORRELATION_ID:
+        return None
+    return cid
+
+
 def _display_stdout(device_id: str, text: str) -> None:
     print(f"[{device_id}] {text}", flush=True)
 
@@ -215,6 +234,7 @@ class Device:
     network: NetworkInfo | None = None
     display: Callable[[str, str], None] = _display_stdout
     gpio: dict[int, int] = field(default_factory=dict)
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_CORRELATION_IDS))
 
     # -- topics ------------------------------------------------------------------------
     def request_api(self, topic: str, sep: str = "/") -> str | None:
@@ -244,11 +264,18 @@ class Device:
         if handler is None:
             log.warning("%s: unknown api %r ignored", self.device_id, api)
             return []
+        remembered = _remembered_id(req)
+        if remembered is not None and remembered in self.recent:
+            log.warning("%s: repeated %s request (correlation id %.64r) not run again", self.device_id, api,
+                        remembered)
+            return []
         try:
             reply, extra = handler(req)
         except InvalidRequest as exc:
             log.warning("%s: invalid %s request ignored: %s", self.device_id, api, exc)
             return []
+        if remembered is not None:
+            self.recent.append(remembered)
         out: list[Publish] = []
         if reply is not None:
             if CORRELATION_KEY in req and CORRELATION_KEY not in reply:

@@ -30,12 +30,26 @@
 #define IOTC_MAX_RECIPIENT 128
 #endif
 
+/* Repeated requests: the device remembers the correlation ids (strings of up to IOTC_MAX_CORRELATION
+ * UTF-8 bytes) of its last IOTC_RECENT_IDS requests run, and does not run one again. A broker node
+ * that dies before it sees the device's acknowledgement delivers a QoS 1 request twice. */
+#ifndef IOTC_RECENT_IDS
+#define IOTC_RECENT_IDS 8
+#endif
+#ifndef IOTC_MAX_CORRELATION
+#define IOTC_MAX_CORRELATION 64
+#endif
+
 /* JSON reader bounds: tokens per document (keys count as tokens) and nesting depth. */
 #ifndef IOTC_JSON_MAX_TOKENS
 #define IOTC_JSON_MAX_TOKENS 48
 #endif
 #ifndef IOTC_JSON_MAX_DEPTH
 #define IOTC_JSON_MAX_DEPTH 8
+#endif
+
+#if IOTC_RECENT_IDS < 1 || IOTC_RECENT_IDS > 255 || IOTC_MAX_CORRELATION > 255
+#error "IOTC_RECENT_IDS must be 1..255 and IOTC_MAX_CORRELATION at most 255 (8-bit counters)"
 #endif
 
 #if IOTC_MAX_PAYLOAD > 65535 || IOTC_JSON_MAX_TOKENS > 65535

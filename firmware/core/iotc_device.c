@@ -262,13 +262,38 @@ static int finish(iotc_device *d, int outcome)
     return outcome;
 }
 
+/* The request's correlation id, decoded, if it is one the device remembers (a string that fits);
+ * its length, or -1. */
+static long remembered_id(const call *c, char *out)
+{
+    int tok = iotc_json_get(&c->req, 0, CORRELATION_KEY);
+    return tok < 0 ? -1 : iotc_json_str_decode(&c->req, tok, out, IOTC_MAX_CORRELATION);
+}
+
+static int seen_recently(const iotc_device *d, const char *id, long n)
+{
+    unsigned i;
+    for (i = 0; i < d->recent_count; i++)
+        if (d->recent_len[i] == (uint8_t)n && memcmp(d->recent[i], id, (size_t)n) == 0) return 1;
+    return 0;
+}
+
+static void remember(iotc_device *d, const char *id, long n)
+{
+    memcpy(d->recent[d->recent_next], id, (size_t)n);
+    d->recent_len[d->recent_next] = (uint8_t)n;
+    d->recent_next = (uint8_t)((d->recent_next + 1) % IOTC_RECENT_IDS);
+    if (d->recent_count < IOTC_RECENT_IDS) d->recent_count++;
+}
+
 int iotc_device_handle(iotc_device *d, const char *topic, size_t topic_len, const char *payload, size_t len)
 {
     call c;
     size_t i;
     int (*handler)(call *) = NULL;
     int outcome, corr;
-    long n;
+    long n, id_len;
+    char id[IOTC_MAX_CORRELATION];
 
     d->api[0] = '\0';
     if (iotc_topic_api(d->id, d->id_len, topic, topic_len, d->api, sizeof d->api) < 0)
@@ -286,7 +311,10 @@ int iotc_device_handle(iotc_device *d, const char *topic, size_t topic_len, cons
     c.dev = d;
     c.complete = c.notify = c.reboot = 0;
     iotc_jw_init(&c.w, d->reply, sizeof d->reply);
+    id_len = remembered_id(&c, id);
+    if (id_len >= 0 && seen_recently(d, id, id_len)) return finish(d, IOTC_REPEATED);
     outcome = handler(&c);
+    if (id_len >= 0 && (outcome == IOTC_REPLIED || outcome == IOTC_SILENT)) remember(d, id, id_len);
     if (outcome != IOTC_REPLIED) return finish(d, outcome);
     if (!c.complete) {
         corr = iotc_json_get(&c.req, 0, CORRELATION_KEY);
@@ -316,6 +344,7 @@ const char *iotc_outcome_name(int outcome)
     static const char *const names[IOTC_OUTCOMES] = {
         "replied", "silent", "ignored: topic", "ignored: unknown api", "ignored: payload too long",
         "ignored: malformed JSON", "ignored: invalid request", "failed: hardware", "failed: reply",
+        "ignored: repeated correlation id",
     };
     return outcome >= 0 && outcome < IOTC_OUTCOMES ? names[outcome] : "?";
 }

@@ -26,6 +26,7 @@ enum iotc_outcome {
     IOTC_IGNORED_INVALID,    /* a required field missing or of the wrong kind */
     IOTC_FAILED_HAL,         /* the board refused (GPIO out of range, no RTC ...) */
     IOTC_FAILED_REPLY,       /* the reply did not fit IOTC_MAX_REPLY, or publish failed */
+    IOTC_REPEATED,           /* its correlation id is one of the last run: not run again, not answered */
     IOTC_OUTCOMES
 };
 
@@ -41,6 +42,10 @@ typedef struct {
     char reply[IOTC_MAX_REPLY];
     char text[IOTC_MAX_REPLY];
     uint32_t counts[IOTC_OUTCOMES];
+    /* Correlation ids of the last requests run (a ring; see IOTC_RECENT_IDS). */
+    char recent[IOTC_RECENT_IDS][IOTC_MAX_CORRELATION];
+    uint8_t recent_len[IOTC_RECENT_IDS];
+    uint8_t recent_count, recent_next;
 } iotc_device;
 
 /* 0, or -1 when the id is empty, too long or would break topics ('/', '+', '#', NUL). */

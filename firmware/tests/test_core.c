@@ -167,6 +167,55 @@ static void test_correlation_ids(void)
     CHECK(strcmp(board.payloads[1], "{\"recipient\": \"ops@example.com\", \"message\": \"Hi, How are you today?\"}") == 0);
 }
 
+static void test_repeated_correlation_ids(void)
+{
+    static char id[IOTC_MAX_CORRELATION + 40];
+    char payload[IOTC_MAX_CORRELATION + 80];
+    int i;
+    reset();
+    /* A redelivered request (same id) is neither run nor answered again, whatever its api. */
+    EXPECT("write_uart", "{\"value\": \"m:once\", \"correlation_id\": \"c1\"}",
+           "{\"value\": \"m:once\", \"correlation_id\": \"c1\"}");
+    board.uart_len = 0;
+    IGNORED("write_uart", "{\"value\": \"m:once\", \"correlation_id\": \"c1\"}", IOTC_REPEATED);
+    CHECK(board.uart_len == 0);
+    IGNORED("set_gpio", "{\"number\": 6, \"value\": 1, \"correlation_id\": \"c\\u0031\"}", IOTC_REPEATED);
+    CHECK(board.gpio[6] == 0);
+    /* A request that did not run (invalid) is not remembered. */
+    IGNORED("set_gpio", "{\"number\": \"x\", \"value\": 1, \"correlation_id\": \"c2\"}", IOTC_IGNORED_INVALID);
+    EXPECT("set_gpio", "{\"number\": 6, \"value\": 1, \"correlation_id\": \"c2\"}",
+           "{\"number\": 6, \"value\": 1, \"correlation_id\": \"c2\"}");
+    /* Non-string ids and ids beyond IOTC_MAX_CORRELATION bytes are not remembered: they run each time. */
+    EXPECT("get_status", "{\"correlation_id\": 7}", "{\"value\": \"running\", \"correlation_id\": 7}");
+    EXPECT("get_status", "{\"correlation_id\": 7}", "{\"value\": \"running\", \"correlation_id\": 7}");
+    memset(id, 'x', IOTC_MAX_CORRELATION + 1);
+    id[IOTC_MAX_CORRELATION + 1] = '\0';
+    strcpy(payload, "{\"correlation_id\": \"");
+    strcat(payload, id);
+    strcat(payload, "\"}");
+    CHECK(request("get_status", payload) == IOTC_REPLIED && request("get_status", payload) == IOTC_REPLIED);
+    id[IOTC_MAX_CORRELATION] = '\0';  /* exactly the bound: remembered */
+    strcpy(payload, "{\"correlation_id\": \"");
+    strcat(payload, id);
+    strcat(payload, "\"}");
+    CHECK(request("get_status", payload) == IOTC_REPLIED && request("get_status", payload) == IOTC_REPEATED);
+    /* The last IOTC_RECENT_IDS ids are remembered; an older one runs again. */
+    reset();
+    for (i = 0; i <= IOTC_RECENT_IDS; i++) {
+        strcpy(payload, "{\"correlation_id\": \"r");
+        id[0] = (char)('a' + i);
+        id[1] = '\0';
+        strcat(payload, id);
+        strcat(payload, "\"}");
+        CHECK(request("get_status", payload) == IOTC_REPLIED);
+    }
+    CHECK(request("get_status", payload) == IOTC_REPEATED);                         /* the newest */
+    CHECK(request("get_status", "{\"correlation_id\": \"rb\"}") == IOTC_REPEATED); /* the oldest kept */
+    CHECK(request("get_status", "{\"correlation_id\": \"ra\"}") == IOTC_REPLIED);  /* forgotten */
+    CHECK(dev.counts[IOTC_REPEATED] == 2);
+    CHECK(strcmp(iotc_outcome_name(IOTC_REPEATED), "ignored: repeated correlation id") == 0);
+}
+
 static void test_python_serialisation(void)
 {
     reset();
@@ -328,6 +377,7 @@ int test_core_run(void)
     test_every_api();
     test_keyword_and_self_notification();
     test_correlation_ids();
+    test_repeated_correlation_ids();
     test_python_serialisation();
     test_invalid_requests();
     test_malformed_payloads();

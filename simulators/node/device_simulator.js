@@ -7,7 +7,8 @@
  *
  * Same behaviour as simulators/device.py (see simulators/README.md): MQTT 3.1.1,
  * clientId = device id, clean session off, subscribe <id>/# QoS 1, reply on
- * server/<id>/<api> QoS 1, correlation_id echoed, replies serialised like Python's
+ * server/<id>/<api> QoS 1, correlation_id echoed (a repeated one is not run again: a broker
+ * node's death can deliver a QoS 1 request twice), replies serialised like Python's
  * json.dumps defaults.  TLS: the broker is verified against "ca" (rejectUnauthorized,
  * hostname checked), the client presents "certificate"/"private_key"; no username.
  */
@@ -19,6 +20,10 @@ const mqtt = require('mqtt');
 const KEYWORD = 'Hello World';
 const KEYWORD_MESSAGE = 'Hi, How are you today?';
 const DEFAULT_RECIPIENT = 'user@example.com';
+// The last string correlation ids of requests run, and the longest remembered (UTF-8 bytes): the
+// bounds of simulators/device.py and the C core, so all three drop the same repeats.
+const RECENT_CORRELATION_IDS = 8;
+const MAX_CORRELATION_ID = 64;
 const SAFE_ID = /^[A-Za-z0-9_\-:]{1,128}$/;
 const APIS = new Set(['get_status', 'set_status', 'get_gpio', 'set_gpio', 'get_rtc', 'set_rtc', 'get_mac',
   'get_ip', 'get_subnet', 'get_gateway', 'write_uart', 'trigger_notification']);
@@ -119,6 +124,7 @@ class Device {
     this.gpio = new Map();
     this.display = display || ((text) => process.stdout.write(`[${deviceId}] ${text}\n`));
     this.net = null;
+    this.recent = [];
   }
 
   requestApi(topic) {
@@ -153,6 +159,12 @@ class Device {
     }
     if (!APIS.has(api)) {
       log('WARNING', `${this.id}: unknown api '${api}' ignored`);
+      return [];
+    }
+    const cid = req.correlation_id;
+    const remembered = typeof cid === 'string' && Buffer.byteLength(cid, 'utf8') <= MAX_CORRELATION_ID ? cid : null;
+    if (remembered !== null && this.recent.includes(remembered)) {
+      log('WARNING', `${this.id}: repeated ${api} request (correlation id ${JSON.stringify(remembered)}) not run again`);
       return [];
     }
     let reply = null;
@@ -195,7 +207,7 @@ class Device {
         case 'trigger_notification':
           if (req.recipient === this.id) {
             this.display(`notification: ${req.message === undefined ? '' : req.message}`);
-            return [];
+            break;  // shown, not answered
           }
           reply = { ...req };
           break;
@@ -208,6 +220,11 @@ class Device {
       }
       throw e;
     }
+    if (remembered !== null) {
+      this.recent.push(remembered);
+      if (this.recent.length > RECENT_CORRELATION_IDS) this.recent.shift();
+    }
+    if (reply === null) return [];
     if (Object.prototype.hasOwnProperty.call(req, 'correlation_id') && !('correlation_id' in reply)) {
       reply.correlation_id = req.correlation_id;
     }

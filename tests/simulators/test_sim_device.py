@@ -183,10 +183,48 @@ def test_write_uart_keyword_is_case_sensitive(dev):
 
 
 def test_notification_to_self_is_displayed_not_answered(dev, shown):
-    payload = json.dumps({"recipient": DEV, "message": "from another device", "correlation_id": "x"}).encode()
-    assert dev.handle("trigger_notification", payload) == []
-    assert dev.reply("trigger_notification", payload) is None
+    payload = {"recipient": DEV, "message": "from another device"}
+    assert dev.handle("trigger_notification", json.dumps({**payload, "correlation_id": "x"}).encode()) == []
+    assert dev.reply("trigger_notification", json.dumps({**payload, "correlation_id": "y"}).encode()) is None
     assert shown == [(DEV, "notification: from another device")] * 2
+
+
+def test_a_repeated_correlation_id_is_not_run_again(dev, shown, caplog):
+    """A broker node that dies before it sees a device's acknowledgement delivers the request again
+    (MQTT QoS 1 is at least once): the device must not run it twice."""
+    first = dev.handle("write_uart", b'{"value": "m:once", "correlation_id": "c1"}')
+    assert first == [Publish("write_uart", b'{"value": "m:once", "correlation_id": "c1"}')]
+    with caplog.at_level(logging.WARNING, logger="simulators.device"):
+        assert dev.handle("write_uart", b'{"value": "m:once", "correlation_id": "c1"}') == []
+    assert shown == [(DEV, "m:once")]
+    assert "repeated write_uart request (correlation id 'c1') not run again" in caplog.text
+    # The id is the key, whatever the api: a platform command id is never reused.
+    assert dev.handle("set_gpio", b'{"number": 1, "value": 1, "correlation_id": "c1"}') == []
+    assert dev.gpio == {}
+
+
+def test_the_device_remembers_the_last_eight_string_ids(dev, shown):
+    for n in range(9):
+        dev.handle("write_uart", json.dumps({"value": f"m{n}", "correlation_id": f"c{n}"}).encode())
+    dev.handle("write_uart", b'{"value": "again", "correlation_id": "c8"}')  # remembered: dropped
+    dev.handle("write_uart", b'{"value": "again", "correlation_id": "c0"}')  # forgotten: runs
+    assert [text for _, text in shown] == [f"m{n}" for n in range(9)] + ["again"]
+
+
+@pytest.mark.parametrize("cid", [7, None, {"a": 1}, "x" * 65])
+def test_ids_a_device_does_not_remember_run_every_time(dev, shown, cid):
+    """Only string ids of up to 64 UTF-8 bytes are remembered (the C core's bound); others, like
+    requests without an id, run each time they come."""
+    payload = json.dumps({"value": "m", "correlation_id": cid}).encode()
+    assert len(dev.handle("write_uart", payload)) == 1
+    assert len(dev.handle("write_uart", payload)) == 1
+    assert len(shown) == 2
+
+
+def test_a_request_that_did_not_run_is_not_remembered(dev):
+    assert dev.handle("set_gpio", b'{"number": "x", "value": 1, "correlation_id": "c2"}') == []
+    assert dev.reply("set_gpio", b'{"number": 2, "value": 1, "correlation_id": "c2"}') == \
+        b'{"number": 2, "value": 1, "correlation_id": "c2"}'
 
 
 def test_notification_to_others_is_echoed_unchanged(dev, shown):

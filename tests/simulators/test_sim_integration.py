@@ -359,6 +359,14 @@ def byte_for_byte_requests() -> list[tuple[str, str]]:
         ("get_gpio", '{"number": " 12 "}'), ("get_gpio", '{"number": "1.5"}'), ("get_gpio", "[]"),
         ("get_gpio", "{bad"), ("set_gpio", '{"number": 1, "value": true}'), ("get_gpio", '{"number": 1}'),
         ("set_mac", '{"value": "x"}'), ("get_status", ""), ("set_status", '{"value": "other"}'),
+        # Repeated correlation ids: the last eight string ids of up to 64 bytes are not run again.
+        *[("write_uart", json.dumps({"value": f"r{n}", "correlation_id": f"rep{n}"})) for n in range(9)],
+        ("write_uart", '{"value": "again", "correlation_id": "rep8"}'),
+        ("set_gpio", '{"number": 4, "value": 1, "correlation_id": "rep1"}'),
+        ("set_gpio", '{"number": 4, "value": 1, "correlation_id": "rep0"}'),
+        *[("write_uart", json.dumps({"value": "long", "correlation_id": "\u00e9" * 32 + s})) for s in ("", "", "x", "x")],
+        ("trigger_notification", json.dumps({"recipient": dev_id, "message": "self", "correlation_id": "self1"})),
+        ("trigger_notification", json.dumps({"recipient": dev_id, "message": "self", "correlation_id": "self1"})),
     ]
 
 

@@ -169,7 +169,7 @@ int main(int argc, char **argv)
               (unsigned long)(device.counts[IOTC_IGNORED_TOPIC] + device.counts[IOTC_IGNORED_API] +
                               device.counts[IOTC_IGNORED_TOO_LONG] + device.counts[IOTC_IGNORED_MALFORMED] +
                               device.counts[IOTC_IGNORED_INVALID] + device.counts[IOTC_FAILED_HAL] +
-                              device.counts[IOTC_FAILED_REPLY]));
+                              device.counts[IOTC_FAILED_REPLY] + device.counts[IOTC_REPEATED]));
     mosquitto_destroy(m);
     SSL_CTX_free(ctx);
     mosquitto_lib_cleanup();
