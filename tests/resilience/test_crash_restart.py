@@ -36,6 +36,9 @@ CALL_TIMEOUT = 3         # seconds the device has to answer (waiting calls)
 HTTP_BUDGET = 12.0       # no call may take longer than this to get *an* answer, whatever is down
 PROBLEM_JSON = "application/problem+json"
 MARKER = re.compile(r"\] m:([0-9a-f]{32})$")
+# A device that was handed a request again (MQTT QoS 1 redelivery) and did not run it twice.
+REPEATED = re.compile(r"repeated \S+ request \(correlation id '([^']+)'\) not run again")
+REDELIVERY_LEAD = 1.0  # s: a call sent this long before a broker outage may be in flight when it starts
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Call:
     body: object = None
     transport_error: str = ""
     phases: tuple = ()  # what was being done to the platform when the call started and ended
+    sent_at: float = 0.0  # time.monotonic() when the request went out
 
     @property
     def command_id(self) -> str | None:
@@ -60,7 +64,7 @@ def send(base: str, token: str, method: str, path: str, body=None, timeout: floa
     request = urllib.request.Request(base + path, data=json.dumps(body).encode() if body is not None else None,
                                      method=method, headers={"Authorization": f"Bearer {token}",
                                                              "Content-Type": "application/json"})
-    started = time.monotonic()
+    started = call.sent_at = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             call.status, call.content_type, text = answer.status, answer.headers.get("content-type", ""), answer.read()
@@ -84,6 +88,9 @@ class Load:
         self.base, self.token, self.devices, self.pause = base, token, devices, pause
         self.calls: list[Call] = []
         self.phase = "steady"
+        # (start, end) in time.monotonic() of each broker node outage: only then may a device be handed
+        # a request twice (QoS 1 redelivery), and only then is a device dropping a repeat expected.
+        self.broker_outages: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(threads)]
 
@@ -175,12 +182,15 @@ class Run:
 
     def restart_broker(self) -> None:
         self.enter("broker")
+        outage_started = time.monotonic()
         before = self.platform.restarts("broker")
         stopped = self.platform.broker_ctl("stop", str(self.platform.state / "broker" / "rabbitmq.pid"))
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
         wait_for(lambda: self.platform.restarts("broker") > before, "the supervisor restarting the broker", 90)
         self.restarts_seen["broker"] += 1
         self.wait_healthy("the broker restart")
+        if self.load is not None:
+            self.load.broker_outages.append((outage_started, time.monotonic()))
 
     def restart_postgres(self) -> None:
         self.enter("postgres")
@@ -283,7 +293,7 @@ def crash_and_restart(crash_platform, private_postgres, tmp_path, rounds: int, t
         calls = load.stop()
         verify_calls(platform, private_postgres, tmp_path, token, calls, simulators,
                      {"restarts": dict(run.restarts_seen), "supervisor_restarts_logged": platform.restarts(),
-                      "started": started})
+                      "started": started}, broker_outages=load.broker_outages)
     finally:
         for n, sim in enumerate(simulators):
             sim.kill()
@@ -291,7 +301,7 @@ def crash_and_restart(crash_platform, private_postgres, tmp_path, rounds: int, t
 
 
 def verify_calls(platform, postgres, tmp_path, token, calls, simulators, extra: dict, title: str = "crash/restart",
-                 min_accepted: int = 50) -> dict:
+                 min_accepted: int = 50, broker_outages: list[tuple[float, float]] = ()) -> dict:
     """What every failure test must show afterwards: each accepted call ended exactly once (store and
     API agree), none ran twice on a device, rejections were clear and in time, and the read models
     equal a fresh rebuild of the store."""
@@ -325,6 +335,15 @@ def verify_calls(platform, postgres, tmp_path, token, calls, simulators, extra: 
     executions = collections.Counter(m.group(1) for sim in simulators for line in sim.output().splitlines()
                                      if (m := MARKER.search(line)))
     duplicates = {marker: count for marker, count in executions.items() if count > 1}
+    # Devices drop a repeated correlation id; the platform must never send one twice, so a repeat is
+    # only expected for a call in flight when a broker node went down (its acknowledgement lost).
+    repeated = [m.group(1).replace("-", "") for sim in simulators for line in sim.output().splitlines()
+                if (m := REPEATED.search(line))]
+    by_id = {c.command_id.replace("-", ""): c for c in calls if c.command_id}
+    outages = [(start - REDELIVERY_LEAD, end) for start, end in broker_outages]
+    unexplained_repeats = {cid: _about(by_id[cid].marker, calls, simulators) if cid in by_id else None
+                           for cid in repeated
+                           if cid not in by_id or not any(lo <= by_id[cid].sent_at <= hi for lo, hi in outages)}
     marker_of = {}
     for cid, evs in events.items():
         found = re.search(rb"m:([0-9a-f]{32})", evs[0][1])
@@ -357,6 +376,7 @@ def verify_calls(platform, postgres, tmp_path, token, calls, simulators, extra: 
               "cut_by_api_kill": len(cut),
               "commands_in_store": len(terminal), "terminal_states": dict(by_kind),
               "executions": sum(executions.values()), "duplicates": len(duplicates),
+              "repeats_dropped_by_devices": len(repeated),
               "read_models_equal_rebuild": not differing,
               **{k: v for k, v in extra.items() if k != "started"},
               "max_call_seconds": round(max(c.elapsed for c in calls), 2),
@@ -366,6 +386,7 @@ def verify_calls(platform, postgres, tmp_path, token, calls, simulators, extra: 
 
     assert len(accepted) >= min_accepted, report
     assert not duplicates, f"executed more than once: { {m: (n, _about(m, calls, simulators)) for m, n in duplicates.items()} }"
+    assert not unexplained_repeats, f"requests handed to a device twice outside a broker outage: {unexplained_repeats}"
     assert not twice_ended, f"commands with other than one terminal state: {twice_ended}"
     assert not unknown_to_store, f"accepted calls the store does not know: {unknown_to_store}"
     assert not api_disagrees, f"GET /v1/commands disagrees with the store: {list(api_disagrees.items())[:5]}"

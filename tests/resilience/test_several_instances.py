@@ -271,6 +271,7 @@ def test_two_of_every_process_and_a_broker_node_survive_being_killed(several, pr
         assert {at for _, at in moved().values()} == {second}, moved()
         wait_for(lambda: canary(http.base) and canary(api2_base), "device calls after the broker node died", 90, 0.5)
         report["failover_seconds"]["device calls through both APIs"] = round(time.monotonic() - killed_at, 3)
+        load.broker_outages.append((killed_at, time.monotonic()))
         after = cluster.queues(cluster.second)
         report["queue_leaders_before_after"] = {name: [leaders[name], after[name]["leader"]] for name in leaders}
         wait_for(lambda: cluster.first.is_running(), "the supervisor restarting the killed node", 120, 0.5)
@@ -290,7 +291,8 @@ def test_two_of_every_process_and_a_broker_node_survive_being_killed(several, pr
                                       for base in (http.base, api2_base)}
         report["accepted_after_broker_node_kill"] = sum(1 for c in calls if c.command_id and "broker" in c.phases)
         verify_calls(platform, private_postgres, tmp_path, token, calls, [fleet],
-                     {**report, "started": started}, title="several instances", min_accepted=30)
+                     {**report, "started": started}, title="several instances", min_accepted=30,
+                     broker_outages=load.broker_outages)
     finally:
         fleet.kill()
         (tmp_path / "fleet.out").write_text(fleet.output())
