@@ -40,7 +40,8 @@ def cmd_projector(settings: Settings, args) -> int:
     ops = ops_listener(settings, "projector", lambda: (lease is None or lease.held) and db.command("ping"))
     if work_under(lease, stop):
         retire_read_models(db)
-        run_projectors(projectors, stop, min_interval=settings.projection_interval)
+        run_projectors(projectors, stop, min_interval=settings.projection_interval,
+                       longest_hold=settings.projection_hold)
     return finish(lease, ops, mongo)
 
 

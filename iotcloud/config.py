@@ -37,6 +37,8 @@ DEFAULT_PROJECTION_BATCH = 500
 DEFAULT_PROJECTION_WAIT = 2.0             # seconds a write waits for its read model to catch up
 # Seconds from one projector batch to the next: the events of that interval share one write per document.
 DEFAULT_PROJECTION_INTERVAL = 0.02  # docs/benchmarks.md, history lag: 0.05 was a floor under the lag
+# Seconds a busy projector may hold an open call's history write back for its outcome (one write, not two).
+DEFAULT_PROJECTION_HOLD = 0.1
 DEFAULT_IDENTITY_PROVIDER = "local"
 # Settings read under the names other tools or libpyiotcloud gave them rather than IOTCLOUD_*.
 SEED_NAMES = {"persistence_module": "PERSISTENCE_MODULE", "cognito_client_id": "AWS_COGNITO_CLIENT_ID",
@@ -96,6 +98,7 @@ class Settings:
     projection_wait: float = DEFAULT_PROJECTION_WAIT
     projection_batch: int = DEFAULT_PROJECTION_BATCH
     projection_interval: float = DEFAULT_PROJECTION_INTERVAL
+    projection_hold: float = DEFAULT_PROJECTION_HOLD
     history_retention_days: float = 0.0  # 0: keep all history; else calls and presence older than this leave the read model
     identity: str = DEFAULT_IDENTITY_PROVIDER      # local or cognito
     cognito_client_id: str = ""                   # the seed's AWS_COGNITO_* names (see SEED_NAMES)

@@ -98,6 +98,12 @@ class HistoryProjection:
         self._requested: _Memory = _Memory()  # command id -> requested epoch
         self._devices: _Memory = _Memory()    # device aggregate id -> (device id, owner, name)
 
+    @staticmethod
+    def holdable(fields: dict) -> bool:
+        """A new call's document while the call is open: under load the projector holds its write back
+        for the outcome (projections.runner.step_source), so a call is written once instead of twice."""
+        return fields.get("event") == COMMAND and fields.get("state") in OPEN_STATES
+
     def prepare(self, history: Collection) -> None:
         for fields, name in INDEXES:
             history.create_index(fields, name=name)

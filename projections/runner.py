@@ -41,6 +41,18 @@ class Projector:
         self.behind: set[str] = set()  # sources whose last batch was full: more is waiting there
         self._trimmed = -TRIM_EVERY
         self._lags: dict[tuple[int, str], LagWindow] = {}
+        # Writes held back for the next batch (BatchWriter.flush(keep=...)), by (generation, source).
+        self._held: dict[tuple[int, str], dict] = {}
+        self.clock = time.monotonic  # how old a held write is
+
+    def held(self, generation: int, source: str) -> dict:
+        return self._held.setdefault((generation, source), {})
+
+    def keep_held(self, generation: int, source: str, held: dict) -> None:
+        self._held[(generation, source)] = held
+
+    def holding(self) -> bool:
+        return any(self._held.values())
 
     @property
     def sources(self) -> dict[str, Application]:
@@ -93,53 +105,68 @@ class Projector:
         return sum(self.source_head(source) for source in self._sources)
 
 
-def step_source(projectors: list[Projector], source: str, generation: int | None = None, paced: float = 0.0) -> int:
+def step_source(projectors: list[Projector], source: str, generation: int | None = None, paced: float = 0.0,
+                hold: float = 0.0) -> int:
     """One batch of `source` for every projector that follows it; returns how many events it read.
 
-    The log is read once and each event decoded once for all of them (the commands and history
-    read models both follow DeviceControl), every projector's writes go out as its one bulk request,
+    The log is read once and each event decoded once for all of them (the history and device-list
+    read models both follow DeviceFleet), every projector's writes go out as its one bulk request,
     and then all their checkpoints in one more. `paced`: seconds the batch was held back before it
-    began (reported with the lag)."""
+    began (reported with the lag).
+
+    `hold` (seconds; the live projector only): when the batch is not a tiny one, a projection's
+    `holdable` writes (a device call still open) wait up to that long for the next batch, so that under load
+    a call's document is written once, with its outcome, instead of twice. A tiny batch (the load
+    has dropped) writes everything; the checkpoint stays before the first held event, so what is
+    held is never lost to a crash and a reader waiting for it (read-your-writes) nudges it out."""
     app = projectors[0].sources[source]
     targets = [projector.target(generation, source) for projector in projectors]
     batch_size = min(projector.batch_size for projector in projectors)
     began = time.time()
     notifications = app.recorder.select_notifications(start=min(t[2] for t in targets) + 1, limit=batch_size)
+    carried = [projector.held(gen, source) for projector, (gen, _, _) in zip(projectors, targets)]
     if not notifications:
         for projector in projectors:
             projector.behind.discard(source)
-        return 0
+        if not any(carried):
+            return 0
+    busy = hold > 0 and generation is None and len(notifications) > TINY_BATCH
     decoded: dict[int, object] = {}
     writers = []
-    for projector, (gen, collection, position) in zip(projectors, targets):
-        writer, recorded, consumed = BatchWriter(collection), [], projector.consumed
+    for projector, (gen, collection, position), held in zip(projectors, targets, carried):
+        writer, consumed = BatchWriter(collection, held, projector.clock), projector.consumed
         for notification in notifications:
             if notification.id <= position or not consumed(notification.topic):
                 continue
             event = decoded.get(notification.id)
             if event is None:
                 event = decoded[notification.id] = app.mapper.to_domain_event(notification)
+            writer.note(event.timestamp.timestamp())
             consumed.handler(type(event))(event, notification.id, writer)
-            recorded.append(event.timestamp.timestamp())
-        writers.append((writer, recorded))
-    last = notifications[-1]
-    last_event = decoded.get(last.id) or app.mapper.to_domain_event(last)  # its time: the batch's lag
+        writers.append(writer)
+    last = notifications[-1] if notifications else None
+    read_to = last.id if last else 0
+    # The batch's lag is that of its last event (None when only held writes went out).
+    last_at = (decoded.get(last.id) or app.mapper.to_domain_event(last)).timestamp.timestamp() if last else None
     applied_at = time.time()
-    for writer, _ in writers:
-        writer.flush()
+    for projector, writer in zip(projectors, writers):
+        writer.flush(getattr(projector.projection, "holdable", None) if busy else None, hold)
     written_at = time.time()
     advances = []
-    for projector, (gen, _, _), (_, recorded) in zip(projectors, targets, writers):
+    for projector, (gen, _, position), writer in zip(projectors, targets, writers):
+        projector.keep_held(gen, source, writer.held)
+        held_from = writer.held_from
         lag = None
         if generation is None:  # the live read model; a rebuild's events were recorded long ago
             window = projector.lag_window(gen, source)
-            window.add(written_at, recorded, began, applied_at, paced)
+            window.add(written_at, writer.recorded, began, applied_at, paced)
             lag = window.due()
-        advances.append((projector.projection.name, gen, source, last.id, last_event.timestamp.timestamp(), lag))
+        saved = (read_to if last else position) if held_from is None else held_from - 1
+        advances.append((projector.projection.name, gen, source, saved, last_at, lag))
     projectors[0].catalogue.advance_many(advances)
     full = len(notifications) >= batch_size
-    for projector, (gen, _, _) in zip(projectors, targets):
-        projector.applied(gen, source, last.id, full)
+    for projector, (gen, _, position) in zip(projectors, targets):
+        projector.applied(gen, source, read_to if last else position, full)
     return len(notifications)
 
 
@@ -176,14 +203,15 @@ class Pacer:
 
 
 def run_projectors(projectors: list[Projector], stop: threading.Event, wakeup: Wakeup | None = None,
-                   min_interval: float = 0.0) -> None:
+                   min_interval: float = 0.0, longest_hold: float = 0.0) -> None:
     """Runs until `stop` is set; a failing batch is logged and retried, never skipped.
 
     A source is read when the wakeup names it (a PostgreSQL commit notification, or every poll
     interval on other stores), together with every notification pending by then (one batch for all
     the commits they name), and again at once while its batches come back full. Where writers can
     nudge (PostgreSQL), `Pacer` holds a batch back for at most `min_interval` after a tiny one; a
-    writer waiting to read its own write nudges its source past that wait.
+    writer waiting to read its own write nudges its source past that wait. `longest_hold`: how long a
+    busy batch may hold an open call's write for its outcome (`step_source`); a nudged batch holds none.
     """
     sources = {name: app for projector in projectors for name, app in projector.sources.items()}
     followers = {name: [p for p in projectors if name in p.sources] for name in sources}
@@ -206,7 +234,9 @@ def run_projectors(projectors: list[Projector], stop: threading.Event, wakeup: W
                     events = 0
                     for name in sources:
                         if name in due:
-                            events += step_source(followers[name], name, paced=paced)
+                            # A reader waiting for its write (a nudge) gets everything written at once.
+                            events += step_source(followers[name], name, paced=paced,
+                                                  hold=0.0 if name in wanted else longest_hold)
                     for projector in projectors:
                         projector.trim_if_due()
                     failures = 0
@@ -218,8 +248,9 @@ def run_projectors(projectors: list[Projector], stop: threading.Event, wakeup: W
                     stop.wait(min(5.0, 0.1 * 2 ** min(failures, 6)))
                     due = set(sources)
                     continue
-            woken, wanted = wakeup.wait(0 if due else None)
-            due |= woken
+            holding = {name for name in sources if any(p.holding() for p in followers[name])}
+            woken, wanted = wakeup.wait(0 if due else (longest_hold if holding else None))
+            due |= woken | holding  # a held write goes out with the next busy batch, or with a quiet one
     finally:
         wakeup.close()
 

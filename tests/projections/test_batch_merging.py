@@ -13,9 +13,10 @@ from commands.domain.devices import Device, DeviceNameClaim
 from iotcloud.bootstrap import build_device_control
 from projections.device_list import DeviceListProjection
 from projections.history import HistoryProjection
-from projections.runner import Projector
+from iotcloud.config import DEFAULT_PROJECTION_HOLD as LONGEST_HOLD
+from projections.runner import Projector, step_source
 from projections.topics import ConsumedTopics
-from queries.read_models import CHECKPOINTS, collection_name
+from queries.read_models import CHECKPOINTS, ReadModelCatalogue, collection_name
 from queries.timestamps import normalised
 
 DEVICE = {"device_id": "dev-1", "owner": "alice", "name": "lamp", "correlation_ids": True}
@@ -103,3 +104,86 @@ def test_a_projection_without_dispatch_table_sees_every_event():
     everything = ConsumedTopics(Everything())
     assert all(everything(topic) for topic in (get_topic(Device.Registered), get_topic(DeviceNameClaim.Claimed),
                                                "no.such:Topic"))
+
+
+def _requested(control, calls: int) -> list[str]:
+    with acting_as("user:alice"):
+        ids = [control.request(DEVICE, "get_status", None, timeout=5).command_id for _ in range(calls)]
+    with acting_as("service:gateway"):
+        for command_id in ids:
+            assert control.decide([MarkSent(command_id, 2.0, "g")])
+    return ids
+
+
+def _docs(db) -> dict[str, dict]:
+    return {doc["_id"]: doc for doc in db[collection_name("history", 1)].find({})}
+
+
+def test_a_busy_projector_writes_a_call_once_with_its_outcome_and_a_crash_loses_nothing(control, mongo_uri):
+    """Under load (a batch of more than TINY_BATCH events) open calls are held for their outcome; the
+    checkpoint stays before the first held event, so a projector that dies holding them replays them."""
+    client = MongoClient(mongo_uri, tz_aware=True)
+    db, expected_db = client["hold_live"], client["hold_expected"]
+    try:
+        first = _requested(control, 10)  # 20 events: a busy batch
+        projector = Projector(CallHistory(), {"DeviceControl": control}, db)
+        assert step_source([projector], "DeviceControl", hold=LONGEST_HOLD) == 20
+        assert _docs(db) == {}, "open calls written at once under load"
+        start = ReadModelCatalogue(db).position("history", 1, "DeviceControl")
+        assert start == min(control.recorder.select_notifications(start=1, limit=1000), key=lambda n: n.id).id - 1
+        with acting_as("service:gateway"):
+            for command_id in first[:6]:
+                assert control.decide([RecordAnswer(command_id, {"state": "on"}, {"value": {"state": "on"}})])
+        second = _requested(control, 5)  # with the outcomes around it: 17 events, still busy
+        with acting_as("service:gateway"):
+            assert control.decide([RecordAnswer(second[0], {"state": "on"}, {"value": {"state": "on"}})])
+        assert step_source([projector], "DeviceControl", hold=LONGEST_HOLD) == 17
+        written = _docs(db)
+        # The six finished calls and the finished one of the second lot went out, each once and whole.
+        assert set(written) == set(first[:6]) | {second[0]}
+        assert {doc["state"] for doc in written.values()} == {"succeeded"}
+        assert all(doc["request_payload"] == "{}" and doc["api"] == "get_status" for doc in written.values())
+        assert ReadModelCatalogue(db).position("history", 1, "DeviceControl") < \
+            min(n.id for n in control.recorder.select_notifications(start=1, limit=1000)
+                if str(n.originator_id) == first[6])
+        # The projector dies holding the rest: a new one replays from the checkpoint, loses nothing.
+        replayed = Projector(CallHistory(), {"DeviceControl": control}, db)
+        while step_source([replayed], "DeviceControl", hold=0.0):
+            pass
+        project(expected_db, control, batch=1)
+        assert [normalised(d) for d in sorted(_docs(db).values(), key=lambda d: d["_id"])] == \
+            [normalised(d) for d in sorted(_docs(expected_db).values(), key=lambda d: d["_id"])]
+        assert {doc["state"] for doc in _docs(db).values()} == {"succeeded", "sent"}
+    finally:
+        client.drop_database(db)
+        client.drop_database(expected_db)
+
+
+def test_a_quiet_batch_and_a_long_hold_write_what_was_held(control, mongo_uri):
+    client = MongoClient(mongo_uri, tz_aware=True)
+    db = client["hold_release"]
+    try:
+        _requested(control, 10)
+        projector = Projector(CallHistory(), {"DeviceControl": control}, db)
+        assert step_source([projector], "DeviceControl", hold=LONGEST_HOLD) == 20
+        assert projector.holding() and _docs(db) == {}
+        # No new events (the load has gone): the held calls are written, open, and the checkpoint moves on.
+        assert step_source([projector], "DeviceControl", hold=LONGEST_HOLD) == 0
+        assert not projector.holding()
+        assert {doc["state"] for doc in _docs(db).values()} == {"sent"} and len(_docs(db)) == 10
+        head = control.recorder.max_notification_id()
+        assert ReadModelCatalogue(db).position("history", 1, "DeviceControl") == head
+        # A call held longer than LONGEST_HOLD goes out even while the projector stays busy.
+        client.drop_database(db)
+        clock = [0.0]
+        projector = Projector(CallHistory(), {"DeviceControl": control}, db)
+        projector.clock = lambda: clock[0]
+        _requested(control, 10)
+        step_source([projector], "DeviceControl", hold=LONGEST_HOLD)  # 40 events, busy: 20 open calls held
+        assert _docs(db) == {}
+        clock[0] = LONGEST_HOLD + 0.01
+        _requested(control, 10)
+        step_source([projector], "DeviceControl", hold=LONGEST_HOLD)  # busy again: the old ones go, the new wait
+        assert len(_docs(db)) == 20
+    finally:
+        client.drop_database(db)
