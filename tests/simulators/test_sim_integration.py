@@ -147,6 +147,25 @@ def test_mqtt_commands_queued_while_offline_arrive_on_reconnect(mqtt_launcher, p
     assert second.stop() == 0
 
 
+def test_mqtt_a_request_delivered_twice_runs_once(mqtt_launcher, plain_device, mqtt_probe, sim_factory):
+    """What a broker node's death does to a device (MQTT QoS 1 is at least once): the same request,
+    correlation id and all, arrives twice. The device runs and answers it once."""
+    dev_id, cred = plain_device()
+    sim = sim_factory(mqtt_launcher(cred))
+    sim.wait_for(READY_MQTT)
+    send, expect = mqtt_io(mqtt_probe(), dev_id)
+    request = b'{"value": "m:delivered-twice", "correlation_id": "c-twice"}'
+    send("write_uart", request)
+    assert expect() == ("write_uart", request)
+    send("write_uart", request)
+    send("get_status", b'{"correlation_id": "c-next"}')
+    # Messages to one device arrive in order: had the repeat been answered, its answer would come first.
+    assert expect() == ("get_status", b'{"value": "running", "correlation_id": "c-next"}')
+    sim.wait_for(r"repeated")
+    assert sim.output().count("m:delivered-twice") == 1, sim.output()
+    assert sim.stop() == 0
+
+
 def test_mqtt_simulator_reconnects_after_being_kicked(mqtt_launcher, plain_device, mqtt_probe, sim_factory, mosquitto):
     dev_id, cred = plain_device()
     sim = sim_factory(mqtt_launcher(cred))
