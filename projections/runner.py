@@ -51,8 +51,9 @@ class Projector:
     def keep_held(self, generation: int, source: str, held: dict) -> None:
         self._held[(generation, source)] = held
 
-    def holding(self) -> bool:
-        return any(self._held.values())
+    def holding(self, source: str | None = None) -> bool:
+        """Whether writes are held back (for `source`, or any)."""
+        return any(held for (_, held_source), held in self._held.items() if source in (None, held_source))
 
     @property
     def sources(self) -> dict[str, Application]:
@@ -248,7 +249,7 @@ def run_projectors(projectors: list[Projector], stop: threading.Event, wakeup: W
                     stop.wait(min(5.0, 0.1 * 2 ** min(failures, 6)))
                     due = set(sources)
                     continue
-            holding = {name for name in sources if any(p.holding() for p in followers[name])}
+            holding = {name for name in sources if any(p.holding(name) for p in followers[name])}
             woken, wanted = wakeup.wait(0 if due else (longest_hold if holding else None))
             due |= woken | holding  # a held write goes out with the next busy batch, or with a quiet one
     finally:

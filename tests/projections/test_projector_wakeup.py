@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
@@ -40,11 +41,11 @@ def commands_projector(settings, control):
 class Running:
     """run_projectors in a thread, stopped (and joined) on exit."""
 
-    def __init__(self, projectors, wakeup_factory, min_interval=0.0):
+    def __init__(self, projectors, wakeup_factory, min_interval=0.0, longest_hold=0.0):
         self.stop = threading.Event()
         wakeup = wakeup_factory(self.stop)
-        self.thread = threading.Thread(target=run_projectors, args=(projectors, self.stop, wakeup, min_interval),
-                                       daemon=True)
+        self.thread = threading.Thread(target=run_projectors, args=(projectors, self.stop, wakeup, min_interval,
+                                                                    longest_hold), daemon=True)
 
     def __enter__(self):
         self.thread.start()
@@ -111,6 +112,59 @@ def test_a_batch_interval_holds_events_back_but_a_nudge_does_not(control):
         assert catalogue.wait_for("history", "DeviceControl", held, timeout=30, nudge=nudge)
         assert catalogue.collection("history").count_documents({"event": "command"}) == 2
     mongo.close()
+
+
+class Scripted:
+    """A wakeup that names a source only when the test nudges it (no commit wakes the projector; its
+    first batch needs no wakeup)."""
+
+    hears_nudges = True
+
+    def __init__(self, stop: threading.Event):
+        self.stop, self.nudges = stop, queue.Queue()
+
+    def wait(self, timeout):
+        deadline = time.monotonic() + (NEVER if timeout is None else timeout)
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                source = self.nudges.get(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+                return {source}, {source}
+            except queue.Empty:
+                pass
+        return set(), set()
+
+    def nudged(self, timeout):
+        return set()
+
+    def close(self):
+        pass
+
+
+def test_open_calls_held_by_a_busy_batch_wait_for_a_reader_or_a_quiet_batch(control):
+    """20 calls committed before the projector starts make one busy batch: their open documents are held
+    for their outcomes, and the checkpoint stays before them. A reader waiting for them (its nudge) gets
+    them written at once; a projector that is woken with nothing new writes them too."""
+    settings, app = control
+    projectors, mongo = commands_projector(settings, app)
+    catalogue = ReadModelCatalogue(mongo[settings.mongodb_database])
+    positions = [request(app) for _ in range(20)]
+    wakeups = []
+    with Running(projectors, lambda stop: wakeups.append(Scripted(stop)) or wakeups[-1], longest_hold=NEVER):
+        assert not catalogue.wait_for("history", "DeviceControl", positions[0], timeout=1.0)
+        assert catalogue.collection("history").count_documents({"event": "command"}) == 0
+        assert catalogue.wait_for("history", "DeviceControl", positions[-1], timeout=30,
+                                  nudge=wakeups[0].nudges.put)
+        assert catalogue.collection("history").count_documents({"event": "command", "state": "queued"}) == 20
+    # With PostgreSQL's own notifications, held writes are never stuck: the next quiet batch writes them.
+    mongo[settings.mongodb_database].drop_collection("history_g1")
+    mongo[settings.mongodb_database]["projection_checkpoints"].delete_many({})
+    projectors, mongo2 = commands_projector(settings, app)
+    listen = lambda stop: PostgresNotifications({"DeviceControl": app}, stop, safety_poll=NEVER)  # noqa: E731
+    with Running(projectors, listen, longest_hold=NEVER):
+        assert catalogue.wait_for("history", "DeviceControl", positions[-1], timeout=30)
+        assert catalogue.collection("history").count_documents({"event": "command", "state": "queued"}) == 20
+    mongo.close()
+    mongo2.close()
 
 
 def test_stores_that_cannot_notify_are_polled(make_settings):
