@@ -146,7 +146,7 @@ def step_source(projectors: list[Projector], source: str, generation: int | None
             consumed.handler(type(event))(event, notification.id, writer)
         writers.append(writer)
     last = notifications[-1] if notifications else None
-    read_to = last.id if last else 0
+    read_to = [last.id if last else position for _, _, position in targets]  # each projector's new position
     # The batch's lag is that of its last event (None when only held writes went out).
     last_at = (decoded.get(last.id) or app.mapper.to_domain_event(last)).timestamp.timestamp() if last else None
     applied_at = time.time()
@@ -154,7 +154,8 @@ def step_source(projectors: list[Projector], source: str, generation: int | None
         writer.flush(getattr(projector.projection, "holdable", None) if busy else None, hold)
     written_at = time.time()
     advances = []
-    for projector, (gen, _, position), writer in zip(projectors, targets, writers):
+    for projector, (gen, _, _), writer, read in zip(projectors, targets, writers, read_to):
+        # Taken only once every write went out: a batch that failed keeps what it carried, and is read again.
         projector.keep_held(gen, source, writer.held)
         held_from = writer.held_from
         lag = None
@@ -162,12 +163,12 @@ def step_source(projectors: list[Projector], source: str, generation: int | None
             window = projector.lag_window(gen, source)
             window.add(written_at, writer.recorded, began, applied_at, paced)
             lag = window.due()
-        saved = (read_to if last else position) if held_from is None else held_from - 1
+        saved = read if held_from is None else held_from - 1
         advances.append((projector.projection.name, gen, source, saved, last_at, lag))
     projectors[0].catalogue.advance_many(advances)
     full = len(notifications) >= batch_size
-    for projector, (gen, _, position) in zip(projectors, targets):
-        projector.applied(gen, source, read_to if last else position, full)
+    for projector, (gen, _, _), read in zip(projectors, targets, read_to):
+        projector.applied(gen, source, read, full)
     return len(notifications)
 
 
