@@ -18,7 +18,7 @@ from gateways.outbox import Outbox
 from iotcloud.bootstrap import build_notifier_process
 from tests.ports import free_port
 from tests.moto_server import start_moto_server
-from tests.resilience.test_crash_restart import wait_for
+from tests.resilience.calls_under_faults import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SENDER = "iot@example.com"

@@ -39,7 +39,7 @@ from iotcloud.broker import cluster_node, embedded_node
 from tests.conftest import stop_process
 from tests.ports import free_port
 from tests.resilience.conftest import Platform
-from tests.resilience.test_crash_restart import Load, send, signed_up_token, verify_calls, wait_for
+from tests.resilience.calls_under_faults import Load, send, signed_up_token, verify_calls, wait_for
 from tests.simulators.sim_helpers import SimProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.broker]

@@ -230,3 +230,17 @@ class TestPKI:
         return ctx
 
 
+# (api, request, expected reply without correlation id); executed in order, so GPIO state carries over.
+CASES = [
+    ("get_status", {}, {"value": "running"}),
+    ("set_status", {"value": "restart"}, {"value": "restarting"}),
+    ("set_gpio", {"number": "5", "value": "1"}, {"number": 5, "value": 1}),
+    ("get_gpio", {"number": 5}, {"number": 5, "value": 1}),
+    ("get_gpio", {"number": "6"}, {"number": 6, "value": 0}),
+    ("set_gpio", {"number": 5, "value": 0}, {"number": 5, "value": 0}),
+    ("get_gpio", {"number": "5"}, {"number": 5, "value": 0}),
+    ("set_rtc", {"value": 1600000000}, {"value": 1600000000}),
+    ("write_uart", {"value": "plain text"}, {"value": "plain text"}),
+    ("trigger_notification", {"recipient": "friend@example.com", "message": "hi"},
+     {"recipient": "friend@example.com", "message": "hi"}),
+]
