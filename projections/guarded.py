@@ -6,6 +6,10 @@ events only ever *set* fields, applying the merge of events p1..pN to a document
 reflects some prefix of them gives the same result as applying the rest one by one; a document
 that already reflects pN is left alone (its guard fails and the upsert's insert collides).
 
+A document's first write is an insert when the event that creates it is in the batch (`set(...,
+creates=True)`): it skips the lookup an upsert makes, and a document that already exists (a replay
+after a crash) makes the insert collide, and only then is it written as the guarded upsert.
+
 A busy projector may also *hold* a write back to the next batch (`flush(keep=...)`), so that the
 events of both share one write: a device call's document is then written once, finished, instead
 of once open and once more with its outcome. The projector saves its checkpoint before the first
@@ -17,7 +21,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from pymongo import DeleteOne, UpdateOne
+from pymongo import DeleteOne, InsertOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
@@ -25,10 +29,11 @@ DUPLICATE_KEY = 11000
 
 
 class _Op:
-    __slots__ = ("kind", "position", "fields", "first", "since", "recorded")
+    __slots__ = ("kind", "position", "fields", "first", "since", "recorded", "creates")
 
     def __init__(self, kind: str, position: int, fields: dict | None, since: float):
         self.kind, self.position, self.fields = kind, position, fields
+        self.creates = False  # its first event creates the document: written as an insert
         self.first, self.since = position, since  # its first event's position, and when it was begun
         self.recorded: list[float] = []            # when its events were recorded (for the lag)
 
@@ -52,13 +57,16 @@ class BatchWriter:
         self._settle_note()
         self._noted, self._attached = recorded_at, False
 
-    def set(self, doc_id, position: int, fields: dict) -> None:
+    def set(self, doc_id, position: int, fields: dict, creates: bool = False) -> None:
+        """`creates`: this event brings the document into being (a new device call, say), so its first
+        write may be an insert; a document that exists already is still written correctly, only slower."""
         op = self._ops.get(doc_id)
         if op is not None and op.kind == "set":
             op.position = position
             op.fields.update(fields)
         else:
             op = self._replace(doc_id, "set", position, dict(fields))
+            op.creates = creates and op.first == position
         self._attach(op)
 
     def delete(self, doc_id, position: int) -> None:
@@ -97,23 +105,42 @@ class BatchWriter:
         self._settle_note()
         self.recorded, self._loose = self._loose, []
         now, requests, kept = self._clock(), [], {}
+        inserts: dict[int, tuple[object, _Op]] = {}  # request index -> the insert's document and op
         for doc_id, op in self._ops.items():
             if keep is not None and op.kind == "set" and now - op.since < longest and keep(op.fields):
                 kept[doc_id] = op
                 continue
-            guard = {"_id": doc_id, "position": {"$lt": op.position}}
-            if op.kind == "set":
-                requests.append(UpdateOne(guard, {"$set": {**op.fields, "position": op.position}}, upsert=True))
+            if op.kind == "set" and op.creates:
+                inserts[len(requests)] = (doc_id, op)
+                requests.append(InsertOne({"_id": doc_id, **op.fields, "position": op.position}))
+            elif op.kind == "set":
+                requests.append(_upsert(doc_id, op))
             else:
-                requests.append(DeleteOne(guard))
+                requests.append(DeleteOne({"_id": doc_id, "position": {"$lt": op.position}}))
             self.recorded.extend(op.recorded)
         self._ops = kept
         if not requests:
             return 0
+        collided = self._write(requests, inserts)
+        if collided:
+            # The document exists: a replay after a crash, or a rebuild over what a live projector wrote.
+            # The guarded upsert applies what it does not reflect yet and leaves a later one alone.
+            self._write([_upsert(doc_id, op) for doc_id, op in collided], {})
+        return len(requests)
+
+    def _write(self, requests: list, inserts: dict) -> list:
+        """One unordered bulk request; returns the inserts that met an existing document."""
         try:
             self.collection.bulk_write(requests, ordered=False)
         except BulkWriteError as error:
-            # Duplicate keys are documents that already reflect a later position: a replay, skipped.
-            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+            errors = error.details.get("writeErrors", [])
+            # Duplicate keys of guarded writes are documents that already reflect a later position: skipped.
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
-        return len(requests)
+            return [inserts[e["index"]] for e in errors if e.get("index") in inserts]
+        return []
+
+
+def _upsert(doc_id, op: _Op) -> UpdateOne:
+    return UpdateOne({"_id": doc_id, "position": {"$lt": op.position}},
+                     {"$set": {**op.fields, "position": op.position}}, upsert=True)

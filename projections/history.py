@@ -137,7 +137,7 @@ class HistoryProjection:
             "actor": event.actor, "correlation_id": event.correlation_id, "at": _at(requested),
             "requested_at": _at(requested), "expires_at": _at(event.expires_at), "sent_at": None,
             "completed_at": None, "answer": None,
-            "answer_payload": None, "result": None, "error": None, "latency_ms": None})
+            "answer_payload": None, "result": None, "error": None, "latency_ms": None}, creates=True)
 
     @apply.register
     def _(self, event: DeviceCommand.Sent, position: int, history: BatchWriter) -> None:
@@ -220,7 +220,7 @@ class HistoryProjection:
         history.set(doc_id, position, {
             "key": history_key(at, doc_id), "event": name, "direction": direction, "device_id": device_id,
             "owner": owner, "device_name": device_name, "api": None, "state": state, "detail": detail,
-            "actor": event.actor, "correlation_id": event.correlation_id, "at": _at(at)})
+            "actor": event.actor, "correlation_id": event.correlation_id, "at": _at(at)}, creates=True)
 
     def _registration(self, history: BatchWriter, aggregate: str):
         doc = history.collection.find_one({"_id": f"{aggregate}:1"}, {"device_id": 1, "owner": 1, "device_name": 1})

@@ -12,6 +12,7 @@ from commands.domain.device_commands import DeviceCommand
 from commands.domain.devices import Device, DeviceNameClaim
 from iotcloud.bootstrap import build_device_control
 from projections.device_list import DeviceListProjection
+from projections.guarded import BatchWriter
 from projections.history import HistoryProjection
 from iotcloud.config import DEFAULT_PROJECTION_HOLD as LONGEST_HOLD
 from projections.runner import Projector, step_source
@@ -185,5 +186,38 @@ def test_a_quiet_batch_and_a_long_hold_write_what_was_held(control, mongo_uri):
         _requested(control, 10)
         step_source([projector], "DeviceControl", hold=LONGEST_HOLD)  # busy again: the old ones go, the new wait
         assert len(_docs(db)) == 20
+    finally:
+        client.drop_database(db)
+
+
+def test_a_created_document_is_inserted_and_a_replay_over_it_still_lands(mongo_uri):
+    """A document's first write is an insert; where the document exists already (a replay after a
+    crash between the write and the checkpoint) the insert collides and the guarded upsert is used:
+    what the document does not reflect yet is applied, a later state is left alone."""
+    client = MongoClient(mongo_uri, tz_aware=True)
+    db = client["insert_first"]
+    try:
+        docs = db["docs"]
+        first = BatchWriter(docs)
+        first.set("call-1", 1, {"state": "queued", "api": "get_status"}, creates=True)
+        first.set("call-2", 2, {"state": "queued"}, creates=True)
+        assert first.flush() == 2
+        assert docs.find_one({"_id": "call-1"}) == {"_id": "call-1", "state": "queued", "api": "get_status",
+                                                     "position": 1}
+        replay = BatchWriter(docs)  # events 1-4 again, merged: both inserts collide
+        replay.set("call-1", 1, {"state": "queued", "api": "get_status"}, creates=True)
+        replay.set("call-2", 2, {"state": "queued"}, creates=True)
+        replay.set("call-1", 3, {"state": "succeeded"})
+        replay.set("call-3", 4, {"state": "queued"}, creates=True)
+        assert replay.flush() == 3
+        assert docs.find_one({"_id": "call-1"})["state"] == "succeeded"
+        assert docs.find_one({"_id": "call-1"})["position"] == 3
+        assert docs.find_one({"_id": "call-2"})["position"] == 2
+        assert docs.find_one({"_id": "call-3"})["state"] == "queued"
+        older = BatchWriter(docs)  # an older state of a document that moved on is never written back
+        older.set("call-1", 1, {"state": "queued"}, creates=True)
+        older.flush()
+        assert docs.find_one({"_id": "call-1"})["state"] == "succeeded"
+        assert docs.count_documents({}) == 3
     finally:
         client.drop_database(db)
