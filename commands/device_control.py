@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from concurrent.futures import Future
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
 from commands.device_apis import device_api
@@ -39,7 +39,18 @@ class DeviceControl(Application):
         super().__init__(*args, **kwargs)
         self._clock = clock
         self.default_timeout = default_timeout
-        self._group = GroupCommit(self.save)
+        self._group = GroupCommit(self._save_events)
+
+    def _save_events(self, *events) -> list:
+        """`save` for the events the group commit collected from our own aggregates, without
+        eventsourcing's check of each object against a runtime Protocol: on Python 3.11 that
+        `isinstance` walks the protocol's attributes every time, about 9 µs an event and 3-4 % of the
+        API's CPU per call. No aggregates are passed, so there is nothing to cache or snapshot."""
+        processing_event = ProcessingEvent()
+        processing_event.events.extend(events)
+        recordings = self._record(processing_event)
+        self._notify(recordings)
+        return recordings
 
     def request(self, device: dict, api: str, params: dict | None, timeout: float | None = None,
                 ttl: float | None = None) -> RequestedCommand:
