@@ -18,6 +18,8 @@ import threading
 import time
 from concurrent.futures import Future
 
+from commands.latch import Latch
+
 MAX_BATCH = 256
 LINGER = 0.005  # seconds queued events wait for a caller's commit before the background thread commits them
 log = logging.getLogger("iotcloud.group_commit")
@@ -29,14 +31,14 @@ class GroupCommit:
         self._max_batch = max_batch
         self._linger = linger
         self._lock = threading.Lock()
-        self._queue: list[tuple[list, object, Future]] = []
+        self._queue: list[tuple[list, object, Future | _Saved]] = []
         self._leading = False
         self._wake = threading.Condition(self._lock)
         self._flusher: threading.Thread | None = None
 
     def save(self, aggregate) -> int:
         """Saves `aggregate`'s pending events; returns the notification id of its last event."""
-        done = self._enqueue(aggregate)
+        done = self._enqueue(aggregate, _Saved())
         with self._lock:
             lead = not self._leading
             self._leading = True
@@ -48,7 +50,7 @@ class GroupCommit:
         """Queues `aggregate`'s pending events and returns at once; the future ends with the save.
         They ride along with the next caller's commit, or the background thread commits them after
         `linger` seconds (one commit per sequential call instead of two)."""
-        done = self._enqueue(aggregate)
+        done = self._enqueue(aggregate, Future())
         with self._lock:
             if self._flusher is None:
                 self._flusher = threading.Thread(target=self._flush_forever, name="group-commit", daemon=True)
@@ -56,8 +58,7 @@ class GroupCommit:
             self._wake.notify()
         return done
 
-    def _enqueue(self, aggregate) -> Future:
-        done: Future = Future()
+    def _enqueue(self, aggregate, done):
         events = list(aggregate.collect_events())
         with self._lock:
             self._queue.append((events, aggregate.id, done))
@@ -99,3 +100,28 @@ class GroupCommit:
             positions[recording.domain_event.originator_id] = recording.notification.id
         for _, originator_id, done in batch:
             done.set_result(positions.get(originator_id))
+
+
+
+class _Saved:
+    """The outcome of one `save`, for the one thread waiting in it (a Future would cost a Condition)."""
+
+    __slots__ = ("_done", "_result", "_error")
+
+    def __init__(self):
+        self._done = Latch()
+        self._result = self._error = None
+
+    def set_result(self, result) -> None:
+        self._result = result
+        self._done.set()
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error = error
+        self._done.set()
+
+    def result(self):
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._result

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from commands.device_control import DeviceControl
 from commands.domain.device_commands import FAILED, SUCCEEDED, TIMED_OUT, DeviceCommand
+from commands.latch import Latch
 from gateways.devices.protocol import encode_request, read_answer
 from gateways.http.outcomes import CommandOutcomes
 
@@ -46,7 +47,7 @@ class _Call:
     def __init__(self, key, device_id: str):
         self.key, self.device_id = key, device_id
         self.command_id: str | None = None
-        self.done = threading.Event()
+        self.done = Latch()  # set on the link's thread, waited for by the call's request thread
         self.body: bytes | None = None
         self.returned = False
         self.published = False  # set on the link's thread: answers handled before it belong to no one here
