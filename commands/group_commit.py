@@ -102,7 +102,6 @@ class GroupCommit:
             done.set_result(positions.get(originator_id))
 
 
-
 class _Saved:
     """The outcome of one `save`, for the one thread waiting in it (a Future would cost a Condition)."""
 

@@ -65,8 +65,9 @@ class BatchWriter:
             op.position = position
             op.fields.update(fields)
         else:
+            first_write = op is None  # not after a delete of the same document in this batch
             op = self._replace(doc_id, "set", position, dict(fields))
-            op.creates = creates and op.first == position
+            op.creates = creates and first_write
         self._attach(op)
 
     def delete(self, doc_id, position: int) -> None:
