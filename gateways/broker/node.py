@@ -153,7 +153,10 @@ class PrivateBrokerNode:
         # Schedulers that find no work spin before they sleep (busy waiting): a broker that shares the
         # machine with the platform's processes then burns the CPU they need, most of all when it is
         # nearly idle. RabbitMQ's own advice for shared hosts: no busy waiting (docs: "runtime").
-        erl_args = "-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none"
+        # +IOs false: idle schedulers leave socket polling to the poll thread (Erlang 25). When they
+        # polled, both of them sometimes spun for 5-20 s in epoll_wait/timerfd_settime with nothing to
+        # run, after clients had come and gone: a core taken from the platform (docs/benchmarks.md 44-45).
+        erl_args = "-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none +IOs false"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
         env.update({
             "HOME": str(s / "home"),
