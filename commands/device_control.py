@@ -61,11 +61,16 @@ class DeviceControl(Application):
     def _new_command(self, device: dict, api: str, params, timeout, ttl) -> DeviceCommand:
         spec = device_api(api)
         normalised = spec.normalise(params)
-        timeout = _bounded("timeout", self.default_timeout if timeout is None else timeout, 0.1, MAX_TIMEOUT)
-        ttl = _bounded("ttl", 0 if ttl is None else ttl, 0, MAX_TTL)
+        timeout, ttl = self.timing(timeout, ttl)
         return DeviceCommand(device_id=device["device_id"], owner=device["owner"], device_name=device["name"],
                              api=spec.name, params=normalised, timeout=timeout,
                              expires_at=self._clock() + ttl, correlate=bool(device.get("correlation_ids")))
+
+    def timing(self, timeout, ttl) -> tuple[float, float]:
+        """A caller's timeout and time-to-live (None: the defaults) as checked seconds; a bad one is
+        refused (ValidationFailed) before anything is recorded, waited for or sent."""
+        return (_bounded("timeout", self.default_timeout if timeout is None else timeout, 0.1, MAX_TIMEOUT),
+                _bounded("ttl", 0 if ttl is None else ttl, 0, MAX_TTL))
 
     def command(self, command_id) -> DeviceCommand:
         try:

@@ -53,11 +53,11 @@ class DeviceCalls:
         device = self._device(owner, name)
         if self._guard is not None:
             self._guard(device, api, params)
+        timeout, ttl = self._control.timing(timeout, ttl)
         if not wait:
             return self._queued(device, api, params, timeout, ttl)
         # A queued call (ttl) is waited for a little at most: a request thread is not held for its ttl.
-        budget = ((timeout if isinstance(timeout, (int, float)) else self._control.default_timeout) + GRACE
-                  + min(ttl if isinstance(ttl, (int, float)) else 0, MAX_QUEUED_WAIT))
+        budget = timeout + GRACE + min(ttl, MAX_QUEUED_WAIT)
         try:
             slot = self._waiting.acquire(device["owner"].lower(), budget)
         except Busy as busy:

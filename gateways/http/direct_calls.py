@@ -86,9 +86,10 @@ class DirectCalls:
         """Finished, HandedOver, or None when nothing was recorded and the gateway's path must be taken."""
         if not self._seeded.is_set():
             return None
+        timeout, ttl = self._control.timing(timeout, ttl)
         correlate = bool(device.get("correlation_ids"))
         device_id = device["device_id"]
-        call = self._take_line(device_id, api, correlate, self._control.default_timeout if timeout is None else timeout)
+        call = self._take_line(device_id, api, correlate, timeout)
         if call is None:
             return None
         try:

@@ -109,6 +109,20 @@ def test_an_app_notification_is_echoed_by_the_device_then_sent_once(platform, si
     assert [m["body"] for m in outbox(platform, to)] == ["modern"]  # the device's echo is not a second request
 
 
+def test_a_bad_timeout_on_an_online_device_is_a_problem_not_a_crash(platform, simulator, tmp_path):
+    """The API's short path waits for the device's line before it records the call: the timeout
+    must be checked before that wait, on both call routes."""
+    alice, name = owner_with_device(platform, simulator, tmp_path)
+    for path, body in ((f"/v1/devices/{name}/notifications", {"recipient": EMAIL, "message": "x", "timeout": "5"}),
+                       (f"/v1/devices/{name}/commands", {"api": "get_status", "timeout": {"s": 1}}),
+                       (f"/v1/devices/{name}/commands", {"api": "get_status", "ttl": [60]})):
+        status, problem = alice("POST", path, body)
+        assert status == 400 and problem["type"] == "/problems/validation-failed", problem
+        assert problem["field"] == ("ttl" if "ttl" in body else "timeout"), problem
+    status, answer = alice("POST", f"/v1/devices/{name}/commands", {"api": "get_status", "timeout": 5})
+    assert status == 200 and answer["status"] == "succeeded", answer
+
+
 def test_the_v2_notification_route(platform, simulator, tmp_path):
     alice, name = owner_with_device(platform, simulator, tmp_path, "node")
     to = f"v2-{time.time_ns()}@example.com"

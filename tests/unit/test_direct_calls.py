@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from commands.context import acting_as
 from commands.device_control import DeviceControl
 from commands.domain.device_commands import FAILED, QUEUED, SUCCEEDED, TIMED_OUT
+from commands.errors import ValidationFailed
 from gateways.http.direct_calls import DirectCalls, Finished, HandedOver
 
 DEVICE = {"device_id": "f" * 40, "owner": "alice", "name": "lamp"}
@@ -83,6 +86,20 @@ def test_a_malformed_answer_fails_the_call_with_the_reason():
     assert result.outcome["status"] == FAILED and result.outcome["error"]
     settle(control)
     assert stored(control, result.command_id).status == FAILED
+
+
+@pytest.mark.parametrize("timeout, ttl, field", [
+    ("5", None, "timeout"), ({"s": 1}, None, "timeout"), ([1], None, "timeout"), (True, None, "timeout"),
+    (0.0, None, "timeout"), (2.0, "60", "ttl"), (2.0, -1, "ttl"),
+])
+def test_a_bad_timeout_or_ttl_is_refused_before_anything_is_recorded_or_sent(timeout, ttl, field):
+    wire = Wire(lambda api, payload: b'{"value": 1}')
+    control, direct = short_path(wire)
+    with acting_as("user:alice"):
+        with pytest.raises(ValidationFailed) as refused:
+            direct.call(DEVICE, "get_status", None, timeout, ttl)
+        assert refused.value.extensions["field"] == field and wire.requests == []
+        assert direct.call(DEVICE, "get_status", None, 2.0, None).outcome["status"] == SUCCEEDED  # line free
 
 
 def test_an_unroutable_request_is_handed_to_the_gateway_and_its_line_left_to_it():
