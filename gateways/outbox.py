@@ -9,8 +9,10 @@ import threading
 from pathlib import Path
 
 from commands.identity.port import Notifier
+from commands.sqlite_wal import switch_to_wal
 
 log = logging.getLogger("iotcloud.outbox")
+LOCK_TIMEOUT = 10  # seconds a write waits while another process writes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -36,13 +38,15 @@ class Outbox(Notifier):
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._lock = threading.Lock()
+        switch_to_wal(str(self._path), LOCK_TIMEOUT)  # once: the mode is kept in the file
         with self._connect() as db:
             db.execute(SCHEMA)
             for migration in MIGRATIONS:
                 try:
                     db.execute(migration)
-                except sqlite3.OperationalError:
-                    pass  # already applied
+                except sqlite3.OperationalError as error:
+                    if "duplicate column" not in str(error):
+                        raise  # a locked file is not an applied migration
 
     def send_email(self, to: str, subject: str, body: str) -> None:
         self._append("email", to, subject, body)
@@ -77,6 +81,4 @@ class Outbox(Notifier):
                  extra={"outbox": {"channel": channel, "to": to, "subject": subject}})
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self._path, timeout=10)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return sqlite3.connect(self._path, timeout=LOCK_TIMEOUT)

@@ -3,14 +3,18 @@ transaction (SQLite serialises writers, and the link is written after the insert
 
 from __future__ import annotations
 
-from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.sqlite import SQLITE3_DEFAULT_LOCK_TIMEOUT, SQLiteApplicationRecorder
 
 from commands.chain.links import ChainWriter, Link
+from commands.sqlite_wal import switch_to_wal
 
 
 class ChainedSQLiteRecorder(ChainWriter, SQLiteApplicationRecorder):
     def __init__(self, datastore, events_table_name: str = "stored_events"):
         self.chain_table_name = f"{events_table_name}_chain"  # the parent builds its statements from it
+        pool = datastore.pool
+        if not pool.is_sqlite_memory_mode:  # before the pool's first connection tries the switch itself
+            switch_to_wal(pool.db_name, pool.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT)
         super().__init__(datastore, events_table_name)
 
     def construct_create_table_statements(self) -> list[str]:
