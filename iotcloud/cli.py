@@ -10,6 +10,7 @@ import threading
 
 from iotcloud import audit_cli, logs
 from iotcloud.config import Settings
+from iotcloud.gc_freeze import freeze_startup_objects
 from iotcloud.ops_server import ops_listener
 
 
@@ -40,6 +41,7 @@ def cmd_projector(settings: Settings, args) -> int:
     ops = ops_listener(settings, "projector", lambda: (lease is None or lease.held) and db.command("ping"))
     if work_under(lease, stop):
         retire_read_models(db)
+        freeze_startup_objects()
         run_projectors(projectors, stop, min_interval=settings.projection_interval,
                        longest_hold=settings.projection_hold)
     return finish(lease, ops, mongo)
@@ -69,6 +71,7 @@ def cmd_gateway(settings: Settings, args) -> int:
                             revoke=admin_client(settings))
     register(GatewayCollector(gateway))
     working.append(gateway)
+    freeze_startup_objects()
     gateway.run(stop)
     return finish(lease, ops, mongo)
 
@@ -102,6 +105,7 @@ def cmd_notifier(settings: Settings, args) -> int:
     if not work_under(lease, stop):  # a standby: two notifiers would both deliver what is due
         return finish(lease, ops)
     notifier = build_notifier_process(settings)
+    freeze_startup_objects()
     try:
         notifier.run(stop)
     finally:
@@ -124,6 +128,7 @@ def cmd_broker_auth(settings: Settings, args) -> int:
     server = AuthBackendServer(app, identity, port=settings.broker_auth_port).start()
     ops = ops_listener(settings, "broker_auth")
     stop = stop_on_signals()
+    freeze_startup_objects()  # it answers the broker's questions on a device's first call
     stop.wait()
     ops.stop()
     server.stop()
