@@ -72,10 +72,10 @@ class BatchedHandler(logging.Handler):
 
     def _write_forever(self) -> None:
         while not self._stopping.wait(self._interval):
-            self.write_waiting()
-        self.write_waiting()
+            self._write_waiting()
+        self._write_waiting()
 
-    def write_waiting(self) -> None:
+    def _write_waiting(self) -> None:
         target, records = self._target, self._records
         while records:
             chunk = []
@@ -106,9 +106,9 @@ class BatchedHandler(logging.Handler):
             self._target.handleError(records[-1])
 
 
-def configure(level: str = "INFO", stream=sys.stderr, queued: bool = False) -> logging.Handler:
+def configure(level: str = "INFO", stream=sys.stderr, queued: bool = False) -> None:
     """`queued`: threads only hand their records over and one thread formats and writes them
-    (`BatchedHandler`), for a process with many request threads. Returns the root's handler."""
+    (`BatchedHandler`), for a process with many request threads."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
@@ -119,4 +119,3 @@ def configure(level: str = "INFO", stream=sys.stderr, queued: bool = False) -> l
     root.setLevel(level.upper())
     for noisy in ("pymongo", "pika", "eventsourcing"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return handler
