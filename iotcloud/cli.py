@@ -68,7 +68,7 @@ def cmd_gateway(settings: Settings, args) -> int:
     _, fleet = build_event_applications(settings)
     mongo, db = connect_read_store(settings)
     gateway = DeviceGateway(build_device_control(settings, sole_writer=True), fleet, db, address,
-                            revoke=admin_client(settings))
+                            revoke=admin_client(settings), answers_via_api=settings.direct_calls_enabled)
     register(GatewayCollector(gateway))
     working.append(gateway)
     freeze_startup_objects()

@@ -50,6 +50,11 @@ def shared_exchange(name: str, publisher: str, consumer: str) -> str:
 
 CONTROL_EXCHANGE = shared_exchange("iotcloud.control", API_SERVICE, GATEWAY_SERVICE)  # "new commands in the store"
 RESULTS_EXCHANGE = shared_exchange("iotcloud.results", GATEWAY_SERVICE, API_SERVICE)  # command outcomes
+# Device answers the API's short path did not take (answers to the gateway's own calls, late, unasked
+# or malformed ones), passed on with their routing key `server.<id>.<api>`. With the short path on,
+# only the API's queue is bound to the devices' answers: each answer is routed to one queue, not also
+# persisted in the gateway's durable queue (docs/benchmarks.md, issue 7 step 50).
+FORWARDED_ANSWERS_EXCHANGE = shared_exchange("iotcloud.answers", API_SERVICE, GATEWAY_SERVICE)
 
 
 def declare_shared_exchanges(channel) -> None:

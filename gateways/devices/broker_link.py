@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import pika
 
 from commands.domain.device_ids import DEVICE_ID_PATTERN as DEVICE_ID
-from gateways.broker.topology import (ANSWERS_QUEUE, CLASSIC, CONTROL_EXCHANGE, EVENT_EXCHANGE, PRESENCE_QUEUE,
-                                      RESULTS_EXCHANGE, TOPIC_EXCHANGE, WAKE_QUEUE, declare_shared_exchanges,
+from gateways.broker.topology import (ANSWERS_BINDING, ANSWERS_QUEUE, CLASSIC, CONTROL_EXCHANGE, EVENT_EXCHANGE,
+                                      FORWARDED_ANSWERS_EXCHANGE, PRESENCE_QUEUE, RESULTS_EXCHANGE, TOPIC_EXCHANGE, WAKE_QUEUE, declare_shared_exchanges,
                                       durable_queue_arguments, parse_answer_routing_key, request_routing_key)
 from gateways.devices.messages import CommandOutcome, DeviceAnswer, PresenceChange
 from gateways.devices.protocol import MAX_ANSWER
@@ -59,7 +59,11 @@ class BrokerAddress:
 class GatewayLink:
     """Consumes answers, presence events and wake-ups into lists; publishes requests and outcomes."""
 
-    def __init__(self, address: BrokerAddress, clock=time.time, tally: MessageTally | None = None):
+    def __init__(self, address: BrokerAddress, clock=time.time, tally: MessageTally | None = None,
+                 answers_via_api: bool = False):
+        """`answers_via_api`: an API process sends calls itself (its short path) and reads every device
+        answer; it passes on the ones it did not take, so this queue is bound to those alone. Otherwise
+        (several API processes, the short path off) this queue takes every answer from the devices."""
         self._clock = clock
         self._tally = tally or MessageTally()
         self.connection = address.connect()
@@ -73,7 +77,13 @@ class GatewayLink:
         self._acks: list[int] = []
         ch = self.channel
         ch.queue_declare(ANSWERS_QUEUE, durable=True, arguments=durable_queue_arguments(address.queue_type))
-        ch.queue_bind(ANSWERS_QUEUE, TOPIC_EXCHANGE, "server.#")
+        ch.queue_bind(ANSWERS_QUEUE, FORWARDED_ANSWERS_EXCHANGE)
+        if answers_via_api:
+            # The binding is durable: a run without the short path may have left it. Unbinding one that
+            # does not exist is no error.
+            ch.queue_unbind(ANSWERS_QUEUE, TOPIC_EXCHANGE, ANSWERS_BINDING)
+        else:
+            ch.queue_bind(ANSWERS_QUEUE, TOPIC_EXCHANGE, ANSWERS_BINDING)
         ch.queue_declare(PRESENCE_QUEUE, durable=False, auto_delete=True)
         for key in ("connection.created", "connection.closed"):
             ch.queue_bind(PRESENCE_QUEUE, EVENT_EXCHANGE, key)

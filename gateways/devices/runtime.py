@@ -49,8 +49,9 @@ class DeviceGateway:
     """Owns the dispatcher; reconnects to the broker by itself and never loses its in-flight state."""
 
     def __init__(self, control: DeviceControl, fleet: DeviceFleet, db, address: BrokerAddress,
-                 revoke=None, clock=time.time, name: str = "gateway"):
+                 revoke=None, clock=time.time, name: str = "gateway", answers_via_api: bool = False):
         self._control, self._fleet, self._db = control, fleet, db
+        self._answers_via_api = answers_via_api  # GatewayLink: the API's short path passes answers on
         self._address = address
         self._revoke = revoke
         self._clock = clock
@@ -90,7 +91,7 @@ class DeviceGateway:
         def session() -> None:
             nonlocal recovered
             try:
-                self._link = GatewayLink(self._address, self._clock, self.tally)
+                self._link = GatewayLink(self._address, self._clock, self.tally, self._answers_via_api)
                 self._reconcile_at.link_opened(time.monotonic())
                 retry.connected()
                 if recovered:

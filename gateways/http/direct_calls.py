@@ -217,16 +217,19 @@ class DirectCalls:
 
     # -- from the link's thread -------------------------------------------------------------------
 
-    def _answered(self, device_id: str, api: str, body: bytes) -> None:
+    def _answered(self, device_id: str, api: str, body: bytes) -> bool:
+        """Whether the answer belongs to a call of ours that waits for it; the link passes any other on."""
         call = self._lines.get((device_id, api))
         if call is None and self._correlated:
             correlation_id = read_answer(body, api).correlation_id
             call = self._by_id.get(correlation_id) if correlation_id else None
             if call is not None and (call.key is not None or call.device_id != device_id):
-                return
+                return False
         if call is not None and call.published and call.body is None and not call.done.is_set():
             call.body = body
             call.done.set()
+            return True
+        return False
 
     def _returned(self, command_id: str) -> None:
         call = self._by_id.get(command_id)

@@ -13,8 +13,8 @@ from collections import OrderedDict
 
 import pika
 
-from gateways.broker.topology import (ANSWERS_BINDING, API_QUEUE_PREFIX, CONTROL_EXCHANGE, RESULTS_EXCHANGE, TOPIC_EXCHANGE,
-                                      declare_shared_exchanges, parse_answer_routing_key, request_routing_key)
+from gateways.broker.topology import (ANSWERS_BINDING, API_QUEUE_PREFIX, CONTROL_EXCHANGE, FORWARDED_ANSWERS_EXCHANGE,
+                                      RESULTS_EXCHANGE, TOPIC_EXCHANGE, declare_shared_exchanges, parse_answer_routing_key, request_routing_key)
 from gateways.devices.broker_link import WAKE_COMMANDS, BrokerAddress
 from gateways.devices.protocol import MAX_ANSWER
 from gateways.untrusted_json import MAX_DEPTH, MalformedPayload, load_bounded
@@ -50,7 +50,8 @@ class CommandOutcomes:
         self._on_answer = self._on_return = self._on_outcome = None
 
     def listen(self, on_answer, on_return, on_outcome) -> None:
-        """Also receives every device answer (`on_answer(device_id, api, body)`), requests handed back
+        """Also receives every device answer (`on_answer(device_id, api, body)`, true when it took the
+        answer; the others are passed on to the gateway), requests handed back
         unrouted (`on_return(command_id)`) and hears of every outcome (`on_outcome(command_id)`);
         all are called from the link's thread. Call before `start`."""
         self._on_answer, self._on_return, self._on_outcome = on_answer, on_return, on_outcome
@@ -166,7 +167,10 @@ class CommandOutcomes:
         pika would drop the connection, and with it every outcome in flight)."""
         try:
             if method.exchange == TOPIC_EXCHANGE:
-                self._answered(method.routing_key, body)
+                if not self._answered(method.routing_key, body):
+                    # Not a call of ours: the gateway's, or nobody's (it counts those). Only here, on the
+                    # link's thread, so a device's answers reach it in the order they came.
+                    channel.basic_publish(FORWARDED_ANSWERS_EXCHANGE, method.routing_key, body, properties)
                 return
             outcome = load_bounded(body, MAX_OUTCOME, "outcome", MAX_OUTCOME_DEPTH)
             if not isinstance(outcome, dict):
@@ -177,11 +181,13 @@ class CommandOutcomes:
         except Exception:  # noqa: BLE001
             log.exception("dropped an outcome")
 
-    def _answered(self, routing_key: str, body: bytes) -> None:
+    def _answered(self, routing_key: str, body: bytes) -> bool:
+        """Whether the answer was taken by a call this process sent."""
         parsed = parse_answer_routing_key(routing_key)
-        if parsed is not None and self._on_answer is not None:
-            # Past the limit only the length matters: keep one byte more, not the whole body.
-            self._on_answer(parsed[0], parsed[1], bytes(body[:MAX_ANSWER + 1]))
+        if parsed is None or self._on_answer is None:
+            return False
+        # Past the limit only the length matters: keep one byte more, not the whole body.
+        return bool(self._on_answer(parsed[0], parsed[1], bytes(body[:MAX_ANSWER + 1])))
 
     def _returned(self, channel, method, properties, body) -> None:
         try:

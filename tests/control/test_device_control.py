@@ -252,6 +252,8 @@ def test_a_malformed_request_is_refused_and_the_device_carries_on(platform, user
     ("iotcloud-gateway", "amq.topic", "server.0123456789abcdef0123456789abcdef01234567"),
     ("iotcloud-api", "amq.topic", "server.0123456789abcdef0123456789abcdef01234567.get_status"),
     ("iotcloud-api", "iotcloud.results", ""),
+    # Only the API passes device answers on to the gateway.
+    ("iotcloud-gateway", "iotcloud.answers", "server.0123456789abcdef0123456789abcdef01234567.get_status"),
 ])
 def test_services_have_only_the_rights_their_job_needs(platform, service, exchange, routing_key):
     import pika
@@ -266,3 +268,25 @@ def test_services_have_only_the_rights_their_job_needs(platform, service, exchan
     with pytest.raises(pika.exceptions.ChannelClosedByBroker):
         channel.queue_declare("mqtt-subscription-0123456789abcdef0123456789abcdef01234567qos1", durable=True)
     connection.close()
+
+
+def test_with_the_short_path_only_the_api_queue_is_bound_to_device_answers(platform, user, simulator, tmp_path):
+    """Each answer is routed to one queue: the API's. The gateway's durable queue gets only what the
+    API passes on (issue 7 step 50), and a call the gateway sends (wait=false) is still answered."""
+    from urllib.parse import quote
+
+    from gateways.broker.topology import ANSWERS_QUEUE
+    from iotcloud.broker import admin_client
+    admin = admin_client(platform.settings)
+    try:
+        bindings = admin._get_json(f"/api/queues/%2F/{quote(ANSWERS_QUEUE)}/bindings")
+    finally:
+        admin.close()
+    # "": the default exchange's binding every queue has.
+    assert {binding["source"] for binding in bindings} == {"", "iotcloud.answers"}, bindings
+    name, credentials = user.device(tmp_path)
+    simulator("mqtt", credentials)
+    user.wait_for_connection(name, "online")
+    status, queued = user("POST", f"/v1/devices/{name}/commands", {"api": "get_status", "wait": False})
+    assert status == 202, queued
+    assert user.wait_for_status(queued["command_id"], {"succeeded", "failed", "timed_out"})["status"] == "succeeded"

@@ -120,13 +120,33 @@ def test_an_answer_that_arrives_before_the_request_went_out_is_not_taken():
     control, direct = short_path(wire)
     original = wire.publish_request
 
+    taken = []
+
     def stray_first(command_id, device_id, api, payload, timeout, then=None):
-        wire.on_answer(device_id, api, b'{"value": "stale"}')   # a late answer to an earlier call
+        # A late answer to an earlier call: not taken, so the link passes it on to the gateway.
+        taken.append(wire.on_answer(device_id, api, b'{"value": "stale"}'))
         original(command_id, device_id, api, payload, timeout, then)
     wire.publish_request = stray_first
     with acting_as("user:alice"):
         result = direct.call(DEVICE, "get_status", None, 2.0, None)
     assert result.outcome["result"] == 7
+    assert taken == [False]
+    assert wire.on_answer(DEVICE["device_id"], "get_status", b'{"value": 8}') is False  # the call is over
+    assert wire.on_answer("e" * 40, "get_status", b'{"value": 8}') is False  # no call of ours at all
+
+
+def test_the_answer_to_a_waiting_call_is_taken():
+    wire = Wire(lambda api, payload: b'{"value": 1}')
+    control, direct = short_path(wire)
+    original, results = wire.on_answer, []
+
+    def on_answer(device_id, api, body):
+        results.append(original(device_id, api, body))
+        return results[-1]
+    wire.on_answer = on_answer
+    with acting_as("user:alice"):
+        result = direct.call(DEVICE, "get_status", None, 2.0, None)
+    assert result.outcome["result"] == 1 and results == [True]
 
 
 def test_a_second_call_on_a_busy_line_waits_for_the_first():
