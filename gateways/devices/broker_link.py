@@ -16,8 +16,9 @@ import pika
 
 from commands.domain.device_ids import DEVICE_ID_PATTERN as DEVICE_ID
 from gateways.broker.topology import (ANSWERS_BINDING, ANSWERS_QUEUE, CLASSIC, CONTROL_EXCHANGE, EVENT_EXCHANGE,
-                                      FORWARDED_ANSWERS_EXCHANGE, PRESENCE_QUEUE, RESULTS_EXCHANGE, TOPIC_EXCHANGE, WAKE_QUEUE, declare_shared_exchanges,
-                                      durable_queue_arguments, parse_answer_routing_key, request_routing_key)
+                                      FORWARDED_ANSWERS_EXCHANGE, PRESENCE_QUEUE, RESULTS_EXCHANGE, TOPIC_EXCHANGE,
+                                      WAKE_QUEUE, declare_shared_exchanges, durable_queue_arguments,
+                                      parse_answer_routing_key, request_routing_key)
 from gateways.devices.messages import CommandOutcome, DeviceAnswer, PresenceChange
 from gateways.devices.protocol import MAX_ANSWER
 from gateways.devices.tally import BAD_TOPIC, MessageTally

@@ -2,8 +2,9 @@
 
 An API process sends most calls itself and records their outcomes, and passes on to the gateway only
 the answers it did not take (a late one, say); the gateway reads the API's calls from the event log a
-moment later (its backup read, at most a second), so such an answer often arrives first. It is held here until the call is read (then counted as that call's answer) or, after the
-claim window, counted as unsolicited or malformed, as an answer nobody asked for always was.
+moment later (its backup read, at most a second), so such an answer often arrives first. It is held
+here until the call is read (then counted as that call's answer) or, after the claim window, counted
+as unsolicited or malformed, as an answer nobody asked for always was.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from collections import OrderedDict
 import pika
 
 from gateways.broker.topology import (ANSWERS_BINDING, API_QUEUE_PREFIX, CONTROL_EXCHANGE, FORWARDED_ANSWERS_EXCHANGE,
-                                      RESULTS_EXCHANGE, TOPIC_EXCHANGE, declare_shared_exchanges, parse_answer_routing_key, request_routing_key)
+                                      RESULTS_EXCHANGE, TOPIC_EXCHANGE, declare_shared_exchanges,
+                                      parse_answer_routing_key, request_routing_key)
 from gateways.devices.broker_link import WAKE_COMMANDS, BrokerAddress
 from gateways.devices.protocol import MAX_ANSWER
 from gateways.untrusted_json import MAX_DEPTH, MalformedPayload, load_bounded
