@@ -113,6 +113,12 @@ class DeviceGateway:
             deadline = self.dispatcher.next_deadline()
             wait = BACKUP_POLL if deadline is None else min(BACKUP_POLL, max(0.0, deadline - self._clock()))
             link.poll(wait)
+            # Before anything is sent: every answer of this poll came before the requests this pass
+            # publishes, so a late one is never matched to a call sent after it (it finds the slot free).
+            if link.answers:
+                answers = list(link.answers)
+                link.answers.clear()
+                self.dispatcher.answered(answers)
             presence, link.presence = link.presence, []
             for change in presence:
                 try:
@@ -136,10 +142,6 @@ class DeviceGateway:
                 self._resweep(now)
             if self._revoke is not None and self._reconcile_at.due(now):
                 self._reconcile(now)
-            if link.answers:
-                answers = list(link.answers)
-                link.answers.clear()
-                self.dispatcher.answered(answers)
             link.ack_answers()
             self.dispatcher.tick()
             self._flush_outcomes()
