@@ -45,7 +45,7 @@ from pathlib import Path
 
 from roundtrip import APIS, HOST, RESULTS, ROOT, say
 from roundtrip.phases import run
-from roundtrip.procstats import machine, sh, wait_quiet
+from roundtrip.procstats import machine, python_loop_s, sh, wait_quiet
 from roundtrip.report import targets, update_docs
 from roundtrip.runs import check_arguments, finish, interrupt_on_sigterm, stop_platform
 from roundtrip.services import Platform, Postgres, find_postgres
@@ -139,6 +139,8 @@ def main(argv=None) -> int:
             result["machine"]["waited_for_quiet_s"], result["machine"]["busy_pct_before"] = \
                 wait_quiet(args.wait_quiet, args.quiet_pct)
         result["machine"]["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
+        result["machine"]["python_loop_s"] = {"start": python_loop_s()}
+        say(f"host speed: a 10 M-addition Python loop in {result['machine']['python_loop_s']['start']} s")
         platform = Platform(state, store_env, args.api_workers, args.api_threads, args.log_level)
         say(f"starting iotcloud run in {state} (API on {HOST}:{platform.api_port})")
         result["setup"]["platform_start_s"] = round(platform.start(), 2)
@@ -148,6 +150,7 @@ def main(argv=None) -> int:
         result["memory"]["idle"] = platform.memory()
         asyncio.run(run(args, state, result, platform))
         result["targets"] = targets(result)
+        result["machine"]["python_loop_s"]["end"] = python_loop_s()
     except KeyboardInterrupt:
         say("interrupted; stopping everything")
         result["interrupted"] = True

@@ -49,7 +49,7 @@ from roundtrip.floor import open_loop as floor_open_loop
 from roundtrip.httpclient import Http
 from roundtrip.load import Load
 from roundtrip.presence import DeviceListWatch, ProbeDevice
-from roundtrip.procstats import cpu_seconds, machine
+from roundtrip.procstats import cpu_seconds, machine, python_loop_s
 from roundtrip.runs import check_arguments, finish, interrupt_on_sigterm, stop_platform
 from roundtrip.services import Platform, Postgres, find_postgres
 from roundtrip.users import register, share_out, sign_up_users
@@ -280,6 +280,7 @@ def main(argv=None) -> int:
         pg = Postgres(host, port, user)
         pg.create()
         result["machine"] = machine(pg.version)
+        result["machine"]["python_loop_s"] = {"start": python_loop_s()}
         platform = Platform(state, pg.env(), args.api_workers, args.api_threads, args.log_level)
         if args.waiting_per_user:
             platform.env["IOTCLOUD_API_WAITING_CALLS_PER_USER"] = str(args.waiting_per_user)
@@ -288,6 +289,7 @@ def main(argv=None) -> int:
         result["memory"]["idle"] = platform.memory()
         asyncio.run(run(args, state, result, platform))
         result["targets"] = targets(result)
+        result["machine"]["python_loop_s"]["end"] = python_loop_s()
     except KeyboardInterrupt:
         say("interrupted; stopping everything")
         result["interrupted"] = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform as pyplatform
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,22 @@ def machine(pg_version: str) -> dict:
         "postgresql": pg_version,
     }
 
+
+
+# The host's speed drifts by a factor of two or more between sessions and within one (docs/benchmarks.md,
+# steps 23, 50 and 55): every result keeps a reading of it at its start and end, so runs made on
+# different hosts are not compared as if on one.
+SPEED_LOOP = ("import time\nt = time.process_time()\ns = 0\nfor i in range(10_000_000):\n    s += i\n"
+              "print(time.process_time() - t)")
+
+
+def python_loop_s() -> float | None:
+    """CPU seconds a fresh Python takes for a loop of 10 M additions (lower is a faster host)."""
+    out = sh(sys.executable, "-c", SPEED_LOOP, timeout=60)
+    try:
+        return round(float(out), 3)
+    except ValueError:
+        return None
 
 
 def machine_busy_s() -> float:

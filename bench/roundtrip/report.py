@@ -107,11 +107,19 @@ def load_results() -> list[dict]:
     return sorted(results, key=lambda r: (r.get("date", ""), r.get("name", "")))
 
 
+def host_loop(result: dict) -> str:
+    """The host's speed at the run's start / end (procstats.python_loop_s); – for older results."""
+    loop = (result.get("machine") or {}).get("python_loop_s") or {}
+    if not loop:
+        return "–"
+    return " / ".join(fmt_num(loop.get(k), 2) for k in ("start", "end"))
+
+
 def render_summary(results: list[dict]) -> str:
-    rows = ["| result | date | workers×threads | users | seq p50 / p99 ms | floor seq p50 ms | ratio | "
+    rows = ["| result | date | host loop s | workers×threads | users | seq p50 / p99 ms | floor seq p50 ms | ratio | "
             "300/s p50 / p99 ms | 300/s errors | saturated calls/s (clients) | floor saturated /s (window) | "
             "% of floor | CPU ms/call seq / 300/s / saturated |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         cfg, seq, fseq = r.get("config", {}), seq_lat(r), floor_seq_lat(r)
         at300 = at_rate(r, 300)
@@ -120,7 +128,8 @@ def render_summary(results: list[dict]) -> str:
         fsat = (r.get("floor") or {}).get("saturated") or {}
         cpu = " / ".join(fmt_num(total_ms_per_call(p), 2) for p in (r.get("sequential"), at300 or None, sat or None))
         rows.append("| " + " | ".join([
-            f"`{r['name']}`", r.get("date", "")[:10], f"{cfg.get('api_workers')}×{cfg.get('api_threads')}",
+            f"`{r['name']}`", r.get("date", "")[:10], host_loop(r),
+            f"{cfg.get('api_workers')}×{cfg.get('api_threads')}",
             str(cfg.get("users", 1)),
             f"{fmt_num(seq.get('p50_ms'), 2)} / {fmt_num(seq.get('p99_ms'), 2)}",
             fmt_num(fseq.get("p50_ms"), 2), fmt_num(ratio(seq.get("p50_ms"), fseq.get("p50_ms")), 1),
