@@ -68,8 +68,14 @@ class CommandOutcomes:
         properties = pika.BasicProperties(content_type="application/json", delivery_mode=2, message_id=command_id,
                                           expiration=str(max(1, int(timeout * 1000))))
         routing_key = request_routing_key(device_id, api)
+        # Through the blocking channel's own asynchronous channel: BlockingChannel.basic_publish runs
+        # the I/O loop until this one message is on the socket, once per call; here the frames join
+        # the output buffer, and requests published together leave in one write at the loop's next
+        # turn (API and broker CPU per saturated call both lower: docs/benchmarks.md, issue 7 step 60).
+        # The link's thread runs this callback and every answer after it, so the order holds.
+        publish_frames = channel._impl.basic_publish
         def publish():
-            channel.basic_publish(TOPIC_EXCHANGE, routing_key, payload, properties, mandatory=True)
+            publish_frames(TOPIC_EXCHANGE, routing_key, payload, properties, mandatory=True)
             if then is not None:
                 then()
         connection.add_callback_threadsafe(publish)
