@@ -51,6 +51,9 @@ class DeviceFleet(Application):
     def __init__(self, *args, ca: CertificateAuthority, certificate_days: int = 730, key_type: str = "ec",
                  revocation: CertificateRevocation | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        # Called with the topics of every save's events, in the saving thread, before the command returns
+        # (commands.device_directory forgets its answers there).
+        self.saved_observers: list = []
         self._ca = ca
         self._certificate_days = certificate_days
         self._key_type = key_type
@@ -127,6 +130,14 @@ class DeviceFleet(Application):
             return self.save(device)[-1].notification.id
         except IntegrityError:
             return None
+
+    def save(self, *objs, **kwargs):
+        recordings = super().save(*objs, **kwargs)
+        if self.saved_observers:
+            topics = [recording.notification.topic for recording in recordings]
+            for observer in self.saved_observers:
+                observer(topics)
+        return recordings
 
     def _enforce_revocation(self, device_id: str, all_connections: bool) -> None:
         # After the save: the log is what revocation is derived from, so a crash in between is repaired by

@@ -16,6 +16,7 @@ from pymongo.database import Database
 from commands.accounts import Accounts
 from commands.chain.checkpoints import Checkpoints
 from commands.device_control import DeviceControl
+from commands.device_directory import DeviceDirectory
 from commands.fleet import DeviceFleet
 from commands.notifications import Notifications
 from commands.identity.background import Background
@@ -42,6 +43,7 @@ from projections.notifications import NotificationsProjection
 from projections.nudge import nudge_for
 from projections.runner import Projector
 from projections.users import UsersProjection
+from projections.wakeup import wakeup_for
 from queries.device_commands import CommandQueries
 from queries.devices import DeviceListQueries
 from queries.fleet_analytics import FleetAnalytics
@@ -49,6 +51,8 @@ from queries.history import HistoryQueries
 from queries.notifications import NotificationQueries
 from queries.read_models import ReadModelCatalogue
 from queries.users import UserQueries
+
+DIRECTORY_POLL = 0.1  # seconds between the device directory's reads of a fleet log that cannot notify
 
 
 @dataclass
@@ -210,13 +214,20 @@ def build_platform(settings: Settings) -> Platform:
                     users=identity if settings.identity == "cognito" else UserQueries(db),
                     catalogue=ReadModelCatalogue(db), rw=rw, control=control, commands=CommandQueries(db),
                     outcomes=outcomes,
-                    calls=DeviceCalls(control, fleet, outcomes, rw, waiting, direct,
+                    calls=DeviceCalls(control, build_device_directory(fleet), outcomes, rw, waiting, direct,
                                       guard=NotificationGuard(notifications)),
                     device_endpoints=DeviceEndpoints(settings.broker_host, settings.mqtt_port, settings.amqp_port),
                     history=HistoryQueries(db), fleet_analytics=FleetAnalytics(db), waiting=waiting,
                     emulators=Emulators(lambda: fleet.ca_certificate_pem, settings.broker_host, settings.mqtt_port),
                     notifications=notifications, notification_queries=NotificationQueries(db),
                     audit_checkpoints=audit_checkpoints(settings), platform_public_key=platform_public_key(settings))
+
+
+def build_device_directory(fleet: DeviceFleet) -> DeviceDirectory:
+    """Device lookups remembered while the fleet's log is followed: PostgreSQL's commit notifications
+    (no nudges), or a poll every 0.1 s of a store that cannot notify."""
+    return DeviceDirectory(fleet).follow(
+        lambda stop: wakeup_for({"DeviceFleet": fleet}, stop, nudges=False, interval=DIRECTORY_POLL))
 
 
 def build_direct_calls(settings: Settings, control: DeviceControl, link: CommandOutcomes,

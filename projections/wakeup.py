@@ -31,6 +31,7 @@ Woken = tuple[set[str], set[str]]  # (sources that may have new events, those a 
 
 class Wakeup(Protocol):
     hears_nudges: bool
+    listening: bool  # whether every commit is heard now (not only at the next poll)
 
     def wait(self, timeout: float | None) -> Woken:
         """Returns once some source may have new events, or after `timeout` s (None: a long while)."""
@@ -45,6 +46,7 @@ class Polling:
     """A store without notifications can only say "every source, after a while"."""
 
     hears_nudges = False
+    listening = True  # a poll every `interval` hears every commit, that long late at most
 
     def __init__(self, sources: dict[str, Application], stop: threading.Event, interval: float = POLL_INTERVAL):
         self._names, self._stop, self._interval = set(sources), stop, interval
@@ -73,15 +75,20 @@ class PostgresNotifications:
     read; every `safety_poll` seconds it does the same, in case a connection died without telling.
     """
 
-    hears_nudges = True
-
-    def __init__(self, sources: dict[str, Application], stop: threading.Event, safety_poll: float = SAFETY_POLL):
+    def __init__(self, sources: dict[str, Application], stop: threading.Event, safety_poll: float = SAFETY_POLL,
+                 nudges: bool = True):
+        """`nudges`: also listen for nudges (the projector); without, commits alone, on one connection."""
+        self.hears_nudges = nudges
         self._channels = {app.recorder.channel_name: name for name, app in sources.items()}
         self._names = set(sources)
         self._connect_kwargs = connect_kwargs(next(iter(sources.values())))
         self._stop, self._safety_poll = stop, safety_poll
         self._events = self._nudges = None
         self._next_full_poll = 0.0
+
+    @property
+    def listening(self) -> bool:
+        return self._events is not None
 
     def wait(self, timeout: float | None) -> Woken:
         return self._wait(timeout, commits=True)
@@ -100,8 +107,8 @@ class PostgresNotifications:
             now = time.monotonic()
             if commits and now >= self._next_full_poll:
                 self._next_full_poll = now + self._safety_poll
-                return set(self._names), self._read([self._events, self._nudges])[1]
-            watched = [self._events, self._nudges] if commits else [self._nudges]
+                return set(self._names), self._read(self._connections)[1]
+            watched = self._connections if commits else [self._nudges]
             limit = min(STOP_CHECK, deadline - now, self._next_full_poll - now if commits else STOP_CHECK)
             try:
                 ready = select.select(watched, [], [], max(0.0, limit))[0]
@@ -131,8 +138,10 @@ class PostgresNotifications:
             events = psycopg.connect(**self._connect_kwargs, autocommit=True)
             for channel in self._channels:
                 events.execute(sql.SQL("LISTEN {0}").format(sql.Identifier(channel)))
-            nudges = psycopg.connect(**self._connect_kwargs, autocommit=True)
-            nudges.execute(sql.SQL("LISTEN {0}").format(sql.Identifier(NUDGE_CHANNEL)))
+            nudges = None
+            if self.hears_nudges:
+                nudges = psycopg.connect(**self._connect_kwargs, autocommit=True)
+                nudges.execute(sql.SQL("LISTEN {0}").format(sql.Identifier(NUDGE_CHANNEL)))
         except psycopg.Error as exc:
             log.warning("cannot listen for PostgreSQL notifications (%s); polling meanwhile", exc)
             self.close()
@@ -140,6 +149,10 @@ class PostgresNotifications:
         self._events, self._nudges = events, nudges
         self._next_full_poll = 0.0  # what was committed before LISTEN took effect is read next
         return True
+
+    @property
+    def _connections(self) -> list:
+        return [conn for conn in (self._events, self._nudges) if conn is not None]
 
     def close(self) -> None:
         for conn in (self._events, self._nudges):
@@ -160,11 +173,13 @@ def connect_kwargs(app: Application) -> dict:
     return {**kwargs, "connect_timeout": 5}
 
 
-def wakeup_for(sources: dict[str, Application], stop: threading.Event) -> Wakeup:
-    """Notifications when every source is in one PostgreSQL database; polling otherwise."""
+def wakeup_for(sources: dict[str, Application], stop: threading.Event, nudges: bool = True,
+               interval: float = POLL_INTERVAL) -> Wakeup:
+    """Notifications when every source is in one PostgreSQL database (and nudges, if asked); polling every
+    `interval` seconds otherwise."""
     if sources and all(uses_postgres(app) for app in sources.values()):
         databases = {tuple(sorted((k, str(v)) for k, v in connect_kwargs(app).items() if k != "password"))
                      for app in sources.values()}
         if len(databases) == 1:
-            return PostgresNotifications(sources, stop)
-    return Polling(sources, stop)
+            return PostgresNotifications(sources, stop, nudges=nudges)
+    return Polling(sources, stop, interval)

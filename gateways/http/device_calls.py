@@ -3,14 +3,12 @@ can, else the gateway's: append the request, wake the gateway, wait for the outc
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from commands.device_control import DeviceControl
 from commands.domain.device_commands import EXPIRED, FAILED, SUCCEEDED, TIMED_OUT
 from commands.errors import DeviceCallFailed, DeviceOffline, DeviceTimeout
-from commands.fleet import DeviceFleet
-from commands.owned_devices import owned_device
+from commands.device_directory import DeviceDirectory
 from gateways.http.capacity import Busy, ConcurrencyLimit, TooManyWaitingCalls
 from gateways.http.consistency import ReadYourWrites
 from gateways.http.direct_calls import DirectCalls, Finished, HandedOver
@@ -18,7 +16,6 @@ from gateways.http.outcomes import CommandOutcomes
 
 GRACE = 1.0  # seconds beyond the device timeout for the gateway to record and publish the outcome
 MAX_QUEUED_WAIT = 30.0  # seconds; after that the caller gets 504 with the command id to poll
-DEVICE_CACHE_TTL = 1.0  # seconds a device lookup is reused; the broker refuses unregistered devices anyway
 UNBOUNDED = ConcurrencyLimit(per_key=1 << 30)
 
 
@@ -35,22 +32,21 @@ class CallResult:
 class DeviceCalls:
     """One entry point for every device API, modern or libpyiotcloud-shaped."""
 
-    def __init__(self, control: DeviceControl, fleet: DeviceFleet, outcomes: CommandOutcomes,
+    def __init__(self, control: DeviceControl, directory: DeviceDirectory, outcomes: CommandOutcomes,
                  rw: ReadYourWrites, waiting: ConcurrencyLimit = UNBOUNDED, direct: DirectCalls | None = None,
                  guard=None):
         """`waiting` bounds the calls that hold a request thread while they wait, per user and in all;
         `direct` is the short path (None: every call goes through the gateway)."""
-        self._control, self._fleet, self._outcomes, self._rw = control, fleet, outcomes, rw
+        self._control, self._directory, self._outcomes, self._rw = control, directory, outcomes, rw
         self._waiting = waiting
         self._direct = direct
         self._guard = guard  # guard(device, api, params) raises what refuses a call before it is recorded
-        self._recent_devices: dict[tuple[str, str], tuple[dict, float]] = {}
 
     def call(self, owner: str, name: str, api: str, params: dict | None, *, timeout: float | None = None,
              wait: bool = True, ttl: float | None = None, defer_when_busy: bool = False) -> CallResult:
         """Over the caller's share of waiting calls the call is refused before anything is recorded
         (429 too-many-waiting-calls), or recorded and answered queued if `defer_when_busy`."""
-        device = self._device(owner, name)
+        device = self._directory.get(owner, name)
         if self._guard is not None:
             self._guard(device, api, params)
         timeout, ttl = self._control.timing(timeout, ttl)
@@ -86,6 +82,7 @@ class DeviceCalls:
     def close(self) -> None:
         if self._direct is not None:
             self._direct.close()
+        self._directory.close()
 
     def _request(self, device: dict, api: str, params: dict | None, timeout, ttl):
         """Records a call for the gateway to send; the short path leaves its line to the gateway meanwhile."""
@@ -99,17 +96,6 @@ class DeviceCalls:
         self._outcomes.wake_gateway()
         self._rw.commands(None, requested.position)  # so GET /v1/commands/{id} finds it at once
         return CallResult(requested.command_id, "queued")
-
-    def _device(self, owner: str, name: str) -> dict:
-        now = time.monotonic()
-        cached = self._recent_devices.get((owner, name))
-        if cached and cached[1] > now:
-            return cached[0]
-        device = owned_device(self._fleet, owner, name)
-        if len(self._recent_devices) > 50_000:
-            self._recent_devices.clear()
-        self._recent_devices[(owner, name)] = (device, now + DEVICE_CACHE_TTL)
-        return device
 
 
 def settle(command_id: str, outcome: dict | None) -> CallResult:

@@ -74,3 +74,19 @@ def test_readyz_answers_the_public_status_only_and_operators_the_details(make_se
     finally:
         running.close()
 
+
+
+def test_a_name_unregistered_and_registered_again_reaches_the_new_device_at_once(api):
+    """The API remembers which device a name refers to (commands/device_directory.py): a change saved
+    through it is forgotten before its answer, whatever the directory's listener has read yet."""
+    alice, alice_token = new_user(api)
+    old_id = api.post("/v1/devices", {"name": "lamp"}, alice_token).json["device_id"]
+    call = {"api": "get_status", "wait": False}
+    first = api.post("/v1/devices/lamp/commands", call, alice_token)
+    assert api.platform.control.command(first.json["command_id"]).device_id == old_id
+    assert api.delete("/v1/devices/lamp", alice_token).status_code == 204
+    assert_problem(api.post("/v1/devices/lamp/commands", call, alice_token), 404, "device-not-found")
+    new_id = api.post("/v1/devices", {"name": "lamp"}, alice_token).json["device_id"]
+    again = api.post("/v1/devices/lamp/commands", call, alice_token)
+    assert again.status_code == 202, again.text
+    assert new_id != old_id and api.platform.control.command(again.json["command_id"]).device_id == new_id
