@@ -83,8 +83,6 @@ class Platform:
     notifications: Notifications | None = None
     notification_queries: NotificationQueries | None = None
     audit_checkpoints: Checkpoints | None = None
-    notifications: Notifications | None = None
-    notification_queries: NotificationQueries | None = None
     platform_public_key: object = None  # verifies signed audit checkpoints
 
     def close(self) -> None:
