@@ -1,5 +1,5 @@
-"""The API's gunicorn worker: gthread, but no request thread waits for a client, and liveness
-probes are answered without one.
+"""The API's gunicorn worker: gthread, but no request thread waits for a new client, a thread keeps
+the connection of a client that calls again, and liveness probes are answered without one.
 
 gunicorn's gthread worker hands each accepted connection to its thread pool at once, where a
 thread waits up to 5 s for the first bytes; a few dozen idle connections therefore hold every
@@ -8,6 +8,19 @@ waits on the worker's poller until it has sent something, and `GET /healthz` is 
 poller itself, so a liveness probe never queues behind busy threads. Every other request goes to
 the pool as before. (A client that sends slowly after its first byte still holds a thread until
 it finishes: expose the API through a buffering reverse proxy.)
+
+After answering on a kept-alive connection, gthread hands it back to the poller thread, which
+re-registers it, wakes when the next request arrives and submits it to the pool again: two
+wake-ups of the poller and a pool hand-off per request, the poller's share alone about a third of
+the worker's CPU per device call at 300 calls/s (docs/benchmarks.md, issue 7 step 64). Here,
+while the worker is not busy (at most a quarter of its threads serving requests), the thread
+that answered waits for the connection's next request itself (`_next_request`), for as long as
+gunicorn would keep the connection (the keep-alive timeout), so a client that calls again is
+served by the same thread with no hand-off. Such a thread gives its connection back to the poller
+as soon as the pool needs it: when a request is queued and every thread is taken, the poller
+wakes one waiting thread (`_give_back_one`), so connections at rest never hold a thread from a
+request that needs one. A busy worker hands connections back as gthread does: there one wake-up
+of the poller serves many ready connections.
 
 The HTTPS listener is TLS-wrapped here, per listener, rather than by gunicorn's `certfile` (which
 would wrap every listener): one worker serves the HTTPS port and the loopback HTTP port, so the
@@ -19,9 +32,12 @@ taken up without dropping the listeners).
 from __future__ import annotations
 
 import errno
+import os
+import select
 import selectors
 import socket
 import ssl
+import threading
 import time
 from functools import partial
 
@@ -39,6 +55,7 @@ PEEK = 2048  # a probe's request head fits; anything longer goes to the pool
 
 
 HANDSHAKE_SECONDS = 10.0
+NEXT, BACK, IDLE = "next request", "back to the poller", "idle"  # what a thread keeping a connection saw
 
 
 class TlsConn(TConn):
@@ -72,13 +89,94 @@ class ApiWorker(ThreadWorker):
         settings = Settings.from_env()
         self.tls_port = settings.api_https_port
         self.tls_context = server_context(settings) if self.tls_port else None
+        self._threads_lock = threading.Lock()
+        self._queued = 0     # connections submitted to the pool and not yet taken by a thread
+        self._in_handle = 0  # pool threads serving or keeping a connection
+        self._keeping = 0    # of which waiting for their connection's next request
+        # A byte here takes one keeping thread's connection back to the poller.
+        self._give_back_r, self._give_back_w = os.pipe()
+        os.set_blocking(self._give_back_r, False)
+        os.set_blocking(self._give_back_w, False)
         super().init_process()
+
+    def get_thread_pool(self):
+        """gthread's pool with every thread started now. The executor starts a thread for a new task
+        only when no earlier task has ended since (its idle count), so with threads kept by their
+        connections a task could wait behind them while the pool is still short of its size."""
+        pool = super().get_thread_pool()
+        started = threading.Barrier(self.cfg.threads + 1)
+        for _ in range(self.cfg.threads):
+            pool.submit(started.wait)
+        started.wait()
+        return pool
 
     def handle_exit(self, sig, frame) -> None:
         """SIGTERM: waiting requests answer at once (gateways/http/draining.py), then gunicorn's
         graceful stop finishes the rest."""
         draining.STOPPING.set()
         super().handle_exit(sig, frame)
+        if hasattr(self, "_give_back_w"):
+            self._give_back_one(self.cfg.threads)
+
+    def handle(self, conn):
+        """gthread's handle, then the connection's next requests for as long as the client keeps
+        calling (see the module's docstring). True: back to the poller, kept alive; False: closed."""
+        with self._threads_lock:
+            self._queued -= 1
+            self._in_handle += 1
+        try:
+            keep = super().handle(conn)
+            while keep is True and not conn.is_http2:
+                waited = self._next_request(conn)
+                if waited is not NEXT:
+                    return waited is BACK
+                keep = super().handle(conn)
+            return keep
+        finally:
+            with self._threads_lock:
+                self._in_handle -= 1
+
+    def _next_request(self, conn):
+        """NEXT when `conn` has its next request; BACK to give it back to the poller (the pool needs
+        this thread, or the worker stops); IDLE when it stayed idle for the keep-alive time."""
+        if conn.parser.unreader.buf.getvalue() or (isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending()):
+            return NEXT  # already read: gthread would submit it at once too
+        with self._threads_lock:
+            serving = self._in_handle - self._keeping  # this thread included
+            if (not self.alive or serving > self.cfg.threads // 4
+                    or self._in_handle + self._queued >= self.cfg.threads):
+                # Busy: the poller's one wake-up for many ready connections costs less than a
+                # wake-up per thread, and a connection waiting for a thread must get this one.
+                return BACK
+            self._keeping += 1
+        try:
+            poll = select.poll()
+            poll.register(conn.sock, select.POLLIN)
+            poll.register(self._give_back_r, select.POLLIN)
+            deadline = time.monotonic() + self.cfg.keepalive
+            while self.alive:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return IDLE
+                ready = {fd for fd, _ in poll.poll(remaining * 1000)}
+                if conn.sock.fileno() in ready:
+                    return NEXT  # a request, or the client closed: gthread's handle tells which
+                if self._give_back_r in ready:
+                    try:
+                        os.read(self._give_back_r, 1)
+                        return BACK
+                    except BlockingIOError:
+                        continue  # another keeping thread took that byte
+            return BACK
+        finally:
+            with self._threads_lock:
+                self._keeping -= 1
+
+    def _give_back_one(self, threads: int = 1) -> None:
+        try:
+            os.write(self._give_back_w, b"\0" * threads)
+        except OSError:
+            pass  # the pipe is full: keeping threads already have bytes to read
 
     def accept(self, listener) -> None:
         """gunicorn's accept, with a TLS connection for the HTTPS listener's clients."""
@@ -104,6 +202,11 @@ class ApiWorker(ThreadWorker):
             if head and not isinstance(conn, TlsConn) and _answered_probe(conn, head):
                 self.nr_conns -= 1
                 return
+        with self._threads_lock:
+            self._queued += 1
+            short = self._keeping and self._in_handle + self._queued > self.cfg.threads
+        if short:
+            self._give_back_one()  # every thread is taken: one kept connection goes back to the poller
         super().enqueue_req(conn)
 
     def _can_park(self) -> bool:

@@ -338,16 +338,19 @@ def api_environment(settings: Settings, env: dict) -> dict:
     return {**env, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
 
 
+API_KEEP_ALIVE = 5  # seconds an idle connection may stay open (kept by its thread, or on the poller)
+
+
 def gunicorn_command(settings: Settings) -> list[str]:
-    # ApiWorker: gthread whose threads never wait for idle clients and that answers /healthz
-    # without a thread; keep-alive 5 s is how long an idle connection may stay (no thread held).
+    # ApiWorker: gthread whose threads never wait for new clients, give a kept connection back when
+    # the pool needs them, and that answers /healthz without a thread.
     # The HTTPS listener is TLS-wrapped by ApiWorker (not gunicorn's certfile, which would wrap both);
     # no sendfile, which would write a file's plain bytes past TLS.
     binds = [f"{settings.api_host}:{port}" for port in (settings.api_port, settings.api_https_port) if port]
     return [sys.executable, "-m", "gunicorn", "iotcloud.wsgi:app",
             *[arg for bind in binds for arg in ("--bind", bind)], "--no-sendfile",
             "--workers", str(settings.api_workers), "--worker-class", "iotcloud.api_worker.ApiWorker",
-            "--threads", str(settings.api_threads), "--keep-alive", "5", "--no-control-socket",
+            "--threads", str(settings.api_threads), "--keep-alive", str(API_KEEP_ALIVE), "--no-control-socket",
             "--graceful-timeout", "10", "--log-level", "warning"]
 
 

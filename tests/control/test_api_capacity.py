@@ -3,6 +3,7 @@ user's waiting device calls must not take every request thread from everybody el
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 import time
@@ -10,6 +11,7 @@ import time
 from pymongo import MongoClient
 
 from iotcloud.config import DEFAULT_API_THREADS
+from iotcloud.supervisor import API_KEEP_ALIVE
 from queries.read_models import HISTORY, ReadModelCatalogue
 
 STORM = DEFAULT_API_THREADS + 8
@@ -22,6 +24,33 @@ def recorded_commands(platform, owner: str) -> int:
 
 
 def test_one_users_waiting_calls_leave_threads_for_health_and_other_users(platform, user, simulator, tmp_path):
+    waiting_calls_leave_threads(platform, user, simulator, tmp_path)
+
+
+def test_connections_kept_by_their_threads_give_them_back_when_the_pool_needs_them(platform, user, simulator,
+                                                                                    tmp_path):
+    """After answering, a thread waits for its kept-alive connection's next request itself
+    (iotcloud/api_worker.py): with a connection per thread that called once and went quiet, every
+    thread is taken. A storm of waiting calls on other connections must get its threads at once,
+    not when those connections' keep-alive runs out."""
+    kept = []
+    try:
+        for _ in range(DEFAULT_API_THREADS):
+            connection = http.client.HTTPConnection("127.0.0.1", platform.ports["api"], timeout=60)
+            connection.request("GET", "/v1/me", headers={"Authorization": f"Bearer {user.token}"})
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == 200 and answer.getheader("Connection", "").lower() != "close"
+            kept.append(connection)
+        # The kept connections' keep-alive began with their answers, before the storm's start.
+        reached_in = waiting_calls_leave_threads(platform, user, simulator, tmp_path)
+        assert reached_in < API_KEEP_ALIVE / 2, f"the storm got its threads only after {reached_in:.1f} s"
+    finally:
+        for connection in kept:
+            connection.close()
+
+
+def waiting_calls_leave_threads(platform, user, simulator, tmp_path):
     bob = platform.user()
     bob_device, bob_credentials = bob.device(tmp_path)
     simulator("mqtt", bob_credentials)
@@ -38,6 +67,7 @@ def test_one_users_waiting_calls_leave_threads_for_health_and_other_users(platfo
             ended.append((status, body, time.monotonic()))
 
     storm = [threading.Thread(target=long_call, daemon=True) for _ in range(STORM)]
+    started = time.monotonic()
     for thread in storm:
         thread.start()
     # The storm has reached the server once every thread's worth of calls is recorded or answered.
@@ -45,6 +75,7 @@ def test_one_users_waiting_calls_leave_threads_for_health_and_other_users(platfo
     while recorded_commands(platform, user.username) + len(ended) < DEFAULT_API_THREADS:
         assert time.monotonic() < deadline, "the storm never reached the API"
         time.sleep(0.05)
+    reached_in = time.monotonic() - started
 
     assert platform.http("GET", "/healthz", timeout=120)[0] == 200
     assert bob("GET", "/v1/me", timeout=120)[0] == 200
@@ -67,6 +98,7 @@ def test_one_users_waiting_calls_leave_threads_for_health_and_other_users(platfo
     while recorded_commands(platform, user.username) != len(admitted):
         assert time.monotonic() < deadline, (recorded_commands(platform, user.username), len(admitted))
         time.sleep(0.05)
+    return reached_in
 
 
 def test_idle_connections_hold_no_thread_and_health_is_answered_without_one(platform, user):
