@@ -143,8 +143,7 @@ class ApiWorker(ThreadWorker):
             return NEXT  # already read: gthread would submit it at once too
         with self._threads_lock:
             serving = self._in_handle - self._keeping  # this thread included
-            if (not self.alive or serving > self.cfg.threads // 4
-                    or self._in_handle + self._queued >= self.cfg.threads):
+            if not self.alive or serving > self.cfg.threads // 4 or self._short_of_threads():
                 # Busy: the poller's one wake-up for many ready connections costs less than a
                 # wake-up per thread, and a connection waiting for a thread must get this one.
                 return BACK
@@ -171,6 +170,10 @@ class ApiWorker(ThreadWorker):
         finally:
             with self._threads_lock:
                 self._keeping -= 1
+
+    def _short_of_threads(self) -> bool:
+        """Whether the connections queued for the pool outnumber its free threads (under the lock)."""
+        return self._in_handle + self._queued > self.cfg.threads
 
     def _give_back_one(self, threads: int = 1) -> None:
         try:
@@ -204,7 +207,7 @@ class ApiWorker(ThreadWorker):
                 return
         with self._threads_lock:
             self._queued += 1
-            short = self._keeping and self._in_handle + self._queued > self.cfg.threads
+            short = self._keeping and self._short_of_threads()
         if short:
             self._give_back_one()  # every thread is taken: one kept connection goes back to the poller
         super().enqueue_req(conn)
