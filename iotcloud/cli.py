@@ -23,7 +23,7 @@ def cmd_api(settings: Settings, args) -> int:
     """The REST API alone (gunicorn, as `iotcloud run` starts it): for containers and Kubernetes pods.
     Run `iotcloud init` (or the compose init service) first: it creates the keys and tables."""
     import os
-    from iotcloud.supervisor import api_environment, gunicorn_command
+    from iotcloud.api_launch import api_environment, gunicorn_command
     command = gunicorn_command(settings)
     os.execve(command[0], command, api_environment(settings, dict(os.environ)))
 

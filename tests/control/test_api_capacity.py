@@ -11,7 +11,7 @@ import time
 from pymongo import MongoClient
 
 from iotcloud.config import DEFAULT_API_THREADS
-from iotcloud.supervisor import API_KEEP_ALIVE
+from iotcloud.api_launch import API_KEEP_ALIVE
 from queries.read_models import HISTORY, ReadModelCatalogue
 
 STORM = DEFAULT_API_THREADS + 8
