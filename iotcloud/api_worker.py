@@ -115,8 +115,7 @@ class ApiWorker(ThreadWorker):
         graceful stop finishes the rest."""
         draining.STOPPING.set()
         super().handle_exit(sig, frame)
-        if hasattr(self, "_give_back_w"):
-            self._give_back_one(self.cfg.threads)
+        self._give_back_one(self.cfg.threads)  # threads keeping connections let them go at once
 
     def handle(self, conn):
         """gthread's handle, then the connection's next requests for as long as the client keeps
