@@ -5,5 +5,5 @@
 * :mod:`simulators.mqtt_device`  -- one device over MQTT(S) (paho-mqtt 2.x).
 * :mod:`simulators.amqp_device`  -- one device over AMQP(S) (pika 1.x).
 * :mod:`simulators.fleet`        -- many MQTT devices in one process, one selector loop.
-* ``simulators/node/device_simulator.js`` -- one device over MQTT(S) with the ``mqtt`` npm package.
+* ``simulators/node/device_simulator.js`` -- one device over MQTT(S) with the ``mqtt`` npm package (its behaviour: ``device.js``).
 """

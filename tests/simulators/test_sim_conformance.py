@@ -22,7 +22,7 @@ def test_node_replies_match_python_byte_for_byte(node_ready):
         "const reqs = JSON.parse(require('fs').readFileSync(0, 'utf-8'));"
         "process.stdout.write(JSON.stringify(reqs.map(([a, p]) => d.handle(a, Buffer.from(p, 'utf-8')))));"
     )
-    out = subprocess.run(["node", "-e", script, str(NODE_DIR / "device_simulator.js"), dev_id],
+    out = subprocess.run(["node", "-e", script, str(NODE_DIR / "device.js"), dev_id],
                          input=json.dumps(requests), capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     node = json.loads(out.stdout)
