@@ -37,7 +37,7 @@ DEFAULT_PROJECTION_BATCH = 500
 DEFAULT_PROJECTION_WAIT = 2.0             # seconds a write waits for its read model to catch up
 # Seconds from one projector batch to the next: the events of that interval share one write per document.
 DEFAULT_PROJECTION_INTERVAL = 0.02  # docs/benchmarks.md, history lag: 0.05 was a floor under the lag
-# Seconds a busy projector may hold an open call's history write back for its outcome (one write, not two).
+# Seconds the projector may hold an open call's history write back for its outcome (one write, not two).
 DEFAULT_PROJECTION_HOLD = 0.1
 DEFAULT_IDENTITY_PROVIDER = "local"
 # Settings read under the names other tools or libpyiotcloud gave them rather than IOTCLOUD_*.

@@ -10,7 +10,7 @@ A document's first write is an insert when the event that creates it is in the b
 creates=True)`): it skips the lookup an upsert makes, and a document that already exists (a replay
 after a crash) makes the insert collide, and only then is it written as the guarded upsert.
 
-A busy projector may also *hold* a write back to the next batch (`flush(keep=...)`), so that the
+The live projector may also *hold* a write back to a later batch (`flush(keep=...)`), so that the
 events of both share one write: a device call's document is then written once, finished, instead
 of once open and once more with its outcome. The projector saves its checkpoint before the first
 event of any held write (`held_from`), so a crash replays what was held.

@@ -121,8 +121,8 @@ def _docs(db) -> dict[str, dict]:
 
 
 def test_a_busy_projector_writes_a_call_once_with_its_outcome_and_a_crash_loses_nothing(control, mongo_uri):
-    """Under load (a batch of more than TINY_BATCH events) open calls are held for their outcome; the
-    checkpoint stays before the first held event, so a projector that dies holding them replays them."""
+    """Open calls are held for their outcome (here a busy batch of 20 events); the checkpoint stays
+    before the first held event, so a projector that dies holding them replays them."""
     client = MongoClient(mongo_uri, tz_aware=True)
     db, expected_db = client["hold_live"], client["hold_expected"]
     try:
@@ -186,6 +186,33 @@ def test_a_quiet_batch_and_a_long_hold_write_what_was_held(control, mongo_uri):
         _requested(control, 10)
         step_source([projector], "DeviceControl", hold=LONGEST_HOLD)  # busy again: the old ones go, the new wait
         assert len(_docs(db)) == 20
+    finally:
+        client.drop_database(db)
+
+
+def test_a_single_call_is_held_for_its_outcome_and_a_nudged_batch_holds_nothing(control, mongo_uri):
+    """At a low rate too (a batch of one call's two events) the open call waits for its outcome, so it
+    is written once, finished; a reader waiting for its write (hold 0: a nudge) gets it open at once."""
+    client = MongoClient(mongo_uri, tz_aware=True)
+    db = client["hold_small"]
+    try:
+        projector = Projector(CallHistory(), {"DeviceControl": control}, db)
+        while step_source([projector], "DeviceControl", hold=0.0):  # what other tests left in the log
+            pass
+        before = set(_docs(db))
+        (quiet,) = _requested(control, 1)
+        assert step_source([projector], "DeviceControl", hold=LONGEST_HOLD) == 2
+        assert projector.holding() and set(_docs(db)) == before
+        with acting_as("service:gateway"):
+            assert control.decide([RecordAnswer(quiet, {"state": "on"}, {"value": {"state": "on"}})])
+        assert step_source([projector], "DeviceControl", hold=LONGEST_HOLD) == 1
+        assert not projector.holding()
+        assert _docs(db)[quiet]["state"] == "succeeded"
+        assert ReadModelCatalogue(db).position("history", 1, "DeviceControl") == control.recorder.max_notification_id()
+
+        (nudged,) = _requested(control, 1)
+        assert step_source([projector], "DeviceControl", hold=0.0) == 2
+        assert not projector.holding() and _docs(db)[nudged]["state"] == "sent"
     finally:
         client.drop_database(db)
 
