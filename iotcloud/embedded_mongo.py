@@ -13,7 +13,6 @@ credentials (mongodb://user:password@host/?authSource=...).
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,9 +26,9 @@ LOOPBACK = "127.0.0.1"   # nx-27017 cannot authenticate clients: never bind it a
 
 
 def nx_command(data_dir: Path, port: int, log_file: Path, pid_file: Path) -> list[str]:
-    executable = shutil.which("nx-27017") or str(Path(sys.executable).with_name("nx-27017"))
-    return [executable, "--host", LOOPBACK, "-p", str(port), "--data-dir", str(data_dir),
-            "--log-file", str(log_file), "--pid-file", str(pid_file)]
+    """nx-27017 in its thread-per-connection mode, quiet (iotcloud.read_store_server says why)."""
+    return [sys.executable, "-m", "iotcloud.read_store_server", "--threaded", "--host", LOOPBACK, "-p", str(port),
+            "--data-dir", str(data_dir), "--log-file", str(log_file), "--pid-file", str(pid_file)]
 
 
 def start_embedded_mongo(state_dir: Path, port: int, timeout: float = 20.0, preexec_fn=None) -> subprocess.Popen:
