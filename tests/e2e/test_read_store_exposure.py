@@ -59,3 +59,16 @@ def test_the_embedded_store_listens_on_loopback_only_with_private_files(embedded
     assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and no 0.0.0.0 or :: listener
     data_dir = state / "mongo"
     assert stat.S_IMODE(os.lstat(data_dir).st_mode) == 0o700
+
+
+def test_the_embedded_store_writes_no_log_line_per_request(embedded_store):
+    """iotcloud.read_store_server runs nx-27017's thread-per-connection mode, which logs every answer at
+    INFO, with its loggers at WARNING: a later nx-27017 that renamed them would fill the disk."""
+    state, _, client = embedded_store
+    probe = client.iotcloud.probe
+    for i in range(200):
+        probe.insert_one({"i": i})
+        probe.update_one({"i": i}, {"$set": {"seen": True}})
+    assert probe.count_documents({"seen": True}) == 200
+    logs = b"".join(path.read_bytes() for path in (state / "mongo").glob("nx-27017.*") if path.suffix != ".pid")
+    assert b"Command response" not in logs and logs.count(b"\n") < 20
