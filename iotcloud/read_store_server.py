@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import sys
 
+from nx_27017.nx_27017 import main
+
 QUIET_LOGGERS = ("nx_27017", "neosqlite")
 
 
 def run() -> None:
-    from nx_27017.nx_27017 import main  # imported here: the supervisor imports this module's caller
-
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     sys.argv[0] = "nx-27017"
