@@ -6,7 +6,11 @@ without the noise of the whole platform. Reports CPU per call of this process (t
 commit) and of its PostgreSQL backends, and the dispatch latency.
 
     eval "$(bash deploy/test-postgres.sh .state/test-pg)"     # or any PostgreSQL trusting user postgres
-    .venv/bin/python bench/write_side.py --calls 3000 [--threads 1] [--host 127.0.0.1 --port 5432]
+    .venv/bin/python bench/write_side.py --calls 3000 [--threads 1] [--gap-ms 2] [--host 127.0.0.1 --port 5432]
+
+`--gap-ms` waits that long between a call's dispatch and its answer (the device's round trip, as in a
+sequential run), so the outcome is queued while nothing else commits; `commits_per_call` then shows
+whether outcomes ride along with the next call's commit or are committed alone.
 """
 
 from __future__ import annotations
@@ -32,6 +36,13 @@ DEVICE = {"device_id": "a" * 40, "owner": "alice", "name": "kitchen"}
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def commits(admin: str) -> int:
+    """The cluster's next transaction id: every write transaction takes one (and so does this query), so
+    the difference counts this benchmark's commits on an otherwise quiet server."""
+    with psycopg.connect(admin, autocommit=True) as conn:
+        return int(conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0])
+
+
 def backend_cpu(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -47,6 +58,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--calls", type=int, default=3000, help="calls per thread (default %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="threads calling at once (default %(default)s)")
+    p.add_argument("--gap-ms", type=float, default=0.0,
+                   help="wait between dispatch and answer, the device's round trip (default %(default)s)")
     p.add_argument("--host", default=os.environ.get("IOTCLOUD_TEST_PG_HOST", "127.0.0.1"))
     p.add_argument("--port", default=os.environ.get("IOTCLOUD_TEST_PG_PORT", "5432"))
     p.add_argument("--user", default=os.environ.get("IOTCLOUD_TEST_PG_USER", "postgres"))
@@ -69,6 +82,8 @@ def main() -> int:
                 started = time.perf_counter()
                 command = control.dispatch(DEVICE, "get_status", None, None, None, by="api:bench")
                 dispatch_ms.append((time.perf_counter() - started) * 1000)
+                if args.gap_ms:
+                    time.sleep(args.gap_ms / 1000)
                 command.record_answer(i, {"status": "running"})
                 control.record_later(command)
 
@@ -76,6 +91,7 @@ def main() -> int:
         dispatch_ms.clear()
         with psycopg.connect(admin, autocommit=True) as conn:
             pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))]
+        commits0 = commits(admin)
         cpu0, pg0, wall0 = time.process_time(), backend_cpu(pids), time.perf_counter()
         threads = [threading.Thread(target=calls, args=(args.calls,)) for _ in range(args.threads)]
         for t in threads:
@@ -85,6 +101,7 @@ def main() -> int:
         control.record_later(control.dispatch(DEVICE, "get_status", None, None, None, by="api:bench")).result(30)
         total = args.calls * args.threads
         cpu, pg, wall = time.process_time() - cpu0, backend_cpu(pids) - pg0, time.perf_counter() - wall0
+        committed = commits(admin) - commits0 - 1
     finally:
         control.close()
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -93,6 +110,7 @@ def main() -> int:
     print(json.dumps({"calls": total, "threads": args.threads, "calls_per_s": round(total / wall, 1),
                       "process_cpu_ms_per_call": round(cpu * 1000 / total, 3),
                       "postgres_cpu_ms_per_call": round(pg * 1000 / total, 3),
+                      "commits_per_call": round(committed / total, 3), "gap_ms": args.gap_ms,
                       "dispatch_p50_ms": round(quantiles[49], 3), "dispatch_p99_ms": round(quantiles[98], 3)}))
     return 0
 
