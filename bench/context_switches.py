@@ -45,8 +45,8 @@ from roundtrip.load import Load  # noqa: E402
 from roundtrip.phases import settle  # noqa: E402
 from roundtrip.procstats import machine, python_loop_s  # noqa: E402
 from roundtrip.runs import stop_platform  # noqa: E402
-from roundtrip.services import Fleet, Platform, Postgres, find_postgres  # noqa: E402
-from roundtrip.users import connect_fleet, register, share_out, sign_up_users  # noqa: E402
+from roundtrip.services import Platform, Postgres, find_postgres  # noqa: E402
+from roundtrip.users import small_fleet  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "switches"
 PY_SPY = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "py-spy"
@@ -174,15 +174,9 @@ def sleeps_by_cause(text: str, names: dict[str, str], calls: int) -> dict:
 
 async def measure(args, state: Path, platform: Platform, result: dict) -> None:
     http = Http(platform.api_port)
-    users = await sign_up_users(http, platform, args.users)
-    names = [f"bench-{i:04d}" for i in range(args.devices)]
-    owners = share_out(names, users)
-    creds = state / "creds"
-    await register(http, owners, creds, False)
-    fleet = Fleet(creds, state / "fleet.log")
+    owners, fleet = await small_fleet(http, platform, state, args.devices, args.users)
     load = Load(http, owners, ["get_status"], 10.0, False, platform)
     try:
-        await connect_fleet(fleet, http, platform, users, args.devices, 120, 60)
         say("warm-up: 50/s for 3 s")
         await load.open_loop(50, 3, "warm-up")
         processes = dict(platform.processes())

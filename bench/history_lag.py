@@ -32,8 +32,8 @@ from roundtrip import HOST, say  # noqa: E402
 from roundtrip.httpclient import Http  # noqa: E402
 from roundtrip.load import Load  # noqa: E402
 from roundtrip.runs import stop_platform  # noqa: E402
-from roundtrip.services import Fleet, Platform, Postgres, find_postgres  # noqa: E402
-from roundtrip.users import connect_fleet, register, share_out, sign_up_users  # noqa: E402
+from roundtrip.services import Platform, Postgres, find_postgres  # noqa: E402
+from roundtrip.users import small_fleet  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "history"
 VENV_CLI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "iotcloud"
@@ -49,15 +49,9 @@ def lag_rows(platform: Platform) -> list[dict]:
 
 async def measure(args, state: Path, platform: Platform, result: dict) -> None:
     http = Http(platform.api_port)
-    users = await sign_up_users(http, platform, args.users)
-    names = [f"bench-{i:04d}" for i in range(args.devices)]
-    owners = share_out(names, users)
-    creds = state / "creds"
-    await register(http, owners, creds, False)
-    fleet = Fleet(creds, state / "fleet.log")
+    owners, fleet = await small_fleet(http, platform, state, args.devices, args.users)
     load = Load(http, owners, args.apis.split(","), 5.0, False, platform)
     try:
-        await connect_fleet(fleet, http, platform, users, args.devices, 120, 60)
         say(f"warm-up: 50/s for {args.warmup:g} s, then {args.window_wait:g} s so its events leave the lag window")
         await load.open_loop(50, args.warmup, "warm-up")
         await asyncio.sleep(args.window_wait)

@@ -19,7 +19,7 @@ from pathlib import Path
 from roundtrip import VENV_BIN, say
 from roundtrip.httpclient import Http
 from roundtrip.procstats import sh
-from roundtrip.services import Platform
+from roundtrip.services import Fleet, Platform
 
 
 @dataclass
@@ -137,3 +137,19 @@ async def connect_fleet(fleet, http: Http, platform: Platform, users: list[User]
     waited = time.monotonic() - started
     say(f"  {online}/{count} devices show connection: online ({waited:.1f} s)")
     return connected, online, waited
+
+
+async def small_fleet(http: Http, platform: Platform, state: Path, devices: int, user_count: int) -> tuple[dict, Fleet]:
+    """Signs up `user_count` users, registers `devices` devices shared out among them (no correlation
+    ids) and connects them from one `simulators.fleet`: (device name -> owner, the running fleet)."""
+    users = await sign_up_users(http, platform, user_count)
+    owners = share_out([f"bench-{i:04d}" for i in range(devices)], users)
+    creds = state / "creds"
+    await register(http, owners, creds, False)
+    fleet = Fleet(creds, state / "fleet.log")
+    try:
+        await connect_fleet(fleet, http, platform, users, devices, 120, 60)
+    except BaseException:
+        fleet.stop()
+        raise
+    return owners, fleet
