@@ -119,24 +119,20 @@ class Census:
         """Per process: voluntary and involuntary switches per call, and the threads that made them."""
         report = {}
         for process, threads in after.items():
-            by_name: Counter = Counter()
-            total_v = total_n = 0
+            by_name: dict[str, list[int]] = {}  # thread name -> [voluntary, involuntary]
             for tid, (v, n) in threads.items():
                 v0, n0 = before.get(process, {}).get(tid, (0, 0))
-                dv, dn = max(0, v - v0), max(0, n - n0)
-                total_v, total_n = total_v + dv, total_n + dn
-                name = self.names.get(tid, "postgres" if process == POSTGRES else "(unnamed)")
-                by_name[(name, "voluntary")] += dv
-                by_name[(name, "involuntary")] += dn
-            if total_v + total_n == 0:
+                counts = by_name.setdefault(self.names.get(tid, "postgres" if process == POSTGRES else "(unnamed)"), [0, 0])
+                counts[0] += max(0, v - v0)
+                counts[1] += max(0, n - n0)
+            switched = sorted(((name, v, n) for name, (v, n) in by_name.items() if v + n), key=lambda row: -row[1] - row[2])
+            if not switched:
                 continue
-            threads_report = {}
-            for (name, kind), count in by_name.items():
-                if by_name[(name, "voluntary")] + by_name[(name, "involuntary")]:
-                    threads_report.setdefault(name, {})[kind] = round(count / calls, 2)
-            report[process] = {"voluntary": round(total_v / calls, 2), "involuntary": round(total_n / calls, 2),
-                               "threads": dict(sorted(threads_report.items(),
-                                                      key=lambda kv: -sum(kv[1].values())))}
+            report[process] = {
+                "voluntary": round(sum(v for _, v, _ in switched) / calls, 2),
+                "involuntary": round(sum(n for _, _, n in switched) / calls, 2),
+                "threads": {name: {"voluntary": round(v / calls, 2), "involuntary": round(n / calls, 2)}
+                            for name, v, n in switched}}
         report = dict(sorted(report.items(), key=lambda kv: -(kv[1]["voluntary"] + kv[1]["involuntary"])))
         return {"calls": calls, "all": {"voluntary": round(sum(r["voluntary"] for r in report.values()), 1),
                                         "involuntary": round(sum(r["involuntary"] for r in report.values()), 1)},
@@ -166,7 +162,7 @@ def sleeps_by_cause(text: str, names: dict[str, str], calls: int) -> dict:
             cause = next((WAITS[s] for s in symbols if s in WAITS), "other")
         causes[cause] += 1
         by_thread[(thread, cause)] += 1
-    slept = sum(v for k, v in causes.items() if k != "preempted")
+    slept = sum(v for k, v in causes.items() if k != "preempted") or 1
     return {"calls": calls, "switches_per_call": {k: round(v / calls, 2) for k, v in causes.most_common()},
             "share_of_sleeps": {k: round(v / slept, 3) for k, v in causes.most_common() if k != "preempted"},
             "by_thread_per_call": {f"{t} / {c}": round(v / calls, 2) for (t, c), v in by_thread.most_common(16)}}
