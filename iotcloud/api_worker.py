@@ -46,6 +46,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from gateways.http import draining
 from iotcloud.config import Settings
+from iotcloud.cpu_pinning import pin_to_one_cpu
 from iotcloud.https import server_context
 
 PROBE = b"GET /healthz "
@@ -87,6 +88,9 @@ class TlsConn(TConn):
 class ApiWorker(ThreadWorker):
     def init_process(self) -> None:
         settings = Settings.from_env()
+        if settings.api_pinned:
+            # Before gunicorn loads the app: the threads it starts (link, group commit, pool) inherit it.
+            pin_to_one_cpu(self.age - 1)
         self.tls_port = settings.api_https_port
         self.tls_context = server_context(settings) if self.tls_port else None
         self._threads_lock = threading.Lock()

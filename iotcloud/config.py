@@ -127,6 +127,7 @@ class Settings:
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     signer_socket: str = ""              # empty: <state_dir>/signer/signer.sock
     direct_calls: str = "auto"           # the API's short path: auto (on with one API worker), on, off
+    api_pin_cpu: str = "on"              # each API worker's threads on one CPU (iotcloud/cpu_pinning.py): on, off
     api_https_port: int = DEFAULT_API_HTTPS_PORT  # 0: no HTTPS listener
     tls_cert_file: str = ""              # bring your own API certificate (PEM chain) ...
     tls_key_file: str = ""               # ... and key; both empty: issued by the platform CA
@@ -193,6 +194,12 @@ class Settings:
         if self.direct_calls not in ("auto", "on", "off"):
             raise ValueError(f"IOTCLOUD_DIRECT_CALLS must be auto, on or off, not {self.direct_calls!r}")
         return self.direct_calls == "on" or (self.direct_calls == "auto" and self.api_workers == 1)
+
+    @property
+    def api_pinned(self) -> bool:
+        if self.api_pin_cpu not in ("on", "off"):
+            raise ValueError(f"IOTCLOUD_API_PIN_CPU must be on or off, not {self.api_pin_cpu!r}")
+        return self.api_pin_cpu == "on"
 
     @property
     def broker_alternates(self) -> tuple[tuple[str, int], ...]:

@@ -1,12 +1,16 @@
 """Capacity of the real API process (gunicorn gthread, the default 1 worker x 32 threads): one
-user's waiting device calls must not take every request thread from everybody else."""
+user's waiting device calls must not take every request thread from everybody else; and the
+worker's threads share one CPU."""
 
 from __future__ import annotations
 
 import http.client
+import os
+import re
 import socket
 import threading
 import time
+from pathlib import Path
 
 from pymongo import MongoClient
 
@@ -114,3 +118,45 @@ def test_idle_connections_hold_no_thread_and_health_is_answered_without_one(plat
     finally:
         for connection in idle:
             connection.close()
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def cpus_of_threads(pid: int) -> set[str]:
+    return {re.search(r"^Cpus_allowed_list:\s*(\S+)", (task / "status").read_text(), re.M).group(1)
+            for task in Path(f"/proc/{pid}/task").iterdir()}
+
+
+def test_the_api_worker_keeps_its_threads_on_one_cpu(platform, user, simulator, tmp_path):
+    """IOTCLOUD_API_PIN_CPU (on by default, iotcloud/cpu_pinning.py): every thread of the worker that
+    serves requests, the broker link and the group commit included, runs on one CPU (the last one of
+    the first worker); the gunicorn master, which only watches the worker, is left to the kernel."""
+    device, credentials = user.device(tmp_path)
+    simulator("mqtt", credentials)
+    user.wait_for_connection(device, "online")
+    status, answer = user("GET", f"/v1/devices/{device}/status")  # the link and the commit have run
+    assert status == 200 and answer["value"] == "running", answer
+    gunicorns = {pid for pid in descendants(platform.process.pid)
+                 if b"iotcloud.wsgi:app" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+    workers = [pid for pid in gunicorns
+               if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) in gunicorns]
+    assert len(workers) == 1 and len(gunicorns) == 2, gunicorns
+    (master,) = gunicorns - set(workers)
+    last_cpu = str(max(os.sched_getaffinity(0)))
+    assert cpus_of_threads(workers[0]) == {last_cpu}
+    assert len(list(Path(f"/proc/{workers[0]}/task").iterdir())) > DEFAULT_API_THREADS
+    assert cpus_of_threads(master) != {last_cpu}
