@@ -17,6 +17,7 @@ from pymongo import MongoClient
 from iotcloud.config import DEFAULT_API_THREADS
 from iotcloud.api_launch import API_KEEP_ALIVE
 from queries.read_models import HISTORY, ReadModelCatalogue
+from tests.processes import children_of
 
 STORM = DEFAULT_API_THREADS + 8
 
@@ -120,22 +121,6 @@ def test_idle_connections_hold_no_thread_and_health_is_answered_without_one(plat
             connection.close()
 
 
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended meanwhile
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def cpus_of_threads(pid: int) -> set[str]:
     return {re.search(r"^Cpus_allowed_list:\s*(\S+)", (task / "status").read_text(), re.M).group(1)
             for task in Path(f"/proc/{pid}/task").iterdir()}
@@ -150,13 +135,9 @@ def test_the_api_worker_keeps_its_threads_on_one_cpu(platform, user, simulator, 
     user.wait_for_connection(device, "online")
     status, answer = user("GET", f"/v1/devices/{device}/status")  # the link and the commit have run
     assert status == 200 and answer["value"] == "running", answer
-    gunicorns = {pid for pid in descendants(platform.process.pid)
-                 if b"iotcloud.wsgi:app" in Path(f"/proc/{pid}/cmdline").read_bytes()}
-    workers = [pid for pid in gunicorns
-               if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) in gunicorns]
-    assert len(workers) == 1 and len(gunicorns) == 2, gunicorns
-    (master,) = gunicorns - set(workers)
+    (master,) = [pid for pid, command in children_of(platform.process.pid) if "iotcloud.wsgi:app" in command]
+    (worker,) = [pid for pid, _ in children_of(master)]
     last_cpu = str(max(os.sched_getaffinity(0)))
-    assert cpus_of_threads(workers[0]) == {last_cpu}
-    assert len(list(Path(f"/proc/{workers[0]}/task").iterdir())) > DEFAULT_API_THREADS
+    assert cpus_of_threads(worker) == {last_cpu}
+    assert len(list(Path(f"/proc/{worker}/task").iterdir())) > DEFAULT_API_THREADS
     assert cpus_of_threads(master) != {last_cpu}

@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pymongo
 import pytest
@@ -20,6 +19,7 @@ from tests.conftest import stop_process
 from tests.ports import free_port
 from tests.e2e.launch import start_platform
 from tests.http_client import Http
+from tests.processes import children_of
 
 pytestmark = pytest.mark.e2e
 
@@ -32,19 +32,6 @@ def platform_process(tmp_path):
     yield {"process": process, "http": Http(f"http://127.0.0.1:{api_port}"), "env": env, "log": tmp_path / "platform.log",
            "state": tmp_path / "state", "mongo_port": mongo_port, "api_port": api_port}
     stop_process(process)  # its children follow it (PR_SET_PDEATHSIG)
-
-
-def child_pids(pid: int) -> list[int]:
-    children = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = open(f"/proc/{entry}/stat").read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                children.append(int(entry))
-    return children
 
 
 def open_files(pid: int) -> list[str]:
@@ -146,7 +133,7 @@ def test_a_user_signs_up_registers_a_device_and_the_ca_key_stays_secret(platform
     signer_pid = int(re.search(r"signer \[pid (\d+)\]", banner).group(1))
     scalar = serialization.load_pem_private_key(ca_key.encode(), None).private_numbers().private_value
     scalar_needles = [scalar.to_bytes(32, "big"), scalar.to_bytes(32, "little")]
-    for pid in [api_pid, *child_pids(api_pid)]:
+    for pid in [api_pid, *(child for child, _ in children_of(api_pid))]:
         assert not [f for f in open_files(pid) if f.endswith("/ca.key")], f"API process {pid} has ca.key open"
         assert not memory_contains(pid, scalar_needles), f"API process {pid} holds the CA private key"
     assert memory_contains(signer_pid, scalar_needles), "the memory scan cannot even find the key in the signer"

@@ -21,6 +21,7 @@ from iotcloud.config import Settings
 from tests.conftest import ops_port_env
 from tests.ports import free_port
 from tests.http_client import Http
+from tests.processes import children_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,21 +72,6 @@ class PrivatePostgres:
         return {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": "iotcloud",
                 "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(self.port), "POSTGRES_USER": "postgres",
                 "POSTGRES_PASSWORD": ""}
-
-
-def children_of(pid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of the live direct children of a process, from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
 
 
 class Platform:

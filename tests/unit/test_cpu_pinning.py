@@ -18,12 +18,11 @@ REPO = Path(__file__).resolve().parents[2]
 CHILD = """
 import json, os, sys, threading
 from iotcloud.cpu_pinning import pin_to_one_cpu
-before = sorted(os.sched_getaffinity(0))
 cpu = pin_to_one_cpu(int(sys.argv[1]))
 seen = {}
 thread = threading.Thread(target=lambda: seen.update(later=sorted(os.sched_getaffinity(0))))
 thread.start(); thread.join()
-print(json.dumps({"before": before, "cpu": cpu, "main": sorted(os.sched_getaffinity(0)), "later": seen["later"]}))
+print(json.dumps({"cpu": cpu, "main": sorted(os.sched_getaffinity(0)), "later": seen["later"]}))
 """
 
 
