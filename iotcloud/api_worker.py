@@ -90,6 +90,7 @@ class ApiWorker(ThreadWorker):
         settings = Settings.from_env()
         if settings.api_pinned:
             # Before gunicorn loads the app: the threads it starts (link, group commit, pool) inherit it.
+            # age counts the workers gunicorn has started, restarts included: the next CPU each time.
             pin_to_one_cpu(self.age - 1)
         self.tls_port = settings.api_https_port
         self.tls_context = server_context(settings) if self.tls_port else None
