@@ -5,8 +5,9 @@ One API worker runs Python on one core at a time (the GIL), but the kernel sprea
 between them (a latch set, the GIL passed on) wakes a thread on another core. On the 2-vCPU VMs
 this platform is measured on, such a wake-up costs 30-40 us of CPU against about 8 on the same core
 (docs/benchmarks.md, issue 7 steps 67 and 78): pinned, the worker spent 10-22 % less CPU per call
-under load. What runs outside the GIL in that process (TLS records, libpq) loses the second core;
-that was part of the measurement.
+under load there, and no more or less on a fast host where wake-ups are cheap (step 82). What runs
+outside the GIL in that process (TLS records, libpq) loses the second core; that was part of the
+measurement.
 """
 
 from __future__ import annotations
