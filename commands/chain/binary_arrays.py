@@ -3,7 +3,7 @@
 psycopg's generic list dumper inspects every list on every execute (element types, dimensions, a
 dumper per element) before it writes a byte. The columns of an append always have the same four
 shapes, one dimension and no NULLs, so each is written with one header and one join instead:
-converting a three-event append's parameters fell from 34 to 11 us (docs/benchmarks.md, issue 7
+converting a three-event append's parameters fell from 34 to 11 µs (docs/benchmarks.md, issue 7
 step 85).
 
 Wire format (PostgreSQL's array_send): ndim, has-null flag, element type oid, then per dimension its
@@ -15,36 +15,43 @@ import struct
 import uuid
 from typing import Iterable, Sequence
 
-from psycopg import adapters
-from psycopg.adapt import Dumper
+import psycopg
+from psycopg.adapt import Dumper, PyFormat
 from psycopg.pq import Format
 
 _HEADER = struct.Struct("!iiIii")  # ndim, has nulls, element oid, length, lower bound
-_INT8, _TEXT, _BYTEA, _UUID = 20, 25, 17, 2950
 _LENGTH_16 = (16).to_bytes(4, "big")  # every uuid element
-_ARRAY_OF = {_INT8: 1016, _TEXT: 1009, _BYTEA: 1001, _UUID: 2951}
 
 
-class PackedArray(bytes):
-    """A one-dimensional array without NULLs, already in binary wire format."""
+class PackedArray:
+    """A one-dimensional array without NULLs, already in binary wire format. Not a `bytes`: a
+    connection without our dumpers must refuse it, not send it as a bytea."""
 
-    element_oid = 0
+    __slots__ = ("data",)
+    element_oid = array_oid = 0
+
+    def __init__(self, data: bytes):
+        self.data = data
 
 
 class Int8Array(PackedArray):
-    element_oid = _INT8
+    __slots__ = ()
+    element_oid, array_oid = 20, 1016
 
 
 class TextArray(PackedArray):
-    element_oid = _TEXT
+    __slots__ = ()
+    element_oid, array_oid = 25, 1009
 
 
 class ByteaArray(PackedArray):
-    element_oid = _BYTEA
+    __slots__ = ()
+    element_oid, array_oid = 17, 1001
 
 
 class UuidArray(PackedArray):
-    element_oid = _UUID
+    __slots__ = ()
+    element_oid, array_oid = 2950, 2951
 
 
 def _with_lengths(kind: type[PackedArray], values: Sequence[bytes]) -> PackedArray:
@@ -54,7 +61,9 @@ def _with_lengths(kind: type[PackedArray], values: Sequence[bytes]) -> PackedArr
 
 def int8_array(values: Sequence[int]) -> Int8Array:
     n = len(values)
-    return Int8Array(_HEADER.pack(1, 0, _INT8, n, 1) + struct.pack("!" + "iq" * n, *_pairs(8, values)))
+    pairs = [8] * (2 * n)  # each element: its length (8), then its value
+    pairs[1::2] = values
+    return Int8Array(_HEADER.pack(1, 0, Int8Array.element_oid, n, 1) + struct.pack("!" + "iq" * n, *pairs))
 
 
 def text_array(values: Iterable[str]) -> TextArray:
@@ -66,7 +75,7 @@ def bytea_array(values: Sequence[bytes]) -> ByteaArray:
 
 
 def uuid_array(values: Sequence[uuid.UUID | str]) -> UuidArray:
-    header = _HEADER.pack(1, 0, _UUID, len(values), 1)
+    header = _HEADER.pack(1, 0, UuidArray.element_oid, len(values), 1)
     return UuidArray(header + b"".join([_LENGTH_16 + _uuid_bytes(value) for value in values]))
 
 
@@ -74,24 +83,34 @@ def _uuid_bytes(value: uuid.UUID | str) -> bytes:
     return value.bytes if isinstance(value, uuid.UUID) else uuid.UUID(value).bytes
 
 
-def _pairs(size: int, values: Sequence[int]) -> list[int]:
-    pairs = [size] * (2 * len(values))
-    pairs[1::2] = values
-    return pairs
-
-
 def _dumper(kind: type[PackedArray]) -> type[Dumper]:
     class PackedArrayDumper(Dumper):
         format = Format.BINARY
-        oid = _ARRAY_OF[kind.element_oid]
+        oid = kind.array_oid
 
         def dump(self, obj: PackedArray) -> bytes:
-            return obj
+            return obj.data
 
     PackedArrayDumper.__name__ = f"{kind.__name__}Dumper"
     return PackedArrayDumper
 
 
-for _kind in (Int8Array, TextArray, ByteaArray, UuidArray):
-    # Registered globally: only these private types use them, so no other parameter is affected.
-    adapters.register_dumper(_kind, _dumper(_kind))
+_DUMPERS = {kind: _dumper(kind) for kind in (Int8Array, TextArray, ByteaArray, UuidArray)}
+
+
+def _register(adapters) -> None:
+    for kind, dumper in _DUMPERS.items():
+        adapters.register_dumper(kind, dumper)
+
+
+def ready(conn: psycopg.Connection) -> None:
+    """Makes sure `conn` can send packed arrays. Connections take a copy of psycopg's global adapters
+    when they first adapt anything, so one that did so before this module was imported (a pool
+    connects in the background) lacks the global registration below."""
+    try:
+        conn.adapters.get_dumper(UuidArray, PyFormat.BINARY)
+    except psycopg.ProgrammingError:
+        _register(conn.adapters)
+
+
+_register(psycopg.adapters)  # every connection that first adapts something after this import

@@ -22,7 +22,7 @@ from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
-from commands.chain.binary_arrays import bytea_array, int8_array, text_array, uuid_array
+from commands.chain.binary_arrays import bytea_array, int8_array, ready, text_array, uuid_array
 from commands.chain.links import ChainWriter, Link
 
 
@@ -116,6 +116,7 @@ class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             if self._append_bytes is None:  # identifiers are quoted through a connection: once is enough
                 self._append_bytes = self._append_call.as_bytes(conn)
+            ready(conn)
             curs.execute(self._append_bytes, columns, prepare=True)
             return [row[0] for row in curs.fetchall()]
 

@@ -13,8 +13,8 @@ from commands.chain.binary_arrays import bytea_array, int8_array, text_array, uu
 INT8_ARRAY, TEXT_ARRAY, BYTEA_ARRAY, UUID_ARRAY = 1016, 1009, 1001, 2951
 
 
-def decoded(oid: int, packed: bytes) -> list:
-    return Transformer().get_loader(oid, Format.BINARY).load(packed)
+def decoded(oid: int, packed) -> list:
+    return Transformer().get_loader(oid, Format.BINARY).load(packed.data)
 
 
 @pytest.mark.parametrize("values", [[0], [1, -1, 2**63 - 1, -(2**63)], list(range(100))])
