@@ -34,24 +34,15 @@ class PackedArray:
         self.data = data
 
 
-class Int8Array(PackedArray):
-    __slots__ = ()
-    element_oid, array_oid = 20, 1016
+def _array_type(name: str, element_oid: int, array_oid: int) -> type[PackedArray]:
+    return type(name, (PackedArray,), {"__slots__": (), "element_oid": element_oid, "array_oid": array_oid})
 
 
-class TextArray(PackedArray):
-    __slots__ = ()
-    element_oid, array_oid = 25, 1009
-
-
-class ByteaArray(PackedArray):
-    __slots__ = ()
-    element_oid, array_oid = 17, 1001
-
-
-class UuidArray(PackedArray):
-    __slots__ = ()
-    element_oid, array_oid = 2950, 2951
+# The element type's and the array type's oids, as in pg_type.
+Int8Array = _array_type("Int8Array", 20, 1016)
+TextArray = _array_type("TextArray", 25, 1009)
+ByteaArray = _array_type("ByteaArray", 17, 1001)
+UuidArray = _array_type("UuidArray", 2950, 2951)
 
 
 def _with_lengths(kind: type[PackedArray], values: Sequence[bytes]) -> PackedArray:
