@@ -20,7 +20,6 @@ from psycopg.adapt import Dumper, PyFormat
 from psycopg.pq import Format
 
 _HEADER = struct.Struct("!iiIii")  # ndim, has nulls, element oid, length, lower bound
-_LENGTH_16 = (16).to_bytes(4, "big")  # every uuid element
 
 
 class PackedArray:
@@ -66,8 +65,7 @@ def bytea_array(values: Sequence[bytes]) -> ByteaArray:
 
 
 def uuid_array(values: Sequence[uuid.UUID | str]) -> UuidArray:
-    header = _HEADER.pack(1, 0, UuidArray.element_oid, len(values), 1)
-    return UuidArray(header + b"".join([_LENGTH_16 + _uuid_bytes(value) for value in values]))
+    return _with_lengths(UuidArray, [_uuid_bytes(value) for value in values])
 
 
 def _uuid_bytes(value: uuid.UUID | str) -> bytes:
