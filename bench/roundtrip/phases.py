@@ -67,9 +67,11 @@ async def idle(platform: Platform, args) -> dict | None:
     return found
 
 
-async def measured(platform: Platform, args, run, floor=None) -> tuple[dict, dict | None]:
+async def measured(platform: Platform, args, run, floor=None, floor_after: bool = False) -> tuple[dict, dict | None]:
     """Runs one phase (`run`: a coroutine function) after measuring the idle CPU before it, and right
-    before it its floor (`floor`: a coroutine function too), so both see the shared machine alike."""
+    before it its floor (`floor`: a coroutine function too), so both see the shared machine alike.
+    `floor_after`: the floor once more right after the phase (`floor_result["after"]`), so that a host
+    whose speed drifts within minutes is read on both sides of the phase it is compared with."""
     idle_before = await idle(platform, args)
     floor_result = None
     if floor is not None:
@@ -80,6 +82,10 @@ async def measured(platform: Platform, args, run, floor=None) -> tuple[dict, dic
     result = await run()
     result["idle_before"] = idle_before
     with_idle(result["cpu"], idle_before)
+    if floor is not None and floor_after:
+        await settle(platform)  # the projector and the read store catch up with the phase first
+        floor_result["after"] = await floor()
+        await settle(platform)
     return result, floor_result
 
 
@@ -156,7 +162,7 @@ async def run(args, state: Path, result: dict, platform: Platform) -> None:
         say(f"saturated closed loop: {clients} clients for {args.saturate_duration:g} s")
         result["saturated"], result["floor"]["saturated"] = await measured(
             platform, args, lambda: load.closed_loop(clients, args.saturate_duration, "saturated"),
-            floor(floor_saturated, window, min(10.0, args.saturate_duration)))
+            floor(floor_saturated, window, min(10.0, args.saturate_duration)), floor_after=True)
         if args.no_floor:
             del result["floor"]
         # Apart from the measured runs: py-spy takes CPU from the same two cores.

@@ -56,7 +56,11 @@ def sat_rate(result: dict):
 
 
 def floor_sat_rate(result: dict):
-    return ((result.get("floor") or {}).get("saturated") or {}).get("throughput")
+    """The raw echo's saturated rate: from step 98 on, the mean of the floor right before and right
+    after the platform's saturated phase (the host's speed drifts within minutes); before, the one."""
+    fsat = (result.get("floor") or {}).get("saturated") or {}
+    before, after = fsat.get("throughput"), (fsat.get("after") or {}).get("throughput")
+    return round((before + after) / 2, 1) if before and after else before
 
 
 def sat_pct_of_floor(result: dict):
@@ -148,10 +152,17 @@ def render_summary(results: list[dict]) -> str:
             f"{fmt_num(lat300.get('p50_ms'))} / {fmt_num(lat300.get('p99_ms'))}" if at300 else "–",
             str(at300.get("errors", "–")),
             f"{fmt_num(sat_rate(r))}{'*' if sat_retimed(r) else ''} ({sat.get('clients')})" if sat else "–",
-            f"{fmt_num(fsat.get('throughput'))} ({fsat.get('window', '–')})" if fsat else "–",
+            _floor_cell(fsat) if fsat else "–",
             fmt_num(sat_pct_of_floor(r)), cpu,
         ]) + " |")
     return "\n".join(rows)
+
+
+def _floor_cell(fsat: dict) -> str:
+    """"2,725.1 (24)", or "2,725.1 / 2,980.4 (24)" before / after the platform's phase (step 98 on)."""
+    after = (fsat.get("after") or {}).get("throughput")
+    rates = fmt_num(fsat.get("throughput")) + (f" / {fmt_num(after)}" if after else "")
+    return f"{rates} ({fsat.get('window', '–')})"
 
 
 def render_targets(result: dict) -> str:

@@ -50,3 +50,18 @@ def test_a_closed_loop_lasts_its_duration_not_the_reporters_grid():
     answered = result["completed"] - result["errors"]
     assert answered > 0
     assert result["throughput"] == pytest.approx(answered / result["duration_s"], rel=0.05)
+
+
+def test_older_results_are_re_timed_and_newer_ones_compared_with_the_floor_on_both_sides():
+    from roundtrip import report
+    old = {"config": {"saturate_duration_s": 15.0},
+           "saturated": {"throughput": 801.0, "duration_s": 16.01, "completed": 12822, "errors": 0},
+           "floor": {"saturated": {"throughput": 2590.9}}}
+    assert report.sat_retimed(old) and report.sat_rate(old) == 854.8
+    assert report.sat_pct_of_floor(old) == 33.0
+    new = {"config": {"saturate_duration_s": 15.0},
+           "saturated": {"throughput": 993.4, "duration_s": 15.02, "completed": 14921, "errors": 0},
+           "floor": {"saturated": {"throughput": 2725.0, "after": {"throughput": 2975.0}}}}
+    assert not report.sat_retimed(new) and report.sat_rate(new) == 993.4
+    assert report.floor_sat_rate(new) == 2850.0
+    assert report.sat_pct_of_floor(new) == 34.9
