@@ -85,7 +85,6 @@ async def measured(platform: Platform, args, run, floor=None, floor_after: bool 
     if floor is not None and floor_after:
         await settle(platform)  # the projector and the read store catch up with the phase first
         floor_result["after"] = await floor()
-        await settle(platform)
     return result, floor_result
 
 

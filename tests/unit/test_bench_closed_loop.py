@@ -1,6 +1,7 @@
 """bench/roundtrip/load.py's saturated closed loop: its rate is the calls answered over the time the
 clients called, not over that time rounded up to the progress reporter's 2 s grid (which made every
-15 s saturated phase 16 s long and its rate 6 % low)."""
+15 s saturated phase 16 s long and its rate 6 % low); and how the report reads a saturated rate
+against the raw echo: older results re-timed, newer ones against the echo on both sides of the phase."""
 
 from __future__ import annotations
 
