@@ -4,7 +4,7 @@
 Phases, per event store:
 
   write     the cost of the chain on the write path: device calls recorded as the API records them
-            (Requested+Sent in one commit, the outcome through the group commit), 16 threads, with and
+            (Requested, born sent, in one commit; the outcome through the group commit), 16 threads, with and
             without the chained recorder (events/s); and one writer committing one event at a time
             (commit latency p50/p99), with and without;
   generate  N events written through the chained recorder in batches of 5,000 (the real insert and
@@ -130,7 +130,7 @@ def write_phase(store: str, root: Path, pg, threads: int, calls: int, sequential
 
 
 def template_events() -> list[StoredEvent]:
-    """A real call's three stored events (Requested, Sent, Succeeded), as the store holds them."""
+    """A gateway-path call's three stored events (Requested, Sent, Succeeded), as the store holds them."""
     app = DeviceControl(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     command = DeviceCommand(device_id=DEVICE["device_id"], owner=DEVICE["owner"], device_name=DEVICE["name"],
                             api="get_gpio", params={"number": 3}, timeout=5.0, expires_at=time.time(), correlate=False)

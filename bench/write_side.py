@@ -1,4 +1,4 @@
-"""Write side of a device call alone: the API's commit of Requested+Sent and the outcome's, on PostgreSQL.
+"""Write side of a device call alone: the API's commit of Requested (born sent) and the outcome's, on PostgreSQL.
 
 One thread does what the short path does per call (DeviceControl.dispatch, then the answer recorded in
 the next shared commit) with no broker, HTTP or read store, so a change to the append path is measured

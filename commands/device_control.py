@@ -58,13 +58,15 @@ class DeviceControl(Application):
         command = self._new_command(device, api, params, timeout, ttl)
         return RequestedCommand(str(command.id), self._group.save(command))
 
-    def _new_command(self, device: dict, api: str, params, timeout, ttl) -> DeviceCommand:
+    def _new_command(self, device: dict, api: str, params, timeout, ttl, sent_by: str | None = None) -> DeviceCommand:
         spec = device_api(api)
         normalised = spec.normalise(params)
         timeout, ttl = self.timing(timeout, ttl)
+        now = self._clock()
         return DeviceCommand(device_id=device["device_id"], owner=device["owner"], device_name=device["name"],
-                             api=spec.name, params=normalised, timeout=timeout,
-                             expires_at=self._clock() + ttl, correlate=bool(device.get("correlation_ids")))
+                             api=spec.name, params=normalised, timeout=timeout, expires_at=now + ttl,
+                             correlate=bool(device.get("correlation_ids")),
+                             sent_at=None if sent_by is None else now, sent_by=sent_by)
 
     def timing(self, timeout, ttl) -> tuple[float, float]:
         """A caller's timeout and time-to-live (None: the defaults) as checked seconds; a bad one is
@@ -80,10 +82,9 @@ class DeviceControl(Application):
 
     def dispatch(self, device: dict, api: str, params: dict | None, timeout: float | None, ttl: float | None,
                  by: str) -> DeviceCommand:
-        """Requests a call and records it sent in the same commit, for a caller that publishes it
+        """Requests a call recorded as sent by `by` in the same event, for a caller that publishes it
         itself right after (the API on the short path). Returns the saved command."""
-        command = self._new_command(device, api, params, timeout, ttl)
-        command.mark_sent(self._clock(), by)
+        command = self._new_command(device, api, params, timeout, ttl, sent_by=by)
         self._group.save(command)
         return command
 

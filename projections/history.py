@@ -128,14 +128,17 @@ class HistoryProjection:
     def _(self, event: DeviceCommand.Requested, position: int, history: BatchWriter) -> None:
         command_id = str(event.originator_id)
         requested = event.timestamp.timestamp()
+        sent_at = getattr(event, "sent_at", None)  # born sent (the API's short path); absent from older events
         self._requested.remember(command_id, _us(requested))
         history.set(command_id, position, {
             "key": history_key(requested, command_id), "event": COMMAND, "direction": TO_DEVICE,
             "command_id": command_id, "device_id": event.device_id, "owner": event.owner,
             "device_name": event.device_name, "api": event.api, "request": event.params,
-            "request_payload": _payload(event.params), "state": QUEUED, "timeout": event.timeout,
+            "request_payload": _payload(event.params), "state": QUEUED if sent_at is None else SENT,
+            "timeout": event.timeout,
             "actor": event.actor, "correlation_id": event.correlation_id, "at": _at(requested),
-            "requested_at": _at(requested), "expires_at": _at(event.expires_at), "sent_at": None,
+            "requested_at": _at(requested), "expires_at": _at(event.expires_at),
+            "sent_at": None if sent_at is None else _at(sent_at),
             "completed_at": None, "answer": None,
             "answer_payload": None, "result": None, "error": None, "latency_ms": None}, creates=True)
 

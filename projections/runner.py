@@ -183,7 +183,7 @@ class Pacer:
     Each batch reads everything committed so far, and the commits made while it is applied form
     the next one ("natural batching": batches grow with the load, and nothing waits while the
     projector keeps up). What that alone costs is a batch per commit when commits trickle in a few
-    ms apart (a call's Requested, Sent and Succeeded): every batch is a log query, a bulk write
+    ms apart (a call's Requested and its outcome): every batch is a log query, a bulk write
     and a checkpoint write whatever it holds. So a batch that held at most `tiny` events and began
     less than `interval` ago holds the next one back until `interval` after it began; a commit
     after a quiet spell, a batch after a larger one, and a source a writer waits for are read at once.

@@ -32,6 +32,9 @@ def audit_line(app: Application, row: tuple) -> dict:
         line["command_id"] = str(event.originator_id)
         if hasattr(event, "api"):
             line["api"] = event.api
+        sent_by = getattr(event, "sent_by", None) or getattr(event, "gateway", None)  # born sent, or Sent
+        if sent_by:
+            line["sent_by"] = sent_by
     return line
 
 

@@ -6,6 +6,11 @@
       |                    '----return_to_queue-> queued   (the broker routed it nowhere: never delivered)
       '--expire--> expired
 
+A caller that publishes the request itself right after recording it (the API's short path) records
+it born sent: `Requested` then carries `sent_at` and `sent_by`, one event instead of Requested and
+Sent (an event less to store, chain, read and project on every such call). Requested events recorded
+before that, or by a gateway's path, have no such fields and start queued, as before.
+
 Every public method checks the transition before it records anything and raises
 IllegalTransition otherwise, so a decision that lost a race (another process answered, timed out
 or expired the call first) is refused by the aggregate itself, never recorded twice. The event
@@ -33,7 +38,7 @@ class DeviceCommand(AuditedAggregate):
 
     @event("Requested")
     def __init__(self, device_id: str, owner: str, device_name: str, api: str, params: dict, timeout: float,
-                 expires_at: float, correlate: bool):
+                 expires_at: float, correlate: bool, sent_at: float | None = None, sent_by: str | None = None):
         self.device_id = device_id
         self.owner = owner
         self.device_name = device_name
@@ -42,9 +47,9 @@ class DeviceCommand(AuditedAggregate):
         self.timeout = timeout
         self.expires_at = expires_at
         self.correlate = correlate
-        self.status = QUEUED
-        self.sent_at: float | None = None
-        self.sent_by: str | None = None
+        self.status = QUEUED if sent_at is None else SENT
+        self.sent_at: float | None = sent_at
+        self.sent_by: str | None = sent_by
         self.result = None
         self.error: str | None = None
 

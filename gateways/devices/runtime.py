@@ -162,8 +162,8 @@ class DeviceGateway:
     def _follow_log(self) -> None:
         """Reads what was recorded since our position: new commands to queue, commands an API process
         sent itself or was handed back, and commands that ended. Events are applied to the commands
-        we hold, so our later decisions start from the stored state. A command requested and sent in
-        one commit (an API's call) reaches the dispatcher already sent: it is never queued here."""
+        we hold, so our later decisions start from the stored state. A command the API recorded born
+        sent (its Requested carries `sent_at`) reaches the dispatcher already sent: never queued here."""
         cache = self._control.repository.cache
         while True:
             page = self._control.recorder.select_notifications(start=self._position + 1, limit=PAGE, topics=FOLLOWED)

@@ -1,6 +1,6 @@
 """Device calls the API process sends itself: the short path.
 
-One commit records the call requested and sent; one publish takes it to the device; the device's
+One event in one commit records the call requested and sent (born sent); one publish takes it to the device; the device's
 answer comes straight back on this process's queue; the caller is answered at once and the outcome
 joins the next shared commit. Everything slower stays with the gateway: a line (device and api)
 with queued work, a request the broker could not route (the device is offline or not subscribed

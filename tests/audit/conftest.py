@@ -1,5 +1,5 @@
 """A small, real store per event-store kind: two devices (one reissued and unregistered, one
-flapping online/offline) and a few calls, recorded through the applications themselves."""
+flapping online/offline) and two calls (one born sent, one sent by a gateway), recorded through the applications themselves."""
 
 from __future__ import annotations
 
@@ -35,12 +35,16 @@ def record_small_store(settings: Settings) -> SmallStore:
         kitchen = fleet.register_device("alice", "kitchen").device_id
         porch = fleet.register_device("alice", "porch").device_id
     fleet.record_presence(kitchen, True, 1000.0, "mqtt")
+    device = {"device_id": kitchen, "owner": "alice", "name": "kitchen"}
     with acting_as("user:alice", correlation_id="c-call"):
-        for number in (1, 2):
-            command = control.dispatch({"device_id": kitchen, "owner": "alice", "name": "kitchen"}, "get_gpio",
-                                       {"number": number}, None, None, by="api:test")
-            command.record_answer(number, {"value": number})
-            control.record(command)
+        # The API's short path (Requested born sent), then the gateway's (Requested, then Sent).
+        command = control.dispatch(device, "get_gpio", {"number": 1}, None, None, by="api:test")
+        command.record_answer(1, {"value": 1})
+        control.record(command)
+        command = control.command(control.request(device, "get_gpio", {"number": 2}).command_id)
+        command.mark_sent(1000.5, "gateway:test")
+        command.record_answer(2, {"value": 2})
+        control.record(command)
     with acting_as("user:alice", correlation_id="c-reissue"):
         fleet.reissue_certificate("alice", "kitchen")
     fleet.record_presence(kitchen, False, 1001.0)

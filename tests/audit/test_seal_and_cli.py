@@ -49,13 +49,13 @@ def test_verify_exits_non_zero_naming_the_changed_event(small_store):
     assert "DeviceFleet: intact" in ok.stdout and "DeviceControl: intact" in ok.stdout
     store = RawStore(settings, "DeviceControl")
     try:
-        originator_id, version, _, state = store.row(4)
-        store.set(4, "state", state.replace(b'"number":2', b'"number":3'))
+        originator_id, version, _, state = store.row(3)
+        store.set(3, "state", state.replace(b'"number":2', b'"number":3'))
     finally:
         store.close()
     bad = iotcloud(settings, "verify")
     assert bad.returncode == 1
-    assert "DeviceControl: BROKEN: altered DeviceCommand.Requested event at notification 4" in bad.stdout
+    assert "DeviceControl: BROKEN: altered DeviceCommand.Requested event at notification 3" in bad.stdout
     assert "DeviceFleet: intact" in bad.stdout
 
 
@@ -92,7 +92,7 @@ def test_a_forged_checkpoint_is_refused(small_store):
 def test_state_and_events_from_the_command_line(small_store):
     settings = small_store.settings
     events = iotcloud(settings, "events", small_store.kitchen)
-    assert events.returncode == 0 and len(events.stdout.splitlines()) == 11
+    assert events.returncode == 0 and len(events.stdout.splitlines()) == 10
     unknown = iotcloud(settings, "events", "0" * 40)
     assert unknown.returncode == 1 and unknown.stdout == "" and "no events" in unknown.stderr
     state = iotcloud(settings, "state", small_store.kitchen, "--revision", "4")

@@ -85,15 +85,17 @@ def test_a_devices_timeline_holds_its_events_and_its_calls_events_in_order(small
     lines = device_events(small_store.fleet, small_store.control, small_store.kitchen)
     kinds = [line["event"] for line in lines]
     assert kinds == ["Device.Registered", "Device.Connected",
-                     "DeviceCommand.Requested", "DeviceCommand.Sent", "DeviceCommand.Succeeded",
+                     "DeviceCommand.Requested", "DeviceCommand.Succeeded",
                      "DeviceCommand.Requested", "DeviceCommand.Sent", "DeviceCommand.Succeeded",
                      "Device.CertificateReissued", "Device.Disconnected", "Device.Unregistered"]
     assert [line["timestamp"] for line in lines] == sorted(line["timestamp"] for line in lines)
-    registered, requested, reissued = lines[0], lines[2], lines[8]
+    registered, requested, reissued = lines[0], lines[2], lines[7]
     assert (registered["log"], registered["revision"], registered["actor"], registered["correlation_id"]) == (
         "DeviceFleet", 1, "user:alice", "c-register")
     assert requested["log"] == "DeviceControl" and requested["api"] == "get_gpio"
     assert requested["correlation_id"] == requested["causation_id"] == "c-call"
+    # Who sent each call: the API in its Requested (born sent), the gateway in its own Sent.
+    assert requested["sent_by"] == "api:test" and "sent_by" not in lines[4] and lines[5]["sent_by"] == "gateway:test"
     assert reissued["correlation_id"] == "c-reissue" and reissued["revision"] == 3
     positions = [line["position"] for line in lines if line["log"] == "DeviceFleet"]
     assert positions == sorted(positions)

@@ -3,6 +3,9 @@ before anything is recorded (no broker, no read store: the in-memory event store
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
 from commands.context import acting_as
@@ -66,15 +69,37 @@ def test_a_replayed_command_has_the_same_state_as_the_live_one():
         control.record(command)
     control.forget(command.id)
     replayed = control.command(command.id)
-    assert (replayed.status, replayed.result, replayed.sent_by, replayed.version) == (SUCCEEDED, 1, "api:test", 3)
+    assert (replayed.status, replayed.result, replayed.sent_by, replayed.version) == (SUCCEEDED, 1, "api:test", 2)
 
 
-def test_dispatch_records_requested_and_sent_in_one_commit():
+def test_dispatch_records_the_call_born_sent_in_one_event():
+    control = DeviceControl(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: 100.0)
+    with acting_as("user:alice"):
+        command = control.dispatch(DEVICE, "get_status", None, 2.0, None, "api:one")
+    topics = [n.topic.rsplit(".", 1)[-1] for n in control.recorder.select_notifications(start=1, limit=10)]
+    assert topics == ["Requested"] and command.status == SENT and command.answer_deadline == 102.0
+    control.forget(command.id)
+    replayed = control.command(command.id)
+    assert (replayed.status, replayed.sent_at, replayed.sent_by, replayed.version) == (SENT, 100.0, "api:one", 1)
+    with pytest.raises(IllegalTransition):
+        replayed.mark_sent(101.0, "gateway")  # never sent twice
+
+
+def test_requested_events_recorded_before_born_sent_existed_still_replay_queued():
+    """Stores hold Requested events without `sent_at` and `sent_by`: they replay as queued calls."""
     control = DeviceControl(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     with acting_as("user:alice"):
-        command = control.dispatch(DEVICE, "get_status", None, None, None, "api:one")
-    topics = [n.topic.rsplit(".", 1)[-1] for n in control.recorder.select_notifications(start=1, limit=10)]
-    assert topics == ["Requested", "Sent"] and command.status == SENT and command.answer_deadline is not None
+        command_id = control.request(DEVICE, "get_status", None).command_id
+    recorder = control.recorder
+    stored = recorder._stored_events[0]
+    state = json.loads(stored.state)
+    assert state.pop("sent_at") is None and state.pop("sent_by") is None
+    recorder._stored_events[0] = dataclasses.replace(stored, state=json.dumps(state).encode())
+    control.forget(command_id)
+    older = control.command(command_id)
+    assert (older.status, older.sent_at, older.sent_by) == (QUEUED, None, None)
+    older.mark_sent(5.0, "gateway")
+    assert older.answer_deadline == 5.0 + older.timeout
 
 
 def test_decide_skips_what_the_command_refuses_and_records_the_rest():

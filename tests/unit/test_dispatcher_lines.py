@@ -29,7 +29,7 @@ class Harness:
         return command
 
     def log_shows(self, command):
-        """What the gateway's log reader hands over for a command requested and sent in one commit."""
+        """What the gateway's log reader hands over for a command the API recorded born sent."""
         self.control.forget(command.id)
         with acting_as("service:gateway"):
             self.dispatcher.requested([self.control.command(command.id)])

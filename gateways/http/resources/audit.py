@@ -116,7 +116,7 @@ SCHEMAS = {
     "AuditEvent": obj(["log", "position", "event", "aggregate_id", "revision", "timestamp"],
                       log=S, position={"type": "integer"}, event=S, aggregate_id=S, revision={"type": "integer"},
                       timestamp=TIME, actor=NULLABLE_S, correlation_id=NULLABLE_S, causation_id=NULLABLE_S,
-                      command_id=S, api=S),
+                      command_id=S, api=S, sent_by=S),
     "AuditEvents": obj(["device_id", "events"], device_id=S, events={"type": "array", "items": ref("AuditEvent")}),
     "AuditState": obj(["device_id", "owner", "name", "revision", "registered"], device_id=S, owner=S, name=S,
                       revision={"type": "integer"}, as_of=TIME, registered_at=TIME, registered={"type": "boolean"},
