@@ -7,7 +7,8 @@ import ssl
 from commands.pki import CertificateAuthority
 from gateways.broker.admin import BrokerAdmin
 from gateways.broker.auth_backend import AuthBackendIdentity
-from gateways.broker.node import BrokerPorts, PrivateBrokerNode, load_or_create_admin_credentials
+from commands.secret_files import read_secret
+from gateways.broker.node import LOOPBACK_PASSWORD_FILE, BrokerPorts, PrivateBrokerNode, load_or_create_admin_credentials
 from gateways.broker.revocation import BrokerRevocation, CertificateRevocations, crl_directory
 from gateways.broker.topology import SERVICE_PERMISSIONS
 from gateways.devices.broker_link import BrokerAddress
@@ -17,7 +18,7 @@ from iotcloud.config import Settings
 def embedded_node(settings: Settings) -> PrivateBrokerNode:
     ports = BrokerPorts(mqtts=settings.mqtt_port, amqps=settings.amqp_port,
                         management=settings.broker_management_port, dist=settings.broker_dist_port,
-                        epmd=settings.broker_epmd_port)
+                        epmd=settings.broker_epmd_port, amqp_loopback=settings.broker_loopback)
     backend = AuthBackendIdentity.load_or_create(settings.broker_dir)
     return PrivateBrokerNode(settings.broker_dir, CertificateAuthority.load_or_create(settings.pki_dir),
                              auth_backend_url=f"https://localhost:{settings.broker_auth_port}/{backend.secret}",
@@ -49,18 +50,25 @@ def certificate_revocation(settings: Settings, ca) -> BrokerRevocation | None:
 def issue_service_credentials(settings: Settings, node: PrivateBrokerNode) -> None:
     for name in SERVICE_PERMISSIONS:
         node.service_credentials(name)
+    passwords = {name: node.service_password(name) for name in SERVICE_PERMISSIONS} if node.ports.amqp_loopback else None
     admin = BrokerAdmin.for_node(node)
     try:
-        admin.provision_services(SERVICE_PERMISSIONS)
+        admin.provision_services(SERVICE_PERMISSIONS, passwords)
     finally:
         admin.close()
 
 
 def service_address(settings: Settings, name: str) -> BrokerAddress | None:
-    """AMQPS + EXTERNAL with the service's own certificate, or None when no broker is configured."""
+    """Plain AMQP on the embedded node's loopback listener with the service's password, else AMQPS +
+    EXTERNAL with its own certificate; None when no broker is configured."""
     if settings.broker == "none":
         return None
     folder = settings.service_credentials_dir / name
+    password_file = folder / LOOPBACK_PASSWORD_FILE
+    if settings.broker_loopback and password_file.exists():
+        return BrokerAddress("127.0.0.1", settings.broker_loopback, None, name=name,
+                             queue_type=settings.broker_queue_type,
+                             login=(name, read_secret(password_file).decode().strip()))
     ca_file = settings.broker_dir / "certs" / "ca.pem" if settings.broker == "embedded" else folder / "ca.pem"
     if not (folder / "cert.pem").exists() or not ca_file.exists():
         return None

@@ -57,6 +57,7 @@ DEFAULT_BROKER_AUTH_PORT = 8011
 DEFAULT_BROKER_MANAGEMENT_PORT = 15673
 DEFAULT_BROKER_DIST_PORT = 25673
 DEFAULT_BROKER_EPMD_PORT = 4370
+DEFAULT_BROKER_LOOPBACK_PORT = 5681      # plain AMQP on 127.0.0.1, the platform's own services only; 0: off
 DEFAULT_COMMAND_TIMEOUT = 5.0
 DEFAULT_API_HTTPS_PORT = 8443
 DEFAULT_HSTS_SECONDS = 31536000           # a year, as browsers' preload lists ask
@@ -117,6 +118,7 @@ class Settings:
     broker_management_port: int = DEFAULT_BROKER_MANAGEMENT_PORT
     broker_dist_port: int = DEFAULT_BROKER_DIST_PORT
     broker_epmd_port: int = DEFAULT_BROKER_EPMD_PORT
+    broker_loopback_port: int = DEFAULT_BROKER_LOOPBACK_PORT
     broker_service_dir: str = ""
     # A RabbitMQ cluster (docs/scaling.md): the other nodes' AMQPS and management addresses,
     # "host:port,host:port", which services fail over to in order, and the type of the durable
@@ -205,6 +207,15 @@ class Settings:
     def broker_alternates(self) -> tuple[tuple[str, int], ...]:
         """IOTCLOUD_BROKER_AMQP_NODES as (host, port) pairs."""
         return host_ports(self.broker_amqp_nodes, "IOTCLOUD_BROKER_AMQP_NODES")
+
+    @property
+    def broker_loopback(self) -> int | None:
+        """The port the platform's services reach the embedded node on over plain AMQP on 127.0.0.1, or
+        None (they use AMQPS with their certificates, as everyone else does): only for a node of our own
+        on this machine, and not in a cluster, whose other nodes they fail over to over the network."""
+        if self.broker != "embedded" or not self.broker_loopback_port or self.broker_amqp_nodes:
+            return None
+        return self.broker_loopback_port
 
     @property
     def broker_management_alternates(self) -> tuple[tuple[str, int], ...]:

@@ -187,6 +187,8 @@ class Supervisor:
                  "  outbox          iotcloud outbox   (confirmation codes and notifications)",
                  *( [f"  broker          mqtts://{s.broker_host}:{s.mqtt_port}  amqps://{s.broker_host}:{s.amqp_port}"
                      f"  (private RabbitMQ, client certificates or device passwords)"] if s.broker == "embedded" else []),
+                 *( [f"                  amqp://127.0.0.1:{s.broker_loopback}  (the platform's own services only)"]
+                    if s.broker_loopback else []),
                  f"  state           {s.state_dir}", "",
                  "  processes: " + ", ".join(f"{c.name} [pid {c.process.pid}]" for c in self.children),
                  "", "Press Ctrl-C to stop.", ""]

@@ -34,11 +34,12 @@ def stop_process(process: subprocess.Popen, grace: float = 30) -> None:
 
 
 OPS_PORTS = ("API_HTTPS", "PROJECTOR_METRICS", "GATEWAY_METRICS", "BROKER_AUTH_METRICS", "SIGNER_METRICS",
-             "NOTIFIER_METRICS")
+             "NOTIFIER_METRICS", "BROKER_LOOPBACK")
 
 
 def ops_port_env() -> dict[str, str]:
-    """Private ports for a test platform's HTTPS and metrics listeners (defaults 8443, 9101-9105)."""
+    """Private ports for a test platform's HTTPS, metrics and services' broker listeners (defaults 8443,
+    9101-9105, 5681)."""
     return {f"IOTCLOUD_{name}_PORT": str(free_port()) for name in OPS_PORTS}
 
 

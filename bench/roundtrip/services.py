@@ -118,7 +118,7 @@ class PgSampler:
 
 class Platform:
     def __init__(self, state: Path, store_env: dict, workers: int, threads: int, log_level: str):
-        ports = free_ports(14)
+        ports = free_ports(15)
         self.state = state
         self.api_port = ports[0]
         self.env = {**os.environ, **store_env,
@@ -132,7 +132,7 @@ class Platform:
                     "IOTCLOUD_ACCESS_TOKEN_TTL": "7200",
                     **dict(zip(("IOTCLOUD_API_HTTPS_PORT", "IOTCLOUD_PROJECTOR_METRICS_PORT", "IOTCLOUD_GATEWAY_METRICS_PORT",
                                 "IOTCLOUD_BROKER_AUTH_METRICS_PORT", "IOTCLOUD_SIGNER_METRICS_PORT",
-                                "IOTCLOUD_NOTIFIER_METRICS_PORT"), map(str, ports[8:])))}
+                                "IOTCLOUD_NOTIFIER_METRICS_PORT", "IOTCLOUD_BROKER_LOOPBACK_PORT"), map(str, ports[8:])))}
         if store_env.get("PERSISTENCE_MODULE") == "eventsourcing.sqlite":
             self.env = {k: v for k, v in self.env.items() if not k.startswith("POSTGRES_")}
         self.ports = dict(zip(["api", "mongo", "mqtt", "amqp", "auth", "management", "dist", "epmd"], ports))

@@ -19,6 +19,7 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
 from .node import AdminCredentials, PrivateBrokerNode
@@ -84,11 +85,17 @@ class BrokerAdmin:
         if status not in (200, 204, 404):
             raise BrokerAdminError(f"DELETE {path}: {status} {body[:200]!r}")
 
-    def provision_services(self, services: dict[str, ServicePermissions]) -> None:
-        """Creates (or updates) the platform services as password-less internal users (they log in
-        with their certificates) with exactly the permissions each needs (topology.SERVICE_PERMISSIONS)."""
+    def provision_services(self, services: dict[str, ServicePermissions],
+                           passwords: Mapping[str, str] | None = None) -> None:
+        """Creates (or updates) the platform services as internal users with exactly the permissions each
+        needs (topology.SERVICE_PERMISSIONS). They log in with their certificates over TLS; a service
+        given a password here may also log in with it (on the node's loopback listener). Without one
+        the user has no password at all, and a password it had is removed."""
+        passwords = passwords or {}
         for name, permissions in services.items():
-            self.put(f"/api/users/{name}", {"password_hash": "", "tags": ""})
+            # The broker salts and hashes the password itself; it is never stored or logged in clear.
+            login = {"password": passwords[name]} if name in passwords else {"password_hash": ""}
+            self.put(f"/api/users/{name}", {**login, "tags": ""})
             self.put(f"/api/permissions/%2F/{name}", {"configure": permissions.configure,
                                                       "write": permissions.write, "read": permissions.read})
             for exchange, (write, read) in permissions.topics.items():

@@ -33,28 +33,37 @@ RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 PLUGINS = ("rabbitmq_mqtt", "rabbitmq_auth_mechanism_ssl", "rabbitmq_auth_backend_http", "rabbitmq_auth_backend_cache",
            "rabbitmq_event_exchange", "rabbitmq_management")
 SERVICE_CERT_VALIDITY_DAYS = 825
+LOOPBACK_PASSWORD_FILE = "loopback-password"  # beside a service's key.pem, as private as it
 SERVER_CERT_RENEW_BEFORE = dt.timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)
 class BrokerPorts:
-    """Loopback ports of one node. `epmd` is a private epmd, so the system one (4369) is never used."""
+    """Loopback ports of one node. `epmd` is a private epmd, so the system one (4369) is never used.
+    `amqp_loopback`: plain AMQP on 127.0.0.1 for the platform's own services on this machine (password
+    login; None: no such listener, every client speaks TLS)."""
 
     mqtts: int = 8883
     amqps: int = 5671
     management: int = 15673
     dist: int = 25673
     epmd: int = 4370
+    amqp_loopback: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceCredentials:
-    """Files a backend service presents over AMQPS (EXTERNAL login, identity = certificate CN)."""
+    """Files a backend service presents: over AMQPS its certificate (EXTERNAL login, identity =
+    certificate CN); over the loopback listener its password (`loopback_password_file`)."""
 
     name: str
     ca_file: Path
     cert_file: Path
     key_file: Path
+
+    @property
+    def loopback_password_file(self) -> Path:
+        return self.cert_file.parent / LOOPBACK_PASSWORD_FILE
 
     def ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.ca_file))
@@ -146,7 +155,13 @@ class PrivateBrokerNode:
             issued = self.authority.issue_client_certificate(name, validity_days=SERVICE_CERT_VALIDITY_DAYS)
             write_secret(key_file, issued.private_key_pem.encode(), replace=True)
             cert_file.write_text(issued.certificate_pem)
-        return ServiceCredentials(name, self.ca_file, cert_file, key_file)
+        credentials = ServiceCredentials(name, self.ca_file, cert_file, key_file)
+        read_or_create_token(credentials.loopback_password_file)
+        return credentials
+
+    def service_password(self, name: str) -> str:
+        """The password service `name` logs in with on the loopback listener (created with its certificate)."""
+        return read_or_create_token(self.service_credentials(name).loopback_password_file)
 
     def _env(self) -> dict[str, str]:
         s = self.state_dir
@@ -255,8 +270,9 @@ class PrivateBrokerNode:
                            timeout=self.start_timeout + 10)
         if waited.returncode != 0:
             raise BrokerStartError(f"node did not start: {waited.stdout}{waited.stderr}\n{self.log_tail()}")
-        for port in (self.ports.amqps, self.ports.mqtts, self.ports.management):
-            while not _port_open(self.host if port != self.ports.management else "127.0.0.1", port):
+        loopback = (self.ports.management, self.ports.amqp_loopback)
+        for port in (self.ports.amqps, self.ports.mqtts, *(p for p in loopback if p)):
+            while not _port_open("127.0.0.1" if port in loopback else self.host, port):
                 if time.monotonic() > deadline:
                     raise BrokerStartError(f"port {port} did not open\n{self.log_tail()}")
                 time.sleep(0.05)
@@ -273,8 +289,9 @@ class PrivateBrokerNode:
             if done.returncode != 0 and not already:
                 raise BrokerStartError(f"rabbitmqctl {' '.join(args)}: {done.stdout}{done.stderr}\n{self.log_tail()}")
         deadline = time.monotonic() + self.start_timeout
-        for port in (self.ports.amqps, self.ports.mqtts, self.ports.management):
-            while not _port_open(self.host if port != self.ports.management else "127.0.0.1", port):
+        loopback = (self.ports.management, self.ports.amqp_loopback)
+        for port in (self.ports.amqps, self.ports.mqtts, *(p for p in loopback if p)):
+            while not _port_open("127.0.0.1" if port in loopback else self.host, port):
                 if time.monotonic() > deadline:
                     raise BrokerStartError(f"port {port} did not open after joining\n{self.log_tail()}")
                 time.sleep(0.05)

@@ -10,7 +10,7 @@ import json
 import logging
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pika
 
@@ -40,10 +40,16 @@ class BrokerAddress:
     # a service whose node dies reconnects to the next one (pika takes a list of parameters).
     alternates: tuple[tuple[str, int], ...] = ()
     queue_type: str = CLASSIC  # of the platform's durable queues: quorum on a cluster (topology.py)
+    # (username, password) for a PLAIN login without TLS: a service on the embedded node's loopback
+    # listener. Never shown: it is as secret as a certificate's key.
+    login: tuple[str, str] | None = field(default=None, repr=False)
 
     def parameters(self, host: str | None = None, port: int | None = None) -> pika.ConnectionParameters:
         ssl_options = pika.SSLOptions(self.ssl_context, self.server_hostname) if self.ssl_context else None
-        credentials = pika.credentials.ExternalCredentials() if self.ssl_context else pika.PlainCredentials("guest", "guest")
+        if self.ssl_context:
+            credentials = pika.credentials.ExternalCredentials()
+        else:
+            credentials = pika.PlainCredentials(*(self.login or ("guest", "guest")))
         return pika.ConnectionParameters(host=host or self.host, port=port or self.port, ssl_options=ssl_options,
                                          credentials=credentials, heartbeat=20, blocked_connection_timeout=30,
                                          connection_attempts=1, socket_timeout=5,

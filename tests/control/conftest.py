@@ -54,7 +54,8 @@ class RunningPlatform:
         self.settings = Settings(**{**Settings().__dict__, "state_dir": self.state, "mqtt_port": ports["mqtt"],
                                     "amqp_port": ports["amqp"], "broker_auth_port": ports["auth"],
                                     "broker_management_port": ports["mgmt"], "broker_dist_port": ports["dist"],
-                                    "broker_epmd_port": ports["epmd"]})
+                                    "broker_epmd_port": ports["epmd"],
+                                    "broker_loopback_port": int(self.env["IOTCLOUD_BROKER_LOOPBACK_PORT"])})
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -255,10 +255,17 @@ def test_a_malformed_request_is_refused_and_the_device_carries_on(platform, user
     # Only the API passes device answers on to the gateway.
     ("iotcloud-gateway", "iotcloud.answers", "server.0123456789abcdef0123456789abcdef01234567.get_status"),
 ])
-def test_services_have_only_the_rights_their_job_needs(platform, service, exchange, routing_key):
+@pytest.mark.parametrize("link", ["loopback", "tls"])
+def test_services_have_only_the_rights_their_job_needs(platform, service, exchange, routing_key, link):
+    """On the node's loopback listener (password) as over AMQPS (certificate): the same rights."""
+    import dataclasses
+
     import pika
     from iotcloud.broker import service_address
-    connection = pika.BlockingConnection(service_address(platform.settings, service).parameters())
+    settings = platform.settings if link == "loopback" else dataclasses.replace(platform.settings, broker_loopback_port=0)
+    address = service_address(settings, service)
+    assert (address.ssl_context is None) == (link == "loopback")
+    connection = pika.BlockingConnection(address.parameters())
     channel = connection.channel()
     channel.confirm_delivery()
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
