@@ -1,4 +1,5 @@
-"""A private RabbitMQ 3.10 node owned by the platform: TLS-only MQTTS/AMQPS, X.509 identities, HTTP authz.
+"""A private RabbitMQ 3.10 node owned by the platform: TLS-only MQTTS/AMQPS, X.509 identities, HTTP authz;
+optionally plain AMQP on 127.0.0.1 for the platform's own services (BrokerPorts.amqp_loopback).
 
 Everything the node writes (config, certificates, mnesia, logs, Erlang cookie) lives under one state
 directory, and every socket it opens (epmd included) is bound to 127.0.0.1 on ports chosen by the caller,
