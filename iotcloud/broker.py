@@ -5,9 +5,9 @@ from __future__ import annotations
 import ssl
 
 from commands.pki import CertificateAuthority
+from commands.secret_files import read_secret
 from gateways.broker.admin import BrokerAdmin
 from gateways.broker.auth_backend import AuthBackendIdentity
-from commands.secret_files import read_secret
 from gateways.broker.node import LOOPBACK_PASSWORD_FILE, BrokerPorts, PrivateBrokerNode, load_or_create_admin_credentials
 from gateways.broker.revocation import BrokerRevocation, CertificateRevocations, crl_directory
 from gateways.broker.topology import SERVICE_PERMISSIONS
