@@ -48,12 +48,10 @@ def certificate_revocation(settings: Settings, ca) -> BrokerRevocation | None:
 
 
 def issue_service_credentials(settings: Settings, node: PrivateBrokerNode) -> None:
-    for name in SERVICE_PERMISSIONS:
-        node.service_credentials(name)
-    passwords = {name: node.service_password(name) for name in SERVICE_PERMISSIONS} if node.ports.amqp_loopback else None
+    passwords = {name: node.service_password(name) for name in SERVICE_PERMISSIONS}  # issues each certificate too
     admin = BrokerAdmin.for_node(node)
     try:
-        admin.provision_services(SERVICE_PERMISSIONS, passwords)
+        admin.provision_services(SERVICE_PERMISSIONS, passwords if node.ports.amqp_loopback else None)
     finally:
         admin.close()
 

@@ -271,12 +271,7 @@ class PrivateBrokerNode:
                            timeout=self.start_timeout + 10)
         if waited.returncode != 0:
             raise BrokerStartError(f"node did not start: {waited.stdout}{waited.stderr}\n{self.log_tail()}")
-        loopback = (self.ports.management, self.ports.amqp_loopback)
-        for port in (self.ports.amqps, self.ports.mqtts, *(p for p in loopback if p)):
-            while not _port_open("127.0.0.1" if port in loopback else self.host, port):
-                if time.monotonic() > deadline:
-                    raise BrokerStartError(f"port {port} did not open\n{self.log_tail()}")
-                time.sleep(0.05)
+        self._wait_for_listeners(deadline)
 
     def join_cluster(self, seed_node: str) -> None:
         """Makes this running node a member of `seed_node`'s cluster (both must share the Erlang cookie
@@ -289,19 +284,21 @@ class PrivateBrokerNode:
             already = args[0] == "join_cluster" and "already_member" in done.stdout + done.stderr
             if done.returncode != 0 and not already:
                 raise BrokerStartError(f"rabbitmqctl {' '.join(args)}: {done.stdout}{done.stderr}\n{self.log_tail()}")
-        deadline = time.monotonic() + self.start_timeout
-        loopback = (self.ports.management, self.ports.amqp_loopback)
-        for port in (self.ports.amqps, self.ports.mqtts, *(p for p in loopback if p)):
-            while not _port_open("127.0.0.1" if port in loopback else self.host, port):
-                if time.monotonic() > deadline:
-                    raise BrokerStartError(f"port {port} did not open after joining\n{self.log_tail()}")
-                time.sleep(0.05)
+        self._wait_for_listeners(time.monotonic() + self.start_timeout, " after joining")
         if self.queue_type != CLASSIC:
             grown = subprocess.run([str(RABBITMQ_BIN / "rabbitmq-queues"), "-n", self.node_name, "grow",
                                     self.node_name, "all"], env=self._env(), cwd=self.state_dir,
                                    capture_output=True, text=True, timeout=120)
             if grown.returncode != 0:
                 raise BrokerStartError(f"rabbitmq-queues grow: {grown.stdout}{grown.stderr}")
+
+    def _wait_for_listeners(self, deadline: float, when: str = "") -> None:
+        loopback = (self.ports.management, self.ports.amqp_loopback)
+        for port in (self.ports.amqps, self.ports.mqtts, *(p for p in loopback if p)):
+            while not _port_open("127.0.0.1" if port in loopback else self.host, port):
+                if time.monotonic() > deadline:
+                    raise BrokerStartError(f"port {port} did not open{when}\n{self.log_tail()}")
+                time.sleep(0.05)
 
     def cluster_nodes(self) -> list[str]:
         """The running nodes of this node's cluster, as RabbitMQ sees them."""
