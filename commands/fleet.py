@@ -37,9 +37,9 @@ class CertificateRevocation(Protocol):
     """Makes the broker refuse what the fleet's log revoked: a reissue revokes the previous certificate, an
     unregistration the current one."""
 
-    def enforce(self, fleet: "DeviceFleet", device_id: str, *, all_connections: bool) -> None:
-        """Returns only once the broker refuses every revoked certificate and `device_id`'s connections opened
-        before now are closed (`all_connections`: also any it opens meanwhile, the device being gone)."""
+    def enforce(self, fleet: "DeviceFleet", device_id: str) -> None:
+        """Returns only once the broker refuses every revoked credential and every connection `device_id` held
+        when it was called is closed."""
 
 
 class DeviceFleet(Application):
@@ -95,7 +95,7 @@ class DeviceFleet(Application):
         position = self._save_or_conflict(device)
         # The auth backend reads the log on every login, so the old password is refused from the save on;
         # connections it opened before are closed here, as a revocation closes a certificate's.
-        self._enforce_revocation(device.device_id, all_connections=False)
+        self._enforce_revocation(device.device_id)
         return device.device_id, password, position
 
     def unregister_device(self, owner: str, name: str) -> int:
@@ -103,7 +103,7 @@ class DeviceFleet(Application):
         device.unregister()
         claim.release()
         position = self._save_or_conflict(device, claim)
-        self._enforce_revocation(device.device_id, all_connections=True)
+        self._enforce_revocation(device.device_id)
         return position
 
     def reissue_certificate(self, owner: str, name: str, csr_pem: str | None = None) -> DeviceCredentials:
@@ -111,7 +111,7 @@ class DeviceFleet(Application):
         issued = self._issue(device.device_id, csr_pem)
         device.reissue_certificate(certificate_record(issued))
         position = self._save_or_conflict(device)
-        self._enforce_revocation(device.device_id, all_connections=False)
+        self._enforce_revocation(device.device_id)
         return DeviceCredentials(device.device_id, device.name, self._ca.certificate_pem, issued, position)
 
     def record_presence(self, device_id: str, online: bool, at: float, protocol: str = "") -> int | None:
@@ -139,11 +139,11 @@ class DeviceFleet(Application):
                 observer(topics)
         return recordings
 
-    def _enforce_revocation(self, device_id: str, all_connections: bool) -> None:
+    def _enforce_revocation(self, device_id: str) -> None:
         # After the save: the log is what revocation is derived from, so a crash in between is repaired by
         # the next enforcement (any revocation, or the API's start-up).
         if self.revocation is not None:
-            self.revocation.enforce(self, device_id, all_connections=all_connections)
+            self.revocation.enforce(self, device_id)
 
     @property
     def ca_certificate_pem(self) -> str:

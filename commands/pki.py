@@ -71,14 +71,17 @@ class CertificateAuthority:
 
     def issue_client_certificate(self, common_name: str, *, validity_days: int, key_type: str = "ec",
                                  csr_pem: str | None = None) -> IssuedCertificate:
-        """Issues a clientAuth certificate with CN = `common_name`, for a new key or the CSR's key."""
+        """Issues a clientAuth certificate with CN = `common_name`, for a new key or the CSR's key. Its
+        subject also names its own serial (serialNumber, in hex): the broker's connection events show a
+        connection's subject but not its serial, and after a reissue the gateway must tell the
+        connections of the new certificate from those of the old (gateways/devices/revocation_sweeps.py)."""
         if csr_pem:
             public_key, key_pem = load_csr_public_key(csr_pem), ""
         else:
             key = _generate_key(key_type)
             public_key, key_pem = key.public_key(), _key_pem(key).decode()
         return self._sign(common_name, public_key, key_pem, validity_days,
-                          [ExtendedKeyUsageOID.CLIENT_AUTH], san=None)
+                          [ExtendedKeyUsageOID.CLIENT_AUTH], san=None, serial_in_subject=True)
 
     def sign_statement(self, data: bytes) -> bytes:
         """An ECDSA/SHA-256 signature by the CA key (audit checkpoints sign the event chain's head)."""
@@ -106,15 +109,19 @@ class CertificateAuthority:
         return self._sign(common_name, key.public_key(), _key_pem(key).decode(), validity_days,
                           [ExtendedKeyUsageOID.SERVER_AUTH], san=san)
 
-    def _sign(self, common_name, public_key, key_pem, validity_days, usages, san) -> IssuedCertificate:
+    def _sign(self, common_name, public_key, key_pem, validity_days, usages, san,
+              serial_in_subject: bool = False) -> IssuedCertificate:
         now = self._clock()
+        serial = secrets.randbits(159) | 1  # 159 random bits: unpredictable serials, as CA/B Forum guidance asks
+        subject = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+        if serial_in_subject:
+            subject.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, format(serial, "x")))
         builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .subject_name(x509.Name(subject))
             .issuer_name(self._certificate.subject)
             .public_key(public_key)
-            # 159 random bits: unpredictable serials, as CA/B Forum guidance asks.
-            .serial_number(secrets.randbits(159) | 1)
+            .serial_number(serial)
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=validity_days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

@@ -23,7 +23,7 @@ def embedded_node(settings: Settings) -> PrivateBrokerNode:
     return PrivateBrokerNode(settings.broker_dir, CertificateAuthority.load_or_create(settings.pki_dir),
                              auth_backend_url=f"https://localhost:{settings.broker_auth_port}/{backend.secret}",
                              auth_backend_cafile=backend.ca_file, ports=ports, host=settings.broker_host,
-                             queue_type=settings.broker_queue_type)
+                             queue_type=settings.broker_queue_type, statistics=settings.broker_statistics_enabled)
 
 
 def cluster_node(settings: Settings, name: str, state_dir, ports: BrokerPorts) -> PrivateBrokerNode:
@@ -37,7 +37,7 @@ def cluster_node(settings: Settings, name: str, state_dir, ports: BrokerPorts) -
     return PrivateBrokerNode(state_dir, seed.authority, auth_backend_url=seed.auth_backend_url,
                              auth_backend_cafile=seed.auth_backend_cafile, ports=ports, node_name=name,
                              host=settings.broker_host, queue_type=settings.broker_queue_type,
-                             erlang_cookie=seed.read_cookie())
+                             statistics=seed.statistics, erlang_cookie=seed.read_cookie())
 
 
 def certificate_revocation(settings: Settings, ca) -> BrokerRevocation | None:

@@ -38,7 +38,8 @@ def broker_node_files(settings: Settings, hostnames: tuple[str, ...], host: str 
                              auth_backend_url=f"https://localhost:{settings.broker_auth_port}/{backend.secret}",
                              auth_backend_cafile=backend.ca_file, ports=ports, host=host,
                              hostnames=hostnames, definitions_file=settings.broker_dir / "definitions.json",
-                             queue_type=settings.broker_queue_type)
+                             queue_type=settings.broker_queue_type,
+                             statistics=settings.broker_statistics_enabled)
     settings.broker_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_secret(node.definitions_file, json.dumps(service_definitions(), indent=2).encode(), replace=True)
     node.write_files()

@@ -126,6 +126,10 @@ class Settings:
     broker_amqp_nodes: str = ""
     broker_management_nodes: str = ""
     broker_queue_type: str = "classic"
+    # The management plugin's statistics (per-connection, channel and queue metrics, the UI's charts): off,
+    # they cost an idle node with 10,000 devices connected about a sixth of a core (docs/benchmarks.md,
+    # step 105). Nothing of the platform reads them; rabbitmq_prometheus does not need them either.
+    broker_statistics: str = "off"
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     signer_socket: str = ""              # empty: <state_dir>/signer/signer.sock
     direct_calls: str = "auto"           # the API's short path: auto (on with one API worker), on, off
@@ -202,6 +206,12 @@ class Settings:
         if self.api_pin_cpu not in ("on", "off"):
             raise ValueError(f"IOTCLOUD_API_PIN_CPU must be on or off, not {self.api_pin_cpu!r}")
         return self.api_pin_cpu == "on"
+
+    @property
+    def broker_statistics_enabled(self) -> bool:
+        if self.broker_statistics not in ("on", "off"):
+            raise ValueError(f"IOTCLOUD_BROKER_STATISTICS must be on or off, not {self.broker_statistics!r}")
+        return self.broker_statistics == "on"
 
     @property
     def broker_alternates(self) -> tuple[tuple[str, int], ...]:

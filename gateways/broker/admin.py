@@ -6,10 +6,11 @@ about 1.7 s per call and, in 3.10, does not close MQTT connections at all: it re
 active connection".)
 
 Connections are looked up in the broker's connection tracking table (`disable_stats=true`, and
-`/api/connections/username/<user>`), not in the statistics database: tracking lists a connection the moment
-the broker accepts it, while the statistics database lists it only ~5 s later, and asking it for one user
-means fetching every connection of the node (about a megabyte of JSON with 10,000 devices connected).
-Only `connected_at` (needed after a reissue) is known to statistics alone; it is asked per connection.
+`/api/connections/username/<user>`), never in the statistics database, which the platform's node keeps only
+when asked to (`IOTCLOUD_BROKER_STATISTICS`, node_config.py): tracking lists a connection the moment
+the broker accepts it, costs nothing while connections idle, and asking it for one user is one small answer
+instead of every connection of the node. When a connection opened is not known to tracking; the gateway
+learns it from the connection's `connection.created` event (gateways/devices/revocation_sweeps.py).
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import base64
 import http.client
 import json
 import threading
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import quote, urlsplit
 
 from .node import AdminCredentials, PrivateBrokerNode
@@ -109,23 +109,10 @@ class BrokerAdmin:
             raise BrokerAdminError(f"GET {path}: {status} {body[:200]!r}")
         return json.loads(body)
 
-    def connections_of(self, username: str, opened_before: float | None = None) -> list[str]:
-        """Names of the live connections (MQTT and AMQP) authenticated as `username`; with `opened_before`
-        (a Unix time) only those the broker accepted before it."""
-        names = [c["name"] for c in self._get_json(f"/api/connections/username/{quote(username, safe='')}")
-                 if c.get("name")]
-        if opened_before is None:
-            return names
-        older = []
-        for name in names:
-            # Only statistics know when a connection opened; one younger than ~5 s is not there yet
-            # (404) and so cannot be proven old: the caller's resweeps come back for it.
-            status, body = self._request("GET", f"/api/connections/{quote(name, safe='')}")
-            if status == 200 and json.loads(body).get("connected_at", 0) / 1000 < opened_before:
-                older.append(name)
-            elif status not in (200, 404):
-                raise BrokerAdminError(f"GET connection {name!r}: {status} {body[:200]!r}")
-        return older
+    def connections_of(self, username: str) -> list[str]:
+        """Names of the live connections (MQTT and AMQP) authenticated as `username`."""
+        return [c["name"] for c in self._get_json(f"/api/connections/username/{quote(username, safe='')}")
+                if c.get("name")]
 
     def connections_by_user(self) -> dict[str, list[str]]:
         """Every live connection, grouped by user, from connection tracking (complete, no lag)."""
@@ -145,23 +132,12 @@ class BrokerAdmin:
         raise BrokerAdminError(f"DELETE connection {name!r}: {status} {body[:200]!r}")
 
     def close_device_connections(self, device_id: str, reason: str = "device revoked", *,
-                                 resweep_for: float = 0.0, opened_before: float | None = None) -> int:
-        """Closes every live connection of `device_id` (opened before `opened_before`, when given: a reissue
-        spares the connections of the new certificate); returns how many were closed.
-
-        Call it after the broker refuses the device's certificate. The first sweep closes every connection
-        the broker has accepted (milliseconds); with `opened_before`, further sweeps every 100 ms for
-        `resweep_for` seconds catch connections too young for the statistics to date (module docstring).
-        """
-        deadline = time.monotonic() + resweep_for
-        closed = self._sweep(device_id, reason, opened_before)
-        while time.monotonic() < deadline:
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-            closed += self._sweep(device_id, reason, opened_before)
-        return closed
-
-    def _sweep(self, device_id: str, reason: str, opened_before: float | None) -> int:
-        return sum(self.close_connection(name, reason) for name in self.connections_of(device_id, opened_before))
+                                 only: Callable[[str], bool] | None = None) -> int:
+        """Closes every live connection of `device_id` (those whose name `only` accepts, when given: after a
+        reissue the gateway spares the new certificate's); returns how many were closed. Call it after the
+        broker refuses the revoked credential, so that a closed device cannot log in again with it."""
+        return sum(self.close_connection(name, reason) for name in self.connections_of(device_id)
+                   if only is None or only(name))
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)

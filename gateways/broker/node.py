@@ -93,7 +93,7 @@ class PrivateBrokerNode:
                  node_name: str = "iotcloud", host: str = "127.0.0.1",
                  hostnames: tuple[str, ...] = ("localhost",), start_timeout: float = 90.0,
                  definitions_file: str | os.PathLike | None = None, queue_type: str = CLASSIC,
-                 erlang_cookie: str | None = None):
+                 erlang_cookie: str | None = None, statistics: bool = False):
         self.state_dir = Path(state_dir)
         self.authority = authority
         self.auth_backend_url = auth_backend_url.rstrip("/")
@@ -114,6 +114,8 @@ class PrivateBrokerNode:
         # Nodes of one cluster share it (Erlang distribution's shared secret); None: the node's own,
         # created at its first boot.
         self.erlang_cookie = erlang_cookie
+        # The management plugin's statistics database (node_config.py); nothing of the platform reads it.
+        self.statistics = statistics
         self.certs_dir = self.state_dir / "certs"
         self.services_dir = self.state_dir / "services"
         self.log_dir = self.state_dir / "log"

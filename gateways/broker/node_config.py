@@ -71,6 +71,10 @@ def rabbitmq_conf(node) -> str:
         "management.tcp.ip = 127.0.0.1",
         f"management.tcp.port = {p.management}",
         "management.rates_mode = none",
+        # No statistics database: its collectors visit every connection every 5 s, which kept an idle node
+        # with 10,000 devices busy a third of the time (docs/benchmarks.md, steps 104-105). Connections are
+        # listed and closed through connection tracking, which needs none (admin.py).
+        *([] if node.statistics else ["management_agent.disable_metrics_collector = true"]),
         # The internal user database is not an auth backend here, so this user can never log in;
         # it is set only so that no guest/guest account is ever created.
         f"default_user = {UNUSED_DEFAULT_USER}",

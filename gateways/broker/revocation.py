@@ -30,8 +30,6 @@ REVOKING = [get_topic(Device.CertificateReissued), get_topic(Device.Unregistered
 CRL_VALIDITY = dt.timedelta(days=3650)
 CRL_REFRESH_BEFORE = dt.timedelta(days=90)
 PAGE = 1000
-# A connection whose handshake read the CRL just before it was replaced is stamped a little later.
-HANDSHAKE_MARGIN = 0.25
 
 
 def crl_directory(broker_state_dir: str | os.PathLike) -> Path:
@@ -135,13 +133,17 @@ class BrokerRevocation:
     def catch_up(self, fleet) -> int:
         return self._revocations.sync(fleet)
 
-    def enforce(self, fleet, device_id: str, *, all_connections: bool) -> None:
+    def enforce(self, fleet, device_id: str) -> None:
         self._revocations.sync(fleet)
         if self._admin is None:
             return
-        opened_before = None if all_connections else time.time() + HANDSHAKE_MARGIN
+        # Every connection the device holds now goes, with no need to tell old from new: the credential that
+        # replaces the revoked one (a reissue's certificate, a rotation's password) is still in this process,
+        # in the answer not yet sent. (A device with both a certificate and a password loses the other
+        # credential's connection too, and logs in again with it.) A TLS session set up before the CRL was
+        # replaced may still log in later: the gateway's sweeps close it (gateways/devices/revocation_sweeps.py).
         try:
-            closed = self._admin.close_device_connections(device_id, "certificate revoked", opened_before=opened_before)
+            closed = self._admin.close_device_connections(device_id, "certificate revoked")
         except Exception:  # noqa: BLE001 - new logins are refused already; the gateway's sweeps retry
             log.exception("could not close the connections of a revoked device")
             return

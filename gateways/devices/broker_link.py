@@ -163,7 +163,8 @@ class GatewayLink:
             if not name or not user:
                 return
             self._connection_users[name] = user
-            self.presence.append(PresenceChange(user, name, True, _text(headers.get("protocol")), self._clock()))
+            self.presence.append(PresenceChange(user, name, True, _text(headers.get("protocol")), self._clock(),
+                                                certificate_serial(headers.get("peer_cert_subject"))))
         else:
             user = self._connection_users.pop(name, None) or _text(headers.get("user"))
             if user:
@@ -205,6 +206,20 @@ class Reconnecting:
                 self._log.exception("%s loop failed; restarting it", self._what)
             stop.wait(self.backoff)
             self.backoff = min(self.backoff * 2, 5.0)
+
+
+def certificate_serial(subject) -> str | None:
+    """The serial a client certificate's subject names, as the broker writes the subject in its events
+    (`SERIALNUMBER=<hex>,CN=<id>`; commands/pki.py puts it there): "" for a subject without one, None for a
+    connection without a certificate. The broker escapes "," and "+" inside values, which a serial has not."""
+    subject = _text(subject)
+    if not subject:
+        return None
+    for part in subject.replace("+", ",").split(","):
+        key, _, value = part.partition("=")
+        if key.strip().upper() in ("SERIALNUMBER", "2.5.4.5"):
+            return value.strip().lower()
+    return ""
 
 
 def _text(value) -> str:

@@ -24,6 +24,9 @@ class PresenceChange:
     online: bool
     protocol: str
     at: float
+    # Of a connection that logged in with a client certificate: the serial its subject names ("" when
+    # issued before subjects named it); None without a certificate, or when the event did not say.
+    certificate: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

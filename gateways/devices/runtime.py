@@ -18,6 +18,7 @@ from commands.context import acting_as
 from gateways.devices.broker_link import WAKE_COMMANDS, WAKE_DEVICES, BrokerAddress, GatewayLink, Reconnecting
 from gateways.devices.dispatcher import Dispatcher
 from gateways.devices.reconcile_schedule import ReconcileSchedule
+from gateways.devices.revocation_sweeps import RevocationSweeps
 from gateways.devices.messages import CommandOutcome, PresenceChange
 from gateways.devices.tally import MessageTally
 from queries.device_commands import CommandQueries
@@ -34,15 +35,6 @@ UNREGISTERED = get_topic(Device.Unregistered)
 REISSUED = get_topic(Device.CertificateReissued)
 BACKUP_POLL = 1.0
 PAGE = 1000
-# RabbitMQ 3.10's management API lists a connection only ~5 s after it opened: sweep again for a while.
-RESWEEP_FOR = 7.0
-RESWEEP_EVERY = 0.5
-# After a reissue only connections opened before it are closed (the new certificate's are not); the API
-# replaces the CRL within milliseconds of the event, this margin covers a loaded machine.
-REISSUE_MARGIN = 2.0
-# A TLS session with the old certificate that was up before the reissue may still log in (the auth backend
-# sees only the CN) until the broker's login timeout (10 s for MQTT and AMQP), then is listed ~5 s later.
-REISSUE_RESWEEP_FOR = 20.0
 
 
 class DeviceGateway:
@@ -62,8 +54,7 @@ class DeviceGateway:
                                      clock=clock, name=name, tally=self.tally)
         self._position = 0
         self._fleet_position = fleet.recorder.max_notification_id() or 0
-        self._resweeps: dict[str, tuple[float, float | None]] = {}  # device -> (until, opened_before)
-        self._last_resweep = 0.0
+        self._sweeps = RevocationSweeps(revoke) if revoke is not None else None
         self._reconcile_at = ReconcileSchedule()
 
     @property
@@ -121,6 +112,8 @@ class DeviceGateway:
                 self.dispatcher.answered(answers)
             presence, link.presence = link.presence, []
             for change in presence:
+                if self._sweeps is not None:
+                    self._sweeps.observe(change)
                 try:
                     self.dispatcher.presence(change)
                 except Exception:  # noqa: BLE001 - one presence event costs only itself
@@ -138,8 +131,8 @@ class DeviceGateway:
             if backup or WAKE_DEVICES in link.wake_reasons:
                 self._revoke_unregistered()
             link.wake_reasons.clear()
-            if self._resweeps and now - self._last_resweep >= RESWEEP_EVERY:
-                self._resweep(now)
+            if self._sweeps is not None:
+                self._sweeps.run_due()
             if self._revoke is not None and self._reconcile_at.due(now):
                 self._reconcile(now)
             link.ack_answers()
@@ -228,15 +221,14 @@ class DeviceGateway:
                                                         topics=[UNREGISTERED, REISSUED])
         for notification in page:
             self._fleet_position = notification.id
-            event = self._fleet.mapper.to_domain_event(notification)
+            if self._sweeps is None:
+                continue
             device_id = self._fleet.repository.get(notification.originator_id).device_id
-            if self._revoke is not None:
-                if notification.topic == UNREGISTERED:
-                    opened_before, sweep_for = None, RESWEEP_FOR
-                else:
-                    opened_before, sweep_for = event.timestamp.timestamp() + REISSUE_MARGIN, REISSUE_RESWEEP_FOR
-                self._resweeps[device_id] = (time.monotonic() + sweep_for, opened_before)
-                self._close(device_id, opened_before)
+            if notification.topic == UNREGISTERED:
+                self._sweeps.unregistered(device_id)
+            else:
+                event = self._fleet.mapper.to_domain_event(notification)
+                self._sweeps.reissued(device_id, event.certificate["serial"])
 
     def _reconcile(self, now: float) -> None:
         try:
@@ -246,23 +238,6 @@ class DeviceGateway:
             self._reconcile_at.listed(now, ok=False)
             return
         self._reconcile_at.listed(now, ok=True)
+        self._sweeps.listed({name for names in listed.values() for name in names})
         devices = {user: names for user, names in listed.items() if DEVICE_ID_PATTERN.match(user)}
         self.dispatcher.reconcile(devices, self._clock())
-
-    def _resweep(self, now: float) -> None:
-        self._last_resweep = now
-        for device_id, (until, opened_before) in list(self._resweeps.items()):
-            if now > until:
-                del self._resweeps[device_id]
-            else:
-                self._close(device_id, opened_before)
-
-    def _close(self, device_id: str, opened_before: float | None) -> None:
-        try:
-            closed = self._revoke.close_device_connections(device_id, "certificate revoked",
-                                                           opened_before=opened_before)
-            if closed:
-                log.info("closed an unregistered device's connections", extra={"device_id": device_id,
-                                                                                "closed": closed})
-        except Exception:  # noqa: BLE001 - the next sweep retries; new logins are refused anyway
-            log.exception("could not close the connections of %s", device_id)

@@ -233,7 +233,7 @@ class TestRevocation:
 
         started = time.monotonic()
         device_directory.unregister(device.device_id)
-        closed = broker_admin.close_device_connections(device.device_id, resweep_for=0)
+        closed = broker_admin.close_device_connections(device.device_id)
         assert client.disconnected.wait(1.0)
         with pytest.raises(pika.exceptions.AMQPConnectionError):
             amqp.process_data_events(time_limit=1.0)
@@ -245,8 +245,8 @@ class TestRevocation:
 
     def test_a_connection_opened_just_before_revocation_is_closed_by_the_first_sweep(
             self, make_device, mqtt_device, device_directory, broker_admin):
-        # Connection tracking lists a connection the moment the broker accepts it; the statistics database,
-        # asked before, listed it ~5 s late, and a sweep right after the revocation missed it.
+        # Connection tracking lists a connection the moment the broker accepts it (the statistics database,
+        # asked before, listed it ~5 s late, and a sweep right after the revocation missed it).
         device = make_device()
         client = mqtt_device(device)
         assert client.wait_connack()

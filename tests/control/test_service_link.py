@@ -13,23 +13,31 @@ import pika
 import pytest
 
 from gateways.broker.topology import API_SERVICE, GATEWAY_SERVICE, NOTIFIER_SERVICE
-from iotcloud.broker import admin_client, embedded_node, service_address
+from iotcloud.broker import embedded_node, service_address
 
 SERVICES = (API_SERVICE, GATEWAY_SERVICE, NOTIFIER_SERVICE)
 
 
 def _connections(platform, wanted) -> list[dict]:
-    """The node's connections once `wanted(connections)` holds (the listing trails new connections)."""
-    admin = admin_client(platform.settings)
+    """The node's AMQP and MQTT connections once `wanted(connections)` holds. Asked with rabbitmqctl, which
+    asks each connection itself: the node keeps no statistics database for the management API to answer
+    from."""
+    node = embedded_node(platform.settings)
     deadline = time.monotonic() + 30
-    try:
-        while True:
-            connections = admin._get_json("/api/connections?columns=user,ssl,port,peer_host")
-            if wanted(connections) or time.monotonic() > deadline:
-                return connections
-            time.sleep(0.2)
-    finally:
-        admin.close()
+    while True:
+        connections = []
+        for command in ("list_connections", "list_mqtt_connections"):
+            listing = node.rabbitmqctl(command, "user", "ssl", "port", "peer_host", "--formatter", "json")
+            assert listing.returncode == 0, listing.stderr
+            connections += [{**c, "peer_host": _address(c["peer_host"])} for c in json.loads(listing.stdout)]
+        if wanted(connections) or time.monotonic() > deadline:
+            return connections
+        time.sleep(0.2)
+
+
+def _address(host) -> str:
+    """rabbitmqctl writes an IPv4 address as its four numbers."""
+    return ".".join(map(str, host)) if isinstance(host, list) else host
 
 
 def test_services_use_the_loopback_listener_and_devices_tls(platform, user, simulator, tmp_path):
