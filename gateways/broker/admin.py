@@ -9,8 +9,8 @@ Connections are looked up in the broker's connection tracking table (`disable_st
 `/api/connections/username/<user>`), never in the statistics database, which the platform's node keeps only
 when asked to (`IOTCLOUD_BROKER_STATISTICS`, node_config.py): tracking lists a connection the moment
 the broker accepts it, costs nothing while connections idle, and asking it for one user is one small answer
-instead of every connection of the node. When a connection opened is not known to tracking; the gateway
-learns it from the connection's `connection.created` event (gateways/devices/revocation_sweeps.py).
+instead of every connection of the node. Which certificate a connection logged in with is not in tracking
+either: the gateway learns it from the connection's `connection.created` event (gateways/devices/revocation_sweeps.py).
 """
 
 from __future__ import annotations
