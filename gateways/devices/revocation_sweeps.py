@@ -12,7 +12,7 @@ until the broker's 10 s login timeout). For a while the gateway closes such conn
 - after a reissue, every connection whose certificate is not the new one. The broker's `connection.created`
   event shows the certificate's subject, which names its serial (commands/pki.py), so the new certificate's
   connections are known for what they are: no clock is compared, and no broker statistics are needed.
-  A connection whose event has not arrived yet is left for the next sweep.
+  A connection whose event has not arrived yet is left alone until it does, and is closed then.
 """
 
 from __future__ import annotations
