@@ -48,6 +48,7 @@ from gateways.http import draining
 from iotcloud.config import Settings
 from iotcloud.cpu_pinning import pin_to_one_cpu
 from iotcloud.https import server_context
+from iotcloud.settled_config import SettledConfig
 
 PROBE = b"GET /healthz "
 HEALTHY = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n"
@@ -102,6 +103,7 @@ class ApiWorker(ThreadWorker):
         self._give_back_r, self._give_back_w = os.pipe()
         os.set_blocking(self._give_back_r, False)
         os.set_blocking(self._give_back_w, False)
+        self.cfg = SettledConfig(self.cfg)
         super().init_process()
 
     def get_thread_pool(self):
