@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 
-from iotcloud.logs import BatchedHandler, JsonFormatter
+from iotcloud.logs import BatchedHandler, JsonFormatter, configure
 
 
 def json_target(stream, level=logging.NOTSET) -> logging.StreamHandler:
@@ -82,3 +82,18 @@ def test_past_its_limit_a_stuck_stream_costs_dropped_lines_and_says_how_many():
     assert [line["msg"] for line in lines[:11]] == ["first", *[f"line {n}" for n in range(10)]]
     assert lines[-1]["level"] == "warning" and lines[-1]["msg"] == "40 log lines dropped: the log stream did not keep up"
     assert len(lines) == 12
+
+
+def test_a_configured_line_has_every_field_and_no_caller_was_looked_up(monkeypatch):
+    monkeypatch.setattr(logging, "_srcfile", logging._srcfile)  # configure() changes it; restored after
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    stream, records = io.StringIO(), []
+    configure("INFO", stream=stream)
+    root.handlers[0].addFilter(lambda record: records.append(record) or True)
+    logging.getLogger("iotcloud.test").info("called %s", "kitchen", extra={"device_id": "d1", "status": 200})
+    line = json.loads(stream.getvalue())
+    assert {k: line[k] for k in ("level", "logger", "msg", "device_id", "status")} == {
+        "level": "info", "logger": "iotcloud.test", "msg": "called kitchen", "device_id": "d1", "status": 200}
+    assert (records[0].funcName, records[0].lineno) == ("(unknown function)", 0)  # logging's mark for "not looked up"
