@@ -71,8 +71,7 @@ class LagWindow:
         while len(self._slots) > 1 and self._slots[0].second + 1 <= now - self._seconds:
             self._closed.merge(self._slots.popleft(), -1)
         if self._slots and self._slots[0].second + 1 <= now - self._seconds:
-            self._slots.clear()  # the newest slot is out of the window too: nothing was applied for a while
-            self._closed = _Second(0)
+            self._slots.clear()  # the newest slot is out of the window too (`_closed` is empty by now)
         window = _Second(0)
         window.merge(self._closed, 1)
         if self._slots:

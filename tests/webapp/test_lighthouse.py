@@ -24,17 +24,17 @@ BEGIN, END = "<!-- webapp-lighthouse:begin -->", "<!-- webapp-lighthouse:end -->
 # exit code, runtime error and stderr end up in the failure message if none succeeds.
 CLI_RUNS = 3
 
+DEFAULT_SLOWDOWN = 4.0  # Lighthouse's mobile preset: a mid-range phone emulated on a desktop-class CPU
 
-def lighthouse(url: str, port: int, out: Path, cpu_slowdown: float | None = None) -> dict:
-    """`cpu_slowdown`: Lighthouse's CPU throttling multiplier (None: its default, 4x)."""
+
+def lighthouse(url: str, port: int, out: Path, cpu_slowdown: float = DEFAULT_SLOWDOWN) -> dict:
+    """`cpu_slowdown`: Lighthouse's CPU throttling multiplier (its mobile preset's 4x unless calibrated)."""
     failures = []
     for run in range(1, CLI_RUNS + 1):
         out.unlink(missing_ok=True)
         command = ["node", str(LIGHTHOUSE), url, f"--port={port}", "--output=json", f"--output-path={out}",
                    "--only-categories=" + ",".join(CATEGORIES), "--disable-storage-reset", "--quiet",
-                   "--max-wait-for-load=30000"]
-        if cpu_slowdown is not None:
-            command.append(f"--throttling.cpuSlowdownMultiplier={cpu_slowdown:.2f}")
+                   "--max-wait-for-load=30000", f"--throttling.cpuSlowdownMultiplier={cpu_slowdown:.2f}"]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=180,
                                   env={**os.environ, "CHROME_PATH": "/usr/bin/chromium"})
@@ -62,11 +62,8 @@ def lighthouse(url: str, port: int, out: Path, cpu_slowdown: float | None = None
     scores["failing_audits"] = failing
     scores["warnings"] = report.get("runWarnings", [])
     scores["benchmark_index"] = round(report.get("environment", {}).get("benchmarkIndex") or 0)
-    scores["cpu_slowdown"] = cpu_slowdown or DEFAULT_SLOWDOWN
+    scores["cpu_slowdown"] = cpu_slowdown
     return scores
-
-
-DEFAULT_SLOWDOWN = 4.0  # Lighthouse's mobile preset: a mid-range phone emulated on a desktop-class CPU
 
 
 def calibrated_slowdown(benchmark_index: float) -> float:
@@ -104,9 +101,8 @@ def test_lighthouse_device_list_and_device_page(platform, base_url, page, browse
         # host slower than it assumes (on a fast host it stays 4x).
         runs = [lighthouse(base_url + path, browser.debugging_port, tmp_path / f"{label}-1.json")]
         if any(runs[0][category] < floor for category, floor in CATEGORIES.items()):
-            slowdown = calibrated_slowdown(runs[0]["benchmark_index"])
             runs.append(lighthouse(base_url + path, browser.debugging_port, tmp_path / f"{label}-2.json",
-                                   None if slowdown >= DEFAULT_SLOWDOWN else slowdown))
+                                   calibrated_slowdown(runs[0]["benchmark_index"])))
         results[label] = max(runs, key=lambda scores: scores["performance"])
         results[label]["runs"] = [f"{run['performance']} at {run['cpu_slowdown']:g}x, benchmark index "
                                   f"{run['benchmark_index']}" for run in runs]
