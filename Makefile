@@ -3,7 +3,9 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 LOCK := requirements.lock
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | md5sum | cut -c1-12)
+# The interpreter .venv is built on (deploy/python.sh: an optimised build where the system has one).
+BASE_PY := $(shell bash deploy/python.sh 2>/dev/null || echo python3)
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml $(LOCK); echo $(BASE_PY)) | md5sum | cut -c1-12)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run test venv lock clean firmware webapp
@@ -12,7 +14,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # wheel fails the install. The project itself is installed on top of it, without dependencies.
 $(STAMP): pyproject.toml $(LOCK)
 	@bash deploy/system-packages.sh run
-	@test -x $(PY) || python3 -m venv $(VENV)
+	@if [[ -x $(PY) ]] && [[ "$$($(PY) -c 'import os, sys; print(os.path.realpath(sys._base_executable))')" != "$$(bash deploy/python.sh)" ]]; then \
+	  echo "==> rebuilding $(VENV) on $$(bash deploy/python.sh)"; rm -rf $(VENV); fi
+	@test -x $(PY) || $$(bash deploy/python.sh) -m venv $(VENV)
 	@echo "==> installing iotcloud and its Python packages into $(VENV) (hash-checked from $(LOCK))"
 	@$(PY) -m pip install -q --require-hashes -r $(LOCK)
 	@$(PY) -m pip install -q --no-deps -e .

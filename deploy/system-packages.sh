@@ -5,8 +5,12 @@ purpose="${1:-run}"
 
 need=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
-python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || need+=(python3)
-python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+# .venv's interpreter (deploy/python.sh), and its venv module: Debian ships ensurepip apart.
+if py="$(bash "$(dirname "$0")/python.sh" 2>/dev/null)"; then
+  "$py" -c 'import ensurepip, venv' 2>/dev/null || need+=("python$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")
+else
+  need+=(python3 python3-venv)
+fi
 have_cmd openssl || need+=(openssl)
 have_cmd curl || need+=(curl)
 [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || need+=(rabbitmq-server)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform as pyplatform
+import shutil
 import subprocess
 import sys
 import time
@@ -123,6 +124,9 @@ def machine(pg_version: str) -> dict:
         "cores": os.cpu_count(), "cpu_model": cpu, "ram_gib": round(mem_kib / 1024 / 1024, 1),
         "kernel": pyplatform.release(), "os": sh("sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"),
         "python": pyplatform.python_version(),
+        # The platform's interpreter (deploy/python.sh): an optimised build takes less CPU for the same code.
+        "python_executable": os.path.realpath(getattr(sys, "_base_executable", sys.executable)),
+        "platform_python_loop_s": python_loop_s(sys.executable),
         "rabbitmq": sh("dpkg-query", "-W", "-f=${Version}", "rabbitmq-server"),
         "erlang": sh("dpkg-query", "-W", "-f=${Version}", "erlang-base"),
         "postgresql": pg_version,
@@ -132,14 +136,17 @@ def machine(pg_version: str) -> dict:
 
 # The host's speed drifts by a factor of two or more between sessions and within one (docs/benchmarks.md,
 # steps 23, 50 and 55): every result keeps a reading of it at its start and end, so runs made on
-# different hosts are not compared as if on one.
+# different hosts are not compared as if on one. The reading is taken with the first python3 on PATH,
+# not the platform's interpreter: until step 110 the platform ran on that one, and an interpreter
+# change must not read as a faster host (`platform_python_loop_s` is the platform's own).
 SPEED_LOOP = ("import time\nt = time.process_time()\ns = 0\nfor i in range(10_000_000):\n    s += i\n"
               "print(time.process_time() - t)")
 
 
-def python_loop_s() -> float | None:
-    """CPU seconds a fresh Python takes for a loop of 10 M additions (lower is a faster host)."""
-    out = sh(sys.executable, "-c", SPEED_LOOP, timeout=60)
+def python_loop_s(executable: str | None = None) -> float | None:
+    """CPU seconds a fresh Python (the PATH's python3 unless given) takes for a loop of 10 M additions
+    (lower is a faster host)."""
+    out = sh(executable or shutil.which("python3") or sys.executable, "-c", SPEED_LOOP, timeout=60)
     try:
         return round(float(out), 3)
     except ValueError:
