@@ -4,7 +4,7 @@
 # IOTCLOUD_PYTHON, when set, is taken as it is. Otherwise the distribution's /usr/bin/python3.11 comes
 # before the first python3 on PATH: Debian and Ubuntu build it with profile-guided and link-time
 # optimisation into a static interpreter, while pyenv and plain source builds (./configure
-# --enable-shared, the usual way) have neither, and the same Python code then costs about a third
+# --enable-shared, the usual way) have neither, and the same Python code then costs a fifth to a third
 # more CPU (docs/benchmarks.md, issue 7 step 110). The official python images the Dockerfile uses
 # are built optimised already.
 set -euo pipefail
