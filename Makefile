@@ -14,9 +14,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # wheel fails the install. The project itself is installed on top of it, without dependencies.
 $(STAMP): pyproject.toml $(LOCK)
 	@bash deploy/system-packages.sh run
-	@if [[ -x $(PY) ]] && [[ "$$($(PY) -c 'import os, sys; print(os.path.realpath(sys._base_executable))')" != "$$(bash deploy/python.sh)" ]]; then \
-	  echo "==> rebuilding $(VENV) on $$(bash deploy/python.sh)"; rm -rf $(VENV); fi
-	@test -x $(PY) || $$(bash deploy/python.sh) -m venv $(VENV)
+	@base="$$(bash deploy/python.sh)"; \
+	if [[ -x $(PY) && "$$($(PY) -c 'import os, sys; print(os.path.realpath(sys._base_executable))')" != "$$base" ]]; then \
+	  echo "==> rebuilding $(VENV) on $$base"; rm -rf $(VENV); fi; \
+	test -x $(PY) || "$$base" -m venv $(VENV)
 	@echo "==> installing iotcloud and its Python packages into $(VENV) (hash-checked from $(LOCK))"
 	@$(PY) -m pip install -q --require-hashes -r $(LOCK)
 	@$(PY) -m pip install -q --no-deps -e .
