@@ -1,12 +1,19 @@
 """The PostgreSQL application recorder that links every event it inserts into the chain, in the same
 transaction.
 
-Like eventsourcing's recorder, an append takes `LOCK TABLE <events> IN EXCLUSIVE MODE` first, so
-inserting transactions (from any thread or process) run one at a time and get increasing
-notification ids. The links are written after the insert, still under that lock, so the head read
-there is the last committed link and no one else can append until this transaction ends: the chain
-follows notification order across processes, and survives the group commit (one transaction, one
-head read, many links).
+Appends take one lock per events table first, so inserting transactions (from any thread or process)
+run one at a time and get increasing notification ids. The links are written under that lock, so the
+head read there is the last committed link and no one else can append until this transaction ends:
+the chain follows notification order across processes, and survives the group commit (one
+transaction, one head read, many links).
+
+That lock is a transaction-scoped advisory lock, not eventsourcing's `LOCK TABLE <events> IN
+EXCLUSIVE MODE`: EXCLUSIVE conflicts with the SHARE UPDATE EXCLUSIVE lock that VACUUM and ANALYZE
+hold for as long as they run, so every append (every device call) waited on each autovacuum and
+autoanalyze of the log, up to the deadlock timeout after which PostgreSQL cancels a blocking
+autovacuum (and so never finished vacuuming the log). The append also takes ROW EXCLUSIVE, which
+its INSERT needs anyway and which conflicts with EXCLUSIVE: a transaction of the previous version
+of this function, still running when a process replaced it, and the seal below are waited for.
 
 The whole append (lock, notify, insert, head, links) is one server-side function called in one
 statement: one round trip and one implicit transaction instead of eventsourcing's pipelined
@@ -16,6 +23,8 @@ Python, so the two can never drift apart unnoticed (tests/audit)."""
 
 from __future__ import annotations
 
+import hashlib
+
 from eventsourcing.persistence import InterfaceError, OperationalError, ProgrammingError
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
@@ -24,6 +33,13 @@ from psycopg.sql import SQL, Identifier, Literal
 
 from commands.chain.binary_arrays import bytea_array, int8_array, ready, text_array, uuid_array
 from commands.chain.links import ChainWriter, Link
+
+
+def append_lock_key(schema: str, events_table: str) -> tuple[int, int]:
+    """The advisory lock every append to `schema.events_table` takes: two 32-bit keys, a keyspace apart
+    from the 64-bit keys of leases (iotcloud.leases) and of table creation (below), so none can collide."""
+    digest = hashlib.sha256(f"iotcloud-append:{schema}.{events_table}".encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True), int.from_bytes(digest[4:8], "big", signed=True)
 
 
 class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
@@ -44,12 +60,15 @@ class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
                          "ORDER BY notification_id DESC LIMIT 1").format(**names)
         self._insert_links = SQL("INSERT INTO {schema}.{chain} SELECT * FROM unnest("
                                  "%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bytea[])").format(**names)
+        # The seal (links.ChainWriter.seal, once per store) locks appenders out with the table itself: it
+        # conflicts with the ROW EXCLUSIVE every append takes, whichever version of the function runs.
         self._lock = SQL("LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE").format(**names)
         originator_type = self.datastore.originator_id_type
         as_text = ("replace(r.originator_id::text, '-', '')" if originator_type == "uuid" else "r.originator_id::text")
         append = {**names, "append": Identifier(f"{events_table_name}_append"), "channel": Identifier(self.channel_name),
                   "originator_type": SQL(originator_type), "as_text": SQL(as_text),
-                  "lock_timeout": SQL(str(int(self.datastore.lock_timeout)))}
+                  "lock_timeout": SQL(str(int(self.datastore.lock_timeout))),
+                  "append_lock": SQL(", ").join(map(Literal, append_lock_key(self.datastore.schema, events_table_name)))}
         self.sql_create_statements.append(SQL(
             "CREATE OR REPLACE FUNCTION {schema}.{append}(ids {originator_type}[], versions bigint[], "
             "topics text[], states bytea[]) RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$\n"
@@ -61,7 +80,8 @@ class ChainedPostgresRecorder(ChainWriter, PostgresApplicationRecorder):
             "  r record;\n"
             "BEGIN\n"
             "  SET LOCAL lock_timeout = '{lock_timeout}s';\n"
-            "  LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE;\n"
+            "  PERFORM pg_advisory_xact_lock({append_lock});\n"
+            "  LOCK TABLE {schema}.{events} IN ROW EXCLUSIVE MODE;\n"
             "  NOTIFY {channel};\n"
             "  SELECT c.notification_id, c.hash INTO prev_id, prev FROM {schema}.{chain} c "
             "ORDER BY c.notification_id DESC LIMIT 1;\n"

@@ -67,3 +67,44 @@ def test_two_processes_writing_at_once_keep_one_chain(make_settings, durable_sto
         assert sum(a != b for a, b in zip(first_writer, first_writer[1:])) >= 2, "the writers did not interleave"
     finally:
         control.close()
+
+
+def test_appends_do_not_wait_for_vacuum_or_analyze(make_settings):
+    """VACUUM and ANALYZE, autovacuum's included, hold SHARE UPDATE EXCLUSIVE on the log for as long as they
+    run. An append that locked the table EXCLUSIVE (eventsourcing's way) waited for them: every device call
+    stalled while the log was analysed. Here an ANALYZE of the log stays open in a transaction (it may run
+    in one and keeps its lock until the end) while calls are recorded and answered."""
+    import psycopg
+
+    control = DeviceControl(env=make_settings("postgres").event_store_env("DeviceControl"))
+    device = {"device_id": "a" * 40, "owner": "alice", "name": "kitchen"}
+    recorder = control.recorder
+    table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+    pool = recorder.datastore.pool
+    conninfo = {k: pool.kwargs[k] for k in ("dbname", "host", "port", "user") if k in pool.kwargs}
+    recorded = threading.Event()
+
+    def calls() -> None:
+        for n in range(3):
+            command = control.dispatch(device, "get_gpio", {"number": n}, None, None, by="api:test")
+            command.record_answer(n, {"value": n})
+            control.record_later(command).result(30)
+        recorded.set()
+
+    try:
+        with psycopg.connect(**conninfo) as analysing:  # a transaction is open from the first statement
+            analysing.execute(f"ANALYZE {table}")
+            held = analysing.execute("SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND granted "
+                                     "AND relation = %s::regclass", (table,)).fetchall()
+            assert ("ShareUpdateExclusiveLock",) in held
+            caller = threading.Thread(target=calls, daemon=True)
+            caller.start()
+            # Released only when the transaction ends: with the old lock nothing is recorded until then.
+            assert recorded.wait(30), "a device call waited for ANALYZE of the event log"
+            analysing.rollback()
+        caller.join(30)
+        verdict = verify(recorder, batch=10)
+        assert verdict.intact, verdict.broken.describe()
+        assert verdict.events == 3 * 2
+    finally:
+        control.close()
