@@ -8,6 +8,10 @@ commit) and of its PostgreSQL backends, and the dispatch latency.
     eval "$(bash deploy/test-postgres.sh .state/test-pg)"     # or any PostgreSQL trusting user postgres
     .venv/bin/python bench/write_side.py --calls 3000 [--threads 1] [--gap-ms 2] [--host 127.0.0.1 --port 5432]
 
+`--prefill 1000000` puts a million filler events in the log first: on a server with autovacuum on, the
+log's VACUUM and ANALYZE then take as long as in production, and `dispatches_over_50_ms` shows whether
+appends wait for them (docs/benchmarks.md, issue 7 step 111).
+
 `--gap-ms` waits that long between a call's dispatch and its answer (the device's round trip, as in a
 sequential run), so the outcome is queued while nothing else commits; `commits_per_call` then shows
 whether outcomes ride along with the next call's commit or are committed alone.
@@ -94,9 +98,9 @@ def main() -> int:
            "POSTGRES_PASSWORD": "", "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "8",
            "APPLICATION_RECORDER_TOPIC": chained_recorder_topic("eventsourcing.postgres")}
     control = DeviceControl(env=env)
-    if args.prefill:
-        prefill(control, args.prefill)
     try:
+        if args.prefill:
+            prefill(control, args.prefill)
         dispatch_ms: list[float] = []
 
         def calls(n: int) -> None:
