@@ -12,6 +12,7 @@ from pathlib import Path
 
 from commands.chain.verify import verify
 from commands.device_control import DeviceControl
+from projections.wakeup import connect_kwargs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -80,8 +81,6 @@ def test_appends_do_not_wait_for_vacuum_or_analyze(make_settings):
     device = {"device_id": "a" * 40, "owner": "alice", "name": "kitchen"}
     recorder = control.recorder
     table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
-    pool = recorder.datastore.pool
-    conninfo = {k: pool.kwargs[k] for k in ("dbname", "host", "port", "user") if k in pool.kwargs}
     recorded = threading.Event()
 
     def calls() -> None:
@@ -92,7 +91,7 @@ def test_appends_do_not_wait_for_vacuum_or_analyze(make_settings):
         recorded.set()
 
     try:
-        with psycopg.connect(**conninfo) as analysing:  # a transaction is open from the first statement
+        with psycopg.connect(**connect_kwargs(control)) as analysing:  # a transaction is open from the first statement
             analysing.execute(f"ANALYZE {table}")
             held = analysing.execute("SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND granted "
                                      "AND relation = %s::regclass", (table,)).fetchall()
