@@ -77,7 +77,8 @@ def one_transaction_per_write_command() -> bool:
         from nx_27017 import handler
         handler_class, db_name_of = handler.NeoSQLiteHandler, handler._msg_db_name
         originals = {name: getattr(handler_class, name) for name in ("handle_insert", "handle_command")}
-        handler_class._lock_for
+        for used in ("_lock_for", "get_database"):  # what the wrapper calls on the handler
+            getattr(handler_class, used)
     except (ImportError, AttributeError) as exc:
         log.warning("read store: one SQLite transaction per document kept (%s)", exc)
         return False
@@ -101,7 +102,7 @@ def _shareable_writes(msg) -> bool:
         if kind == "payload_docs":
             writes += len(doc)
         elif kind == "payload" and isinstance(doc, dict):
-            writes += sum(len(value) if isinstance(value, list) else 1 for value in doc.values())
+            writes += sum(map(len, doc.values()))  # {field name: [documents]}
     return 0 < writes <= MAX_SHARED_WRITES
 
 
