@@ -19,12 +19,13 @@ class Conn:
     def __init__(self, reader, writer):
         self.reader, self.writer = reader, writer
 
-    async def request(self, raw: bytes) -> tuple[int, bytes, bool]:
+    async def request(self, raw: bytes) -> tuple[int, bytes, bool, str | None]:
+        """(status, body, whether the server closes, the request id the server gave the request)."""
         self.writer.write(raw)
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.split(b"\r\n")
         status = int(lines[0].split(b" ", 2)[1])
-        length, chunked, close = 0, False, False
+        length, chunked, close, request_id = 0, False, False, None
         for line in lines[1:]:
             k, _, v = line.partition(b":")
             k = k.strip().lower()
@@ -34,6 +35,8 @@ class Conn:
                 chunked = True
             elif k == b"connection" and b"close" in v.lower():
                 close = True
+            elif k == b"x-request-id":
+                request_id = v.strip().decode("ascii", "replace")
         if chunked:
             body = b""
             while True:
@@ -45,7 +48,7 @@ class Conn:
                 body = body[:-2]
         else:
             body = await self.reader.readexactly(length) if length else b""
-        return status, body, close
+        return status, body, close, request_id
 
     def close(self):
         try:
@@ -73,6 +76,12 @@ class Http:
 
     async def call(self, method: str, path: str, body: bytes | None = None, raw: bytes | None = None,
                    timeout: float = 30.0) -> tuple[int, bytes]:
+        status, data, _ = await self.call_named(method, path, body, raw, timeout)
+        return status, data
+
+    async def call_named(self, method: str, path: str, body: bytes | None = None, raw: bytes | None = None,
+                         timeout: float = 30.0) -> tuple[int, bytes, str | None]:
+        """As `call`, with the request id the server gave the request (its X-Request-ID)."""
         raw = raw or self.build(method, path, body)
         async with self.sem:
             for attempt in range(len(self.idle) + 2):
@@ -84,7 +93,7 @@ class Http:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     conn = Conn(reader, writer)
                 try:
-                    status, data, close = await asyncio.wait_for(conn.request(raw), timeout)
+                    status, data, close, request_id = await asyncio.wait_for(conn.request(raw), timeout)
                     break
                 except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
                     conn.close()
@@ -99,7 +108,7 @@ class Http:
                 conn.close()
             else:
                 self.idle.append(conn)
-            return status, data
+            return status, data, request_id
 
     async def json(self, method: str, path: str, doc=None, expect=(200, 201, 202), token: str | None = None) -> dict:
         raw = self.build(method, path, None if doc is None else json.dumps(doc).encode(), token)

@@ -18,8 +18,10 @@ from roundtrip.cpu import delta
 from roundtrip.httpclient import Http
 from roundtrip.procstats import brief, percentiles
 from roundtrip.services import Platform
+from roundtrip.slowest import Slowest, explained
 from roundtrip.users import User
 
+SLOW_MS = 1000.0  # a call this slow is reported as the phase ends, with the API's account of it
 MAX_QUEUE = 10.0  # s an open-loop call may wait for a free (device, api) slot before it counts as not sent
 
 
@@ -73,6 +75,7 @@ class Recorder:
         self.done = 0
         self.dropped = 0
         self.error_samples: list[str] = []
+        self.slowest = Slowest()
 
     def error(self, what: str):
         self.errors += 1
@@ -124,13 +127,16 @@ class Load:
             rec.error(f"not-sent: no free device/api slot within {max_queue:g} s")
             rec.dropped += 1
             rec.lat.append((time.monotonic() - scheduled) * 1000)
+            rec.slowest.add(rec.lat[-1], rec.lat[-1], None, user, "not sent")
             rec.done += 1
             return
         sent = time.monotonic()
+        request_id, outcome = None, "no answer"
         try:
-            status, body = await self.http.call("", "", raw=self.raws[pair], timeout=self.timeout + 5)
+            status, body, request_id = await self.http.call_named("", "", raw=self.raws[pair], timeout=self.timeout + 5)
             end = time.monotonic()
             rec.lat.append((end - scheduled) * 1000)
+            outcome = str(status)
             if status == 200:
                 rec.statuses[status] += 1
                 rec.answered_lat.append((end - scheduled) * 1000)
@@ -140,9 +146,11 @@ class Load:
         except Exception as exc:  # noqa: BLE001
             rec.error(f"{type(exc).__name__}: {exc}")
             rec.lat.append((time.monotonic() - scheduled) * 1000)
+            outcome = type(exc).__name__
         finally:
             rec.done += 1
             slots.give(pair)
+        rec.slowest.add(rec.lat[-1], (sent - scheduled) * 1000, request_id, f"{pair[0]} {pair[1]}", outcome)
 
     def _measure(self):
         sampler = self.platform.sampler()
@@ -157,6 +165,13 @@ class Load:
             sampler.__exit__()
             result["postgres_activity"] = sampler.summary()
         result.update(rec.summary())
+        result["slowest"] = explained(rec.slowest.calls(), getattr(self.platform, "log_path", None))
+        worst = result["slowest"][0] if result["slowest"] else None
+        if worst and worst["latency_ms"] >= SLOW_MS:
+            api = worst["api"]
+            say(f"  the slowest call took {worst['latency_ms']:,.0f} ms ({worst['call']}, {worst['outcome']}): "
+                f"{worst['unsent_ms']:,.0f} ms of it before it was sent, "
+                + (f"{api['duration_ms']:,.0f} ms in the API" if api else "none in the API's log"))
         # Per call *answered*: a refused call costs little and would flatter the figure.
         result["cpu"] = delta(cpu0, cpu1, elapsed, rec.answered)
         return result

@@ -28,6 +28,9 @@ class _Http:
         await asyncio.sleep(0.001)
         return 200, b"{}"
 
+    async def call_named(self, method, path, body=None, raw=None, timeout=None):
+        return (*await self.call(method, path, raw, timeout), None)
+
 
 class _User:
     username = "u1"
