@@ -101,8 +101,15 @@ class PostgresLease(Lease):
         # One 64-bit key per lease and event store (advisory locks are per database; schemas share them).
         self.key = int.from_bytes(hashlib.sha256(f"iotcloud:{scope}:{name}".encode()).digest()[:8], "big", signed=True)
         self._conn = None
+        # The watcher thread checks on the connection that release() closes: closing it under a running
+        # query freed what libpq was using (a test worker died of it, segfault in psycopg).
+        self._conn_lock = threading.Lock()
 
     def _try(self) -> bool:
+        with self._conn_lock:
+            return self._try_locked()
+
+    def _try_locked(self) -> bool:
         import psycopg
         if self._conn is None or self._conn.closed:
             # Keepalives: a holder whose network went away is found dead in seconds, not hours, by both
@@ -115,6 +122,12 @@ class PostgresLease(Lease):
         return bool(self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0])
 
     def _still_held(self) -> bool:
+        with self._conn_lock:
+            if self._conn is None:
+                return False
+            return self._holds_lock_locked()
+
+    def _holds_lock_locked(self) -> bool:
         try:
             row = self._conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
                                      " AND pid = pg_backend_pid() AND classid = ((%s::bigint >> 32) & 4294967295)::oid"
@@ -124,12 +137,13 @@ class PostgresLease(Lease):
             return False
 
     def _close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()  # ends the session: PostgreSQL releases the lock
-            except Exception:  # noqa: BLE001
-                pass
-            self._conn = None
+        with self._conn_lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()  # ends the session: PostgreSQL releases the lock
+                except Exception:  # noqa: BLE001
+                    pass
+                self._conn = None
 
 
 class FileLease(Lease):

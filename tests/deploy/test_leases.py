@@ -123,3 +123,28 @@ def test_a_killed_holder_process_frees_the_lease(settings):
     finally:
         holder.kill()
         holder.wait()
+
+
+RELEASE_WHILE_CHECKING = """
+import threading
+from iotcloud.config import Settings
+from iotcloud.leases import lease_for
+for _ in range(150):
+    lease = lease_for(Settings.from_env(), "gateway", retry_every=0.01, check_every=0)
+    assert lease.acquire(threading.Event())
+    lease.release()  # the watcher is checking on the connection at that very moment, most rounds
+print("released", flush=True)
+"""
+
+
+def test_release_while_the_watcher_checks_does_not_crash_the_process(make_settings):
+    """A holder's watcher checks its session without a pause while release() closes the connection; in a
+    child process, so that a crash (as once: a segfault in psycopg, which killed a test worker) fails this
+    test instead of the run."""
+    settings = make_settings("postgres")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "IOTCLOUD_"))},
+           "IOTCLOUD_STATE_DIR": str(settings.state_dir), "PERSISTENCE_MODULE": settings.persistence_module,
+           **settings.postgres}
+    done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", RELEASE_WHILE_CHECKING], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "released", done.stdout + done.stderr[-3000:]
