@@ -17,9 +17,10 @@ from gateways.broker.topology import (ANSWERS_BINDING, ANSWERS_QUEUE, API_SERVIC
                                       WAKE_QUEUE, rabbitmq_permissions, request_routing_key)
 
 SERVICES = policy.Identities(frozenset(topology.SERVICE_ACCESS))
+DEVICE = "5d0c7a3e9b1f4a6c8e2d0b7a9c1e3f5a7b9d1c3e"  # fixed: test ids must match in every xdist worker
 EXCHANGES = [TOPIC_EXCHANGE, EVENT_EXCHANGE, *topology.SHARED_EXCHANGES, "amq.direct", "iotcloud.other", ""]
 QUEUES = [ANSWERS_QUEUE, PRESENCE_QUEUE, WAKE_QUEUE, "iotcloud.api.host.1.ab12", "iotcloud.api.", "iotcloud.gateway.",
-          "iotcloud.replies", f"mqtt-subscription-{new_device_id()}qos1", "other"]
+          "iotcloud.replies", f"mqtt-subscription-{DEVICE}qos1", "other"]
 PERMISSIONS = sorted(topology.PERMISSIONS)
 
 

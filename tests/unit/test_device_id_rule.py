@@ -20,7 +20,8 @@ from gateways.http.openapi import SCHEMAS
 from gateways.signer.server import SignerServer
 from simulators.credentials import Credentials, CredentialsError
 
-GOOD = new_device_id()
+# One issued id, fixed: parametrised test ids must be the same in every xdist worker (make test).
+GOOD = "5d0c7a3e9b1f4a6c8e2d0b7a9c1e3f5a7b9d1c3e"
 BAD = [GOOD + "\n", GOOD.upper(), GOOD[:-1], GOOD + "0", "g" * 40, "iotcloud-gateway", "PH80XXRR112219EF", "dev-A",
        "", " " + GOOD]
 SERVICES = policy.Identities(frozenset({GATEWAY_SERVICE, API_SERVICE}))
@@ -109,3 +110,8 @@ def test_no_module_writes_the_rule_again():
                     copies.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert copies == [], f"device-id rule written again at {copies}; import commands.domain.device_ids"
     assert DEVICE_ID_SHAPE == "[0-9a-f]{40}"
+
+
+def test_issued_ids_follow_the_rule_the_fixed_one_stands_for():
+    assert all(is_device_id(new_device_id()) for _ in range(100))
+    assert len(GOOD) == len(new_device_id()) and is_device_id(GOOD)
