@@ -34,7 +34,7 @@ test: venv simulators/node/node_modules/.installed firmware webapp tests/webapp/
 	@echo "==> firmware: host unit tests (ASan/UBSan), cppcheck, differential check, fuzz smoke run, Cortex-M3 in QEMU"
 	@$(MAKE) -s -C firmware test PYTHON=$(abspath $(PY))
 	@bash deploy/test-services.sh .state/test-services
-	@eval "$$(bash deploy/test-postgres.sh .state/test-pg)" && $(PY) -m pytest -q $(PYTEST_ARGS)
+	@eval "$$(bash deploy/test-postgres.sh .state/test-pg)" && PYTHON=$(PY) bash deploy/run-tests.sh $(PYTEST_ARGS)
 
 # The C device (firmware/README.md): the platform's device tests run it beside the simulators.
 firmware:

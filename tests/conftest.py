@@ -7,6 +7,7 @@ import signal
 import subprocess
 import threading
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -159,6 +160,20 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "postgres" in item.name:
             item.add_marker(pytest.mark.postgres)
+        item.add_marker(pytest.mark.xdist_group(worker_group(item)))
+
+
+def worker_group(item) -> str:
+    """The unit `pytest -n N --dist loadgroup` (make test) hands to one worker: the folder whose conftest
+    starts a session-wide platform, broker node or browser the test uses, so each worker does not start
+    its own; otherwise the test's file, whose module-wide fixtures then start once."""
+    here = Path(__file__).parent.relative_to(item.config.rootpath).as_posix()
+    for definitions in item._fixtureinfo.name2fixturedefs.values():
+        for definition in definitions:
+            # This file's are cheap to start once per worker (nx-27017, a database, moto).
+            if definition.scope == "session" and definition.baseid not in ("", here):
+                return definition.baseid
+    return item.nodeid.split("::")[0]
 
 
 

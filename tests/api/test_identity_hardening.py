@@ -246,6 +246,7 @@ class TestEnumeration:
                       for name in (unconfirmed, confirmed_name, "ghost-" + unconfirmed)]
         assert len(set(v2_answers)) == 1 and '"OK"' in v2_answers[0]
 
+    @pytest.mark.serial  # compares answer times: a busy neighbour would add its noise
     @pytest.mark.parametrize("path,field", [("/v1/auth/forgot-password", "email"),
                                             ("/v1/auth/resend-code", "username")])
     def test_the_answer_takes_as_long_for_a_missing_account(self, api, path, field):

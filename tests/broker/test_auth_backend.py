@@ -134,6 +134,7 @@ def test_served_over_https_with_the_pinned_certificate_only(served, tmp_path):
     assert identity.key_file.stat().st_mode & 0o077 == 0 and (tmp_path / "auth-backend").stat().st_mode & 0o077 == 0
 
 
+@pytest.mark.serial
 def test_served_on_a_loopback_port_fast_enough(served):
     """Over one kept-alive connection, as RabbitMQ's httpc asks: no TLS handshake per question."""
     server, identity = served
@@ -159,6 +160,7 @@ def _ask(connection: http.client.HTTPSConnection, identity) -> bytes:
     return connection.getresponse().read()
 
 
+@pytest.mark.serial
 def test_kept_alive_connections_beyond_the_pool_do_not_hold_up_questions(served):
     """RabbitMQ's httpc keeps a connection open per question it ever had in flight at once; in a connect
     storm that is more connections than the pool has threads. When each idle kept-alive connection held a

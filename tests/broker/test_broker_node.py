@@ -223,6 +223,7 @@ def _wait_until(condition, timeout: float = TIMEOUT):
 
 
 class TestRevocation:
+    @pytest.mark.serial
     def test_unregistering_closes_established_connections_within_one_second(
             self, make_device, mqtt_device, amqp_connect, device_directory, broker_admin):
         device = make_device()

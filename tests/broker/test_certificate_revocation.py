@@ -70,6 +70,7 @@ def test_the_crl_is_reread_on_every_handshake_and_renewed_before_it_expires(flee
     assert revocations.crl_file.stat().st_mtime_ns != written  # renewed well before nextUpdate
 
 
+@pytest.mark.serial  # its CPU burners would slow whatever ran beside it
 def test_a_login_right_after_unregister_is_refused_under_cpu_load(fleet, owner, broker_node, tmp_path):
     accepted, refused_after = [], []
     with CpuLoad() as burners:

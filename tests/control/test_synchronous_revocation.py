@@ -15,6 +15,8 @@ from tests.broker.broker_testkit import CpuLoad, PendingLogin, mqtt_login
 from tests.control.test_device_control import v2_auth
 
 ROUNDS = 20
+# Bounds in seconds, and CPU burners that would slow whatever ran beside them.
+pytestmark = pytest.mark.serial
 
 
 @pytest.fixture

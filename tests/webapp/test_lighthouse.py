@@ -14,6 +14,9 @@ import pytest
 
 from tests.webapp.conftest import HERE, REPO, WRITE_DOCS, log_in
 
+# Lighthouse scores the page load as it ran: alone on the machine, as a user's browser would be.
+pytestmark = pytest.mark.serial
+
 LIGHTHOUSE = HERE / "node_modules" / "lighthouse" / "cli" / "index.js"
 CATEGORIES = {"performance": 90, "accessibility": 95, "best-practices": 90}
 BEGIN, END = "<!-- webapp-lighthouse:begin -->", "<!-- webapp-lighthouse:end -->"
