@@ -8,7 +8,6 @@
 set -uo pipefail
 python="${PYTHON:-.venv/bin/python}"
 workers="${TEST_WORKERS:-2}"
-
 limit="${TEST_TIME_LIMIT:-45m}"
 
 echo "==> the suite on $workers workers (tests marked serial afterwards)"
