@@ -102,10 +102,15 @@ time.sleep(600)
 """
 
 
+def child_env(settings) -> dict:
+    """The environment of a child process that opens the leases of `settings`' event store."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "IOTCLOUD_"))},
+            "IOTCLOUD_STATE_DIR": str(settings.state_dir), "PERSISTENCE_MODULE": settings.persistence_module,
+            **settings.postgres}
+
+
 def test_a_killed_holder_process_frees_the_lease(settings):
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "IOTCLOUD_"))},
-           "IOTCLOUD_STATE_DIR": str(settings.state_dir), "PERSISTENCE_MODULE": settings.persistence_module,
-           **settings.postgres}
+    env = child_env(settings)
     holder = subprocess.Popen([sys.executable, "-c", HOLD], env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -142,9 +147,7 @@ def test_release_while_the_watcher_checks_does_not_crash_the_process(make_settin
     child process, so that a crash (as once: a segfault in psycopg, which killed a test worker) fails this
     test instead of the run."""
     settings = make_settings("postgres")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "IOTCLOUD_"))},
-           "IOTCLOUD_STATE_DIR": str(settings.state_dir), "PERSISTENCE_MODULE": settings.persistence_module,
-           **settings.postgres}
+    env = child_env(settings)
     done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", RELEASE_WHILE_CHECKING], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "released", done.stdout + done.stderr[-3000:]
