@@ -26,7 +26,7 @@ from commands.pki import CertificateAuthority
 from commands.secret_files import read_or_create_token, write_secret
 
 from .node_config import advanced_config, rabbitmq_conf
-from .vm_process import end_vm, wait_vm_gone
+from .vm_process import end_vm, retire_crash_dump, wait_until_booted, wait_vm_gone
 from .topology import CLASSIC, durable_queue_arguments
 from .revocation import CertificateRevocations, crl_directory
 
@@ -266,13 +266,15 @@ class PrivateBrokerNode:
         self._write_files()
         deadline = time.monotonic() + self.start_timeout
         self.pid_file.unlink(missing_ok=True)
+        retire_crash_dump(self.state_dir)
         raise_open_files_limit()  # inherited by the VM
         subprocess.run([str(RABBITMQ_BIN / "rabbitmq-server"), "-detached"], env=self._env(),
                        cwd=self.state_dir, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        waited = self._ctl("wait", "--timeout", str(int(self.start_timeout)), str(self.pid_file),
-                           timeout=self.start_timeout + 10)
-        if waited.returncode != 0:
-            raise BrokerStartError(f"node did not start: {waited.stdout}{waited.stderr}\n{self.log_tail()}")
+        status, output = wait_until_booted([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node_name, "wait",
+                                            "--timeout", str(int(self.start_timeout)), str(self.pid_file)],
+                                           self.state_dir, self.start_timeout + 10, env=self._env())
+        if status != 0:
+            raise BrokerStartError(f"node did not start: {output}\n{self.log_tail()}")
         self._wait_for_listeners(deadline)
 
     def join_cluster(self, seed_node: str) -> None:
