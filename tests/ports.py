@@ -8,6 +8,7 @@ are checked to bind right now, and are never handed out twice by one process.
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import threading
@@ -43,6 +44,20 @@ def candidate_ranges() -> list[range]:
     return sorted(ranges, key=len, reverse=True)
 
 
+def worker_slice() -> tuple[int, int]:
+    """(index, count) of this pytest-xdist worker, (0, 1) outside one. A worker takes only ports equal to
+    its index modulo the count: random picks of two workers of one run collide often enough over a whole
+    suite (a broker whose distribution port the other worker's server had just taken, once in a run)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    try:
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    except ValueError:
+        count = 1
+    if count > 1 and worker.startswith("gw") and worker[2:].isdigit():
+        return int(worker[2:]) % count, count
+    return 0, 1
+
+
 def _binds(port: int) -> bool:
     with socket.socket() as probe:
         try:
@@ -55,16 +70,18 @@ def _binds(port: int) -> bool:
 def free_ports(count: int) -> list[int]:
     """`count` distinct ports outside the ephemeral range that bind on 127.0.0.1 now.
 
-    Random picks keep concurrent test runs (other sessions on the machine, xdist workers) apart."""
+    Random picks keep concurrent test runs (other sessions on the machine) apart; xdist workers of one
+    run pick from disjoint slices."""
     ranges = candidate_ranges()
     weights = [len(r) for r in ranges]
+    index, workers = worker_slice()
     ports: list[int] = []
     with _lock:
         for _ in range(20000):
             if len(ports) == count:
                 return ports
             port = _random.choice(_random.choices(ranges, weights)[0])
-            if port in _given or port in AVOID or not _binds(port):
+            if port % workers != index or port in _given or port in AVOID or not _binds(port):
                 continue
             _given.add(port)
             ports.append(port)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from tests.ports import LOWEST, LINUX_EPHEMERAL, candidate_ranges, ephemeral_range, free_port, free_ports
+from tests.ports import (LOWEST, LINUX_EPHEMERAL, candidate_ranges, ephemeral_range, free_port, free_ports,
+                         worker_slice)
 
 
 def test_ports_are_outside_the_kernels_ephemeral_range_distinct_and_bindable():
@@ -26,3 +27,22 @@ def test_without_proc_the_linux_default_range_is_avoided(tmp_path):
 def test_the_candidate_ranges_leave_out_the_whole_ephemeral_range():
     low, high = ephemeral_range()
     assert all(not (set(r) & set(range(low, high + 1))) for r in candidate_ranges())
+
+
+def test_two_workers_of_one_run_pick_from_disjoint_slices(monkeypatch):
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    picked = {}
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        picked[worker] = set(free_ports(200))
+    assert not picked["gw0"] & picked["gw1"]
+    assert {port % 2 for port in picked["gw0"]} == {0} and {port % 2 for port in picked["gw1"]} == {1}
+
+
+def test_outside_xdist_every_port_is_a_candidate(monkeypatch):
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    assert worker_slice() == (0, 1)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "not a number")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw3")
+    assert worker_slice() == (0, 1)
